@@ -1,0 +1,222 @@
+// The trainer binary: gflags (a recipe is a --flagfile; later flags override it) -> TrainerOptions
+// -> Train(). Run as `tools/cf train [--recipe=NAME] [flags]`.
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "convforever/base/signals.h"
+#include "convforever/train/flags_config.h"
+#include "convforever/train/trainer.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+
+// Model
+DEFINE_string(model, "convnext_fmnist", "model name in the registry (`bazel run //convforever/models:models` lists them)");
+DEFINE_int32(depth, 0, "total ConvNeXt block count for --model=convforever (the sweep tables' approx_num_layers)");
+DEFINE_string(widths, "", "comma-separated stage widths (default: the model's)");
+DEFINE_double(width_multiplier, 1.0, "scales the default stage widths");
+DEFINE_int32(stem_stride, 0, "stem stride (0 = model default; 1 or 2 for 28x28/32x32 images)");
+DEFINE_double(drop_path_rate, 0.0, "stochastic depth rate, rising linearly over blocks");
+DEFINE_double(layer_scale_init, 1e-6, "ConvNeXt layer scale init");
+DEFINE_bool(enable_gradient_checkpointing, false, "recompute activations per stage in backward");
+DEFINE_bool(channels_last, false, "NHWC memory format");
+// Data
+DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic");
+DEFINE_string(data_dir, "", "dataset root, file or URL pattern (default per --data)");
+DEFINE_string(eval_data_dir, "", "separate evaluation data location (default: the data's test split)");
+DEFINE_string(class_list, "", "class names, one per line, line = class id (jsonl/wds string labels)");
+DEFINE_int64(subset, 0, "use only the first N training samples (0 = all)");
+DEFINE_int64(synthetic_samples, 2048, "--data=synthetic: samples per epoch");
+DEFINE_int64(synthetic_classes, 10, "--data=synthetic: classes");
+DEFINE_int64(image_size, 28, "training image size (square)");
+DEFINE_int32(channels, 0, "input channels (0 = the data's own; 3 converts grayscale to RGB)");
+DEFINE_double(crop_pct, 0.875, "eval center-crop fraction (resize shorter side to size/crop_pct)");
+DEFINE_string(progressive_resize, "", "image size by epoch, \"epoch:size[:batch],...\" e.g. \"0:64,10:128,20:224\"");
+DEFINE_int32(num_workers, 2, "data decode/augment threads");
+DEFINE_int32(prefetch_batches, 4, "ready batches kept ahead");
+DEFINE_int64(random_crop_padding, 0, "small-image random crop with this zero padding (0 = off)");
+DEFINE_bool(random_resized_crop, false, "RandomResizedCrop(scale 0.08-1) for training");
+DEFINE_bool(hflip, true, "random horizontal flip");
+DEFINE_double(color_jitter, 0.0, "color jitter strength (0 = off)");
+DEFINE_string(randaugment, "", "RandAugment \"n/m\", e.g. \"2/9\" (empty = off)");
+DEFINE_double(random_erasing, 0.0, "random erasing probability");
+DEFINE_double(mixup, 0.0, "MixUp alpha (0 = off)");
+DEFINE_double(cutmix, 0.0, "CutMix alpha (0 = off)");
+DEFINE_double(mixup_prob, 1.0, "probability of applying MixUp/CutMix to a batch");
+DEFINE_double(mixup_switch_prob, 0.5, "probability of CutMix instead of MixUp when both are on");
+DEFINE_double(label_smoothing, 0.0, "label smoothing");
+// Batch and schedule
+DEFINE_int64(micro_batch_size, 128, "samples per forward/backward per rank (the sweep tables' per_device_train_batch_size)");
+DEFINE_int64(gradient_accumulation_steps, 1, "micro-batches per optimizer step");
+DEFINE_double(epochs, 1, "training epochs (fractional allowed)");
+DEFINE_int64(max_steps, 0, "stop after this many optimizer steps (0 = by --epochs)");
+DEFINE_string(optimizer, "adamw", "adamw|sgd|lion|lamb");
+DEFINE_double(lr, 1e-3, "peak learning rate (the sweep tables' learning_rate)");
+DEFINE_double(min_lr, 0.0, "final learning rate of the cosine schedule");
+DEFINE_double(weight_decay, 0.05, "decoupled weight decay (not applied to norms, biases, gamma)");
+DEFINE_double(beta1, 0.9, "Adam/Lion beta1");
+DEFINE_double(beta2, 0.999, "Adam/Lion beta2");
+DEFINE_double(eps, 1e-8, "Adam epsilon");
+DEFINE_double(momentum, 0.9, "SGD momentum");
+DEFINE_bool(nesterov, false, "SGD Nesterov momentum");
+DEFINE_double(layer_decay, 1.0, "layer-wise LR decay for ConvNeXt fine-tuning (1 = off)");
+DEFINE_string(lr_scheduler_type, "cosine", "constant|cosine|onecycle|step");
+DEFINE_double(warmup_epochs, 0, "linear warmup length in epochs");
+DEFINE_int64(warmup_steps, 0, "linear warmup length in steps (wins over --warmup_epochs)");
+DEFINE_double(onecycle_pct_start, 0.25, "one-cycle: fraction of steps rising");
+DEFINE_double(onecycle_div_factor, 25, "one-cycle: initial lr = lr / div_factor");
+DEFINE_double(onecycle_final_div_factor, 1e4, "one-cycle: final lr = initial lr / final_div_factor");
+DEFINE_double(step_decay_epochs, 30, "step schedule: epochs between decays");
+DEFINE_double(step_decay_rate, 0.1, "step schedule: decay factor");
+DEFINE_double(gradient_clipping, 0.0, "clip the global gradient norm to this (0 = off)");
+DEFINE_double(ema_decay, 0.0, "EMA of weights with this decay (0 = off)");
+DEFINE_int64(ema_warmup_steps, 0, "EMA decay warmup steps");
+DEFINE_string(precision, "fp32", "fp32|bf16|fp16 (fp16 uses the dynamic loss scaler; CUDA only)");
+DEFINE_string(deepspeed_config, "", "DeepSpeed JSON config; \"auto\" values come from these flags");
+// Loop, outputs, resume
+DEFINE_string(run_dir, "runs/default", "checkpoints, metrics.jsonl, TensorBoard events");
+DEFINE_int64(log_every_steps, 50, "metrics every N optimizer steps");
+DEFINE_int64(eval_every_steps, 0, "evaluate every N steps (0 = every epoch)");
+DEFINE_int64(checkpoint_every_steps, 0, "checkpoint every N steps (0 = every epoch)");
+DEFINE_int32(keep_checkpoints, 3, "keep the newest N checkpoints (plus the best)");
+DEFINE_string(resume, "", "\"auto\" = newest complete checkpoint in --run_dir, or a checkpoint directory");
+DEFINE_uint64(seed, 0, "random seed (data order, augmentation, init)");
+DEFINE_int32(threads, 0, "LibTorch intra-op threads (0 = chosen for the machine)");
+DEFINE_string(device, "cpu", "cpu|cuda");
+DEFINE_int32(max_nonfinite_steps, 5, "abort after this many non-finite steps in a row");
+DEFINE_bool(tensorboard, true, "write TensorBoard event files into --run_dir");
+DEFINE_string(trackio_project, "", "also log to the Trackio store of this project");
+DEFINE_string(run_name, "", "run name for metrics stores (default: the run directory's name)");
+// Distributed
+DEFINE_string(dist_backend, "auto", "auto|gloo|nccl");
+DEFINE_int32(zero_stage, 0, "ZeRO stage 0, 1 or 2 (or from --deepspeed_config)");
+DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
+
+namespace {
+
+absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
+  cf::train::TrainerOptions o;
+  o.model = FLAGS_model;
+  o.depth = FLAGS_depth;
+  for (absl::string_view w : absl::StrSplit(FLAGS_widths, ',', absl::SkipEmpty())) {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(w, &v) || v <= 0) {
+      return absl::InvalidArgumentError("--widths: expected positive integers, got " + FLAGS_widths);
+    }
+    o.widths.push_back(v);
+  }
+  o.width_multiplier = FLAGS_width_multiplier;
+  o.stem_stride = FLAGS_stem_stride;
+  o.drop_path_rate = FLAGS_drop_path_rate;
+  o.layer_scale_init = FLAGS_layer_scale_init;
+  o.gradient_checkpointing = FLAGS_enable_gradient_checkpointing;
+  o.channels_last = FLAGS_channels_last;
+  o.data = FLAGS_data;
+  o.data_dir = FLAGS_data_dir;
+  o.eval_data_dir = FLAGS_eval_data_dir;
+  o.class_list = FLAGS_class_list;
+  o.subset = FLAGS_subset;
+  o.synthetic_samples = FLAGS_synthetic_samples;
+  o.synthetic_classes = FLAGS_synthetic_classes;
+  o.image_size = FLAGS_image_size;
+  o.channels = FLAGS_channels;
+  o.crop_pct = FLAGS_crop_pct;
+  o.progressive_resize = FLAGS_progressive_resize;
+  o.num_workers = FLAGS_num_workers;
+  o.prefetch_batches = FLAGS_prefetch_batches;
+  o.random_crop_padding = FLAGS_random_crop_padding;
+  o.random_resized_crop = FLAGS_random_resized_crop;
+  o.hflip = FLAGS_hflip;
+  o.color_jitter = FLAGS_color_jitter;
+  o.randaugment = FLAGS_randaugment;
+  o.random_erasing = FLAGS_random_erasing;
+  o.mixup = FLAGS_mixup;
+  o.cutmix = FLAGS_cutmix;
+  o.mixup_prob = FLAGS_mixup_prob;
+  o.mixup_switch_prob = FLAGS_mixup_switch_prob;
+  o.label_smoothing = FLAGS_label_smoothing;
+  o.micro_batch_size = FLAGS_micro_batch_size;
+  o.gradient_accumulation_steps = FLAGS_gradient_accumulation_steps;
+  o.epochs = FLAGS_epochs;
+  o.max_steps = FLAGS_max_steps;
+  o.optimizer = FLAGS_optimizer;
+  o.lr = FLAGS_lr;
+  o.min_lr = FLAGS_min_lr;
+  o.weight_decay = FLAGS_weight_decay;
+  o.beta1 = FLAGS_beta1;
+  o.beta2 = FLAGS_beta2;
+  o.eps = FLAGS_eps;
+  o.momentum = FLAGS_momentum;
+  o.nesterov = FLAGS_nesterov;
+  o.layer_decay = FLAGS_layer_decay;
+  o.lr_scheduler_type = FLAGS_lr_scheduler_type;
+  o.warmup_epochs = FLAGS_warmup_epochs;
+  o.warmup_steps = FLAGS_warmup_steps;
+  o.onecycle_pct_start = FLAGS_onecycle_pct_start;
+  o.onecycle_div_factor = FLAGS_onecycle_div_factor;
+  o.onecycle_final_div_factor = FLAGS_onecycle_final_div_factor;
+  o.step_decay_epochs = FLAGS_step_decay_epochs;
+  o.step_decay_rate = FLAGS_step_decay_rate;
+  o.gradient_clipping = FLAGS_gradient_clipping;
+  o.ema_decay = FLAGS_ema_decay;
+  o.ema_warmup_steps = FLAGS_ema_warmup_steps;
+  o.precision = FLAGS_precision;
+  o.run_dir = FLAGS_run_dir;
+  o.log_every_steps = FLAGS_log_every_steps;
+  o.eval_every_steps = FLAGS_eval_every_steps;
+  o.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
+  o.keep_checkpoints = FLAGS_keep_checkpoints;
+  o.resume = FLAGS_resume;
+  o.seed = FLAGS_seed;
+  o.threads = FLAGS_threads;
+  o.device = FLAGS_device;
+  o.max_nonfinite_steps = FLAGS_max_nonfinite_steps;
+  o.tensorboard = FLAGS_tensorboard;
+  o.trackio_project = FLAGS_trackio_project;
+  o.run_name = FLAGS_run_name;
+  o.dist_backend = FLAGS_dist_backend;
+  o.zero_stage = FLAGS_zero_stage;
+  o.dist_timeout_s = FLAGS_dist_timeout_s;
+  if (!FLAGS_deepspeed_config.empty()) {
+    RETURN_IF_ERROR(cf::train::ApplyDeepSpeedConfig(FLAGS_deepspeed_config, &o));
+  }
+  o.config_json = cf::train::FlagsAsJson();
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "trains an image classifier.\n  tools/cf train [--recipe=NAME] [--flag=value ...]\n"
+      "Recipes are flagfiles in convforever/train/recipes/ (--flagfile=...).");
+  gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  if (argc > 1) {
+    std::fprintf(stderr, "train: unexpected argument '%s' (flags look like --name=value)\n", argv[1]);
+    return 2;
+  }
+  cf::base::InstallStopHandlers();
+
+  absl::StatusOr<cf::train::TrainerOptions> options = OptionsFromFlags();
+  if (!options.ok()) {
+    std::fprintf(stderr, "train: %s\n", std::string(options.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<cf::train::TrainResult> result = cf::train::Train(*options);
+  if (!result.ok()) {
+    std::fprintf(stderr, "train: error: %s\n", result.status().ToString().c_str());
+    if (absl::IsInvalidArgument(result.status())) {
+      std::fprintf(stderr, "train: hint: `tools/cf train --help` lists the flags\n");
+    } else {
+      std::fprintf(stderr,
+                   "train: hint: completed checkpoints in %s/checkpoints resume with --resume=auto\n",
+                   options->run_dir.c_str());
+    }
+    return 1;
+  }
+  cf::train::PrintSummary(*options, *result);
+  return 0;
+}

@@ -1,0 +1,119 @@
+// One training run's parts, built from TrainerOptions and owned together: device, model, train
+// and eval loaders, optimizer + schedule, EMA, fp16 loss scaler, data parallelism, metric sinks
+// and the checkpoint manager. The Trainer (trainer.cc) drives the loop; this class does the
+// mechanics of each piece (batches to the device, loss scaling, unscale/clip/step/EMA update,
+// metrics, evaluation), and train_state.cc saves and restores it.
+//
+// Not thread-safe: the training thread owns it. The loaders run their own worker threads.
+#ifndef CONVFOREVER_TRAIN_RUN_SETUP_H_
+#define CONVFOREVER_TRAIN_RUN_SETUP_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/statusor.h"
+#include "convforever/base/progress.h"
+#include "convforever/data/loader.h"
+#include "convforever/models/model.h"
+#include "convforever/optim/ema.h"
+#include "convforever/optim/loss_scaler.h"
+#include "convforever/optim/optimizer.h"
+#include "convforever/optim/schedule.h"
+#include "convforever/train/checkpoint.h"
+#include "convforever/train/metrics.h"
+#include "convforever/train/trainer.h"
+
+namespace cf::train {
+
+// A micro-batch on the training device.
+struct StepBatch {
+  at::Tensor images;   // [B, C, H, W] float32 (channels_last when asked)
+  at::Tensor targets;  // [B] int64, or [B, K] float32 soft targets
+  bool soft = false;   // soft targets already carry label smoothing
+};
+
+class RunSetup {
+ public:
+  static absl::StatusOr<std::unique_ptr<RunSetup>> Create(const TrainerOptions& options);
+  ~RunSetup();
+
+  // --- data ---
+  absl::Status StartEpoch(int64_t epoch);
+  absl::StatusOr<std::optional<StepBatch>> NextBatch();
+  int64_t epoch() const { return epoch_; }
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t total_steps() const { return total_steps_; }
+
+  // --- one optimizer step ---
+  // The loss to call backward() on: multiplied by the fp16 loss scale when one is active.
+  at::Tensor ScaleLoss(const at::Tensor& loss) const;
+  // Data parallel: whether this micro-batch's backward all-reduces gradients (the last one of an
+  // accumulation cycle). No-op with one rank.
+  void SetGradientSync(bool sync);
+  // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with `lr`,
+  // zeroes gradients, updates EMA and the loss scaler. Returns false when the step was skipped
+  // (non-finite loss or gradients).
+  absl::StatusOr<bool> ApplyGradients(double lr, bool loss_finite);
+  double LearningRate(int64_t step) const;
+
+  // --- evaluation and metrics ---
+  absl::StatusOr<EvalResult> Evaluate(bool use_ema);
+  bool has_ema() const { return ema_ != nullptr; }
+  void RecordTrainStep(int64_t step, double loss, double lr, bool skipped);
+  void RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema);
+  const std::string& metrics_path() const { return metrics_path_; }
+  void Close();
+
+  // --- parts, for train_state.cc ---
+  const TrainerOptions& options() const { return options_; }
+  const c10::Device& device() const { return device_; }
+  models::Model& model() { return *model_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  optim::Ema* ema() { return ema_.get(); }
+  optim::LossScaler* loss_scaler() { return scaler_.get(); }
+  data::Loader& train_loader() { return *train_loader_; }
+  CheckpointManager& checkpoints() { return *checkpoints_; }
+  const std::vector<std::string>& class_names() const { return class_names_; }
+  void set_epoch(int64_t epoch) { epoch_ = epoch; }
+  // Drops metrics logged after `step` (a resumed run re-logs them; nothing is duplicated).
+  absl::Status TruncateMetricsAfter(int64_t step);
+
+ private:
+  explicit RunSetup(const TrainerOptions& options);
+  absl::Status BuildData();
+  absl::Status BuildModel();
+  absl::Status BuildOptimizer();
+  absl::Status BuildOutputs();
+
+  TrainerOptions options_;
+  c10::Device device_{c10::kCPU};
+  std::unique_ptr<data::Loader> train_loader_;
+  std::unique_ptr<data::Loader> eval_loader_;
+  std::vector<std::string> class_names_;
+  std::shared_ptr<models::Model> model_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  optim::ScheduleOptions schedule_;
+  std::unique_ptr<optim::Ema> ema_;
+  std::unique_ptr<optim::LossScaler> scaler_;
+  std::vector<at::Tensor> params_;  // every trainable parameter, for clipping
+  std::unique_ptr<CheckpointManager> checkpoints_;
+  std::unique_ptr<MetricSink> sinks_;
+  std::unique_ptr<base::ProgressLine> progress_;
+  std::string metrics_path_;
+  int64_t epoch_ = 0;
+  int64_t steps_per_epoch_ = 0;
+  int64_t total_steps_ = 0;
+  int64_t images_per_step_ = 0;
+  double loss_window_sum_ = 0;
+  int64_t loss_window_count_ = 0;
+  int64_t skipped_total_ = 0;
+};
+
+}  // namespace cf::train
+
+#endif  // CONVFOREVER_TRAIN_RUN_SETUP_H_

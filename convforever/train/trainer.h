@@ -1,0 +1,145 @@
+// The training loop: model + optimizer + data + checkpoints + metrics, from options to a result.
+//
+// Train() owns the step counter. One optimizer step = `gradient_accumulation_steps` micro-batches
+// of `micro_batch_size` (per rank); the loss of each micro-batch is divided by the accumulation
+// count so the accumulated gradient equals the gradient of the mean loss over the global batch.
+// Gradients are clipped once per optimizer step, on the summed (and, with several ranks, averaged)
+// gradients. A non-finite loss skips its step (counted); `max_nonfinite_steps` in a row abort.
+//
+// Checkpoints hold everything needed for an exact resume (weights, optimizer, schedule step, loss
+// scaler, EMA, data-loader position, RNG states, the options): a run killed at any point and
+// resumed with `resume = "auto"` produces the same per-step losses as an uninterrupted run on CPU.
+// SIGINT/SIGTERM (convforever/base/signals) finish the current step, checkpoint, and return with
+// `stopped_by_signal`.
+//
+// TrainerOptions holds plain values; the trainer maps them to the models/optim/data libraries'
+// own Options. Nothing here reads flags: main.cc maps gflags (and recipes) to TrainerOptions.
+#ifndef CONVFOREVER_TRAIN_TRAINER_H_
+#define CONVFOREVER_TRAIN_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace cf::train {
+
+struct TrainerOptions {
+  // --- Model (convforever/models registry) ---
+  std::string model = "convnext_fmnist";
+  int depth = 0;                       // the "convforever" family: total block count
+  std::vector<int64_t> widths;         // optional stage widths
+  double width_multiplier = 1.0;
+  int stem_stride = 0;                 // 0 = the model's default
+  double drop_path_rate = 0.0;
+  double layer_scale_init = 1e-6;
+  bool gradient_checkpointing = false;
+  bool channels_last = false;
+
+  // --- Data (convforever/data) ---
+  std::string data = "fashion_mnist";  // fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic
+  std::string data_dir;                // root, file or URL pattern; default per data kind
+  std::string eval_data_dir;           // optional separate eval location
+  std::string class_list;              // one class name per line (jsonl/wds string labels)
+  int64_t subset = 0;                  // use only the first N training samples (0 = all)
+  int64_t synthetic_samples = 2048;
+  int64_t synthetic_classes = 10;
+  int64_t image_size = 28;
+  int channels = 0;                    // 0 = the data's own channel count
+  double crop_pct = 0.875;
+  std::string progressive_resize;      // "epoch:size[:batch],..." e.g. "0:64,10:128,20:224"
+  int num_workers = 2;
+  int prefetch_batches = 4;
+  int64_t random_crop_padding = 0;     // small-image random crop (pixels of padding), 0 = off
+  bool random_resized_crop = false;
+  bool hflip = true;
+  double color_jitter = 0.0;
+  std::string randaugment;             // "n/m", e.g. "2/9"; empty = off
+  double random_erasing = 0.0;
+  double mixup = 0.0;
+  double cutmix = 0.0;
+  double mixup_prob = 1.0;
+  double mixup_switch_prob = 0.5;
+  double label_smoothing = 0.0;
+
+  // --- Batch and schedule ---
+  int64_t micro_batch_size = 128;
+  int64_t gradient_accumulation_steps = 1;
+  double epochs = 1;
+  int64_t max_steps = 0;               // > 0 stops after this many optimizer steps
+  std::string optimizer = "adamw";     // adamw|sgd|lion|lamb
+  double lr = 1e-3;
+  double min_lr = 0.0;
+  double weight_decay = 0.05;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double layer_decay = 1.0;            // ConvNeXt layer-wise LR decay (1 = off)
+  std::string lr_scheduler_type = "cosine";  // constant|cosine|onecycle|step
+  double warmup_epochs = 0;
+  int64_t warmup_steps = 0;            // wins over warmup_epochs when > 0
+  double onecycle_pct_start = 0.25;
+  double onecycle_div_factor = 25;
+  double onecycle_final_div_factor = 1e4;
+  double step_decay_epochs = 30;
+  double step_decay_rate = 0.1;
+  double gradient_clipping = 0.0;      // global-norm clip; 0 = off
+  double ema_decay = 0.0;              // 0 = no EMA
+  int64_t ema_warmup_steps = 0;
+  std::string precision = "fp32";      // fp32|bf16|fp16
+  double loss_scale_init = 65536;      // fp16 dynamic loss scaler
+  int loss_scale_window = 2000;
+
+  // --- Loop, outputs, resume ---
+  std::string run_dir = "runs/default";
+  int64_t log_every_steps = 50;
+  int64_t eval_every_steps = 0;        // 0 = at the end of every epoch
+  int64_t checkpoint_every_steps = 0;  // 0 = at the end of every epoch
+  int keep_checkpoints = 3;
+  std::string resume;                  // "" | "auto" | path of a checkpoint directory
+  uint64_t seed = 0;
+  int threads = 0;                     // LibTorch intra-op threads; 0 = chosen for the machine
+  std::string device = "cpu";          // cpu|cuda
+  int max_nonfinite_steps = 5;
+  bool tensorboard = true;
+  std::string trackio_project;         // empty = no Trackio store
+  std::string run_name;
+  std::string config_json;             // the flags as JSON, stored in checkpoints and metrics
+
+  // --- Data parallel (convforever/dist); world_size 1 = single process ---
+  std::string dist_backend = "auto";   // auto|gloo|nccl
+  int zero_stage = 0;                  // 0, 1 or 2
+  int64_t dist_timeout_s = 300;
+};
+
+struct EvalResult {
+  double loss = 0;
+  double top1 = 0;  // fraction in [0, 1]
+  double top5 = 0;
+  int64_t samples = 0;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  int64_t skipped_steps = 0;
+  EvalResult final_eval;
+  EvalResult final_eval_ema;
+  double best_top1 = 0;
+  std::string checkpoint_dir;   // newest complete checkpoint
+  std::string metrics_path;     // metrics.jsonl
+  bool stopped_by_signal = false;
+  std::vector<double> step_losses;  // mean training loss of each optimizer step run here
+};
+
+// Validates every option up front; an impossible combination is an error naming the option.
+absl::Status ValidateOptions(const TrainerOptions& options);
+
+absl::StatusOr<TrainResult> Train(const TrainerOptions& options);
+
+}  // namespace cf::train
+
+#endif  // CONVFOREVER_TRAIN_TRAINER_H_
