@@ -39,8 +39,15 @@ struct StepBatch {
 
 class RunSetup {
  public:
+  // Builds data, model, optimizer and the checkpoint manager. Metric outputs open later, with
+  // OpenOutputs(), once the trainer knows whether it resumes.
   static absl::StatusOr<std::unique_ptr<RunSetup>> Create(const TrainerOptions& options);
   ~RunSetup();
+
+  // Opens metrics.jsonl / TensorBoard / Trackio and logs the config. A run resumed at
+  // `resumed_step` first drops the metrics.jsonl records of later steps (a killed run logged
+  // them; the resumed run logs them again), so no step is recorded twice.
+  absl::Status OpenOutputs(int64_t resumed_step);
 
   // --- data ---
   absl::Status StartEpoch(int64_t epoch);
@@ -55,10 +62,10 @@ class RunSetup {
   // Data parallel: whether this micro-batch's backward all-reduces gradients (the last one of an
   // accumulation cycle). No-op with one rank.
   void SetGradientSync(bool sync);
-  // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with `lr`,
-  // zeroes gradients, updates EMA and the loss scaler. Returns false when the step was skipped
-  // (non-finite loss or gradients).
-  absl::StatusOr<bool> ApplyGradients(double lr, bool loss_finite);
+  // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with the
+  // scheduled lr of `step` (0-based), zeroes gradients, updates EMA and the loss scaler. Returns
+  // false when the step was skipped (non-finite loss or gradients).
+  absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
 
   // --- evaluation and metrics ---
@@ -80,15 +87,13 @@ class RunSetup {
   CheckpointManager& checkpoints() { return *checkpoints_; }
   const std::vector<std::string>& class_names() const { return class_names_; }
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
-  // Drops metrics logged after `step` (a resumed run re-logs them; nothing is duplicated).
-  absl::Status TruncateMetricsAfter(int64_t step);
 
  private:
   explicit RunSetup(const TrainerOptions& options);
   absl::Status BuildData();
   absl::Status BuildModel();
   absl::Status BuildOptimizer();
-  absl::Status BuildOutputs();
+  absl::Status BuildCheckpoints();
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
@@ -112,6 +117,7 @@ class RunSetup {
   double loss_window_sum_ = 0;
   int64_t loss_window_count_ = 0;
   int64_t skipped_total_ = 0;
+  double last_grad_norm_ = 0;
 };
 
 }  // namespace cf::train

@@ -51,6 +51,7 @@ class Trainer {
   absl::StatusOr<TrainResult> Run() {
     ASSIGN_OR_RETURN(run_, RunSetup::Create(o_));
     RETURN_IF_ERROR(MaybeResume());
+    RETURN_IF_ERROR(run_->OpenOutputs(step_));
     result_.metrics_path = run_->metrics_path();
     while (step_ < run_->total_steps() && !base::StopRequested()) {
       RETURN_IF_ERROR(RunEpochUntilDone());
@@ -116,7 +117,7 @@ class Trainer {
       finite = finite && std::isfinite(loss);
       loss_sum += loss;
     }
-    ASSIGN_OR_RETURN(bool applied, run_->ApplyGradients(LearningRate(), finite));
+    ASSIGN_OR_RETURN(bool applied, run_->ApplyGradients(step_, finite));
     const double mean_loss = loss_sum / accum;
     if (!applied) {
       ++result_.skipped_steps;
@@ -131,7 +132,7 @@ class Trainer {
     }
     ++step_;
     result_.step_losses.push_back(mean_loss);
-    run_->RecordTrainStep(step_, mean_loss, LearningRate(), !applied);
+    run_->RecordTrainStep(step_, mean_loss, run_->LearningRate(step_ - 1), !applied);
     return true;
   }
 
@@ -153,8 +154,6 @@ class Trainer {
                                               e.what_without_backtrace()));
     }
   }
-
-  double LearningRate() const { return run_->LearningRate(step_); }
 
   absl::Status RunEvaluation() {
     if (evaluated_at_step_ == step_) return absl::OkStatus();

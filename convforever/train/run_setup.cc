@@ -1,0 +1,396 @@
+#include "convforever/train/run_setup.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "convforever/base/atomic_file.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/models/registry.h"
+#include "convforever/optim/clip.h"
+#include "convforever/optim/param_groups.h"
+#include "convforever/train/tensorboard.h"
+#include "convforever/train/trackio.h"
+#include "glog/logging.h"
+#include "nlohmann/json.hpp"
+
+namespace cf::train {
+namespace {
+
+constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
+
+absl::StatusOr<std::vector<data::ProgressiveStage>> ParseProgressive(const std::string& text) {
+  std::vector<data::ProgressiveStage> stages;
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::vector<absl::string_view> parts = absl::StrSplit(item, ':');
+    data::ProgressiveStage stage;
+    if (parts.size() < 2 || parts.size() > 3 || !absl::SimpleAtoi(parts[0], &stage.from_epoch) ||
+        !absl::SimpleAtoi(parts[1], &stage.image_size) ||
+        (parts.size() == 3 && !absl::SimpleAtoi(parts[2], &stage.batch_size)) ||
+        stage.image_size <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--progressive_resize: bad stage '", item, "' (want epoch:size[:batch], e.g. 0:64,10:128)"));
+    }
+    stages.push_back(stage);
+  }
+  return stages;
+}
+
+absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path) {
+  std::vector<std::string> names;
+  if (path.empty()) return names;
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--class_list: cannot read ", path));
+  for (std::string line; std::getline(in, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  if (names.empty()) return absl::InvalidArgumentError(absl::StrCat("--class_list: ", path, " is empty"));
+  return names;
+}
+
+// The data kind and location for one split, with the defaults each kind has.
+data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
+  data::DatasetSpec spec;
+  spec.kind = o.data == "fashion_mnist" ? "idx" : o.data;
+  spec.path = o.data_dir;
+  if (o.data == "fashion_mnist" && spec.path.empty()) spec.path = kFashionMnistDir;
+  if (!train && !o.eval_data_dir.empty()) spec.path = o.eval_data_dir;
+  spec.split = train ? "train" : "test";
+  spec.subset = train ? o.subset : 0;
+  spec.class_list_path = o.class_list;
+  spec.synthetic_samples = train ? o.synthetic_samples : std::max<int64_t>(o.synthetic_samples / 4, 64);
+  spec.synthetic_classes = static_cast<int>(o.synthetic_classes);
+  spec.synthetic_size = static_cast<int>(o.image_size);
+  spec.synthetic_channels = o.channels > 0 ? o.channels : 3;
+  spec.synthetic_seed = train ? o.seed : o.seed + 1;  // the eval set is different data
+  return spec;
+}
+
+absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, bool train) {
+  data::LoaderOptions l;
+  l.batch_size = o.micro_batch_size;
+  l.num_workers = o.num_workers;
+  l.prefetch_batches = o.prefetch_batches;
+  l.seed = o.seed;
+  l.shuffle = train;
+  l.drop_last = train;  // every eval sample counts exactly once
+  l.train = train;
+  l.image_size = o.image_size;
+  l.channels = o.channels;
+  data::TransformOptions& t = l.transforms;
+  t.train_crop = o.random_resized_crop ? "rrc" : (o.random_crop_padding > 0 ? "pad_crop" : "none");
+  t.pad = static_cast<int>(o.random_crop_padding);
+  t.hflip = o.hflip ? 0.5 : 0.0;
+  t.color_jitter = o.color_jitter;
+  t.random_erasing = o.random_erasing;
+  t.crop_pct = o.crop_pct;
+  t.channels_last = o.channels_last;
+  if (!o.randaugment.empty()) {
+    std::vector<absl::string_view> nm = absl::StrSplit(o.randaugment, '/');
+    if (nm.size() != 2 || !absl::SimpleAtoi(nm[0], &t.randaugment_n) ||
+        !absl::SimpleAtoi(nm[1], &t.randaugment_m)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--randaugment: want \"n/m\" like \"2/9\", got '", o.randaugment, "'"));
+    }
+  }
+  if (train) {
+    l.mix.mixup_alpha = o.mixup;
+    l.mix.cutmix_alpha = o.cutmix;
+    l.mix.prob = o.mixup_prob;
+    l.mix.switch_prob = o.mixup_switch_prob;
+    // Without mixing, keep hard labels: the loss applies smoothing more cheaply than [B, K] targets.
+    if (l.mix.enabled()) l.mix.label_smoothing = o.label_smoothing;
+    ASSIGN_OR_RETURN(l.progressive, ParseProgressive(o.progressive_resize));
+  }
+  return l;
+}
+
+// Keeps the records of metrics.jsonl up to `step` (configs and system records too), atomically.
+absl::Status DropMetricsAfter(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return absl::OkStatus();  // nothing logged yet
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_discarded()) continue;  // a torn last line from the killed run
+    if (record.value("kind", "") == "metrics" && record.value("step", int64_t{0}) > step) continue;
+    kept += line + "\n";
+  }
+  return base::WriteFileAtomically(path, kept);
+}
+
+}  // namespace
+
+RunSetup::RunSetup(const TrainerOptions& options) : options_(options) {}
+
+RunSetup::~RunSetup() { Close(); }
+
+absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions& options) {
+  std::unique_ptr<RunSetup> run(new RunSetup(options));
+  if (options.device == "cuda") {
+    run->device_ = c10::Device(c10::kCUDA, 0);
+  } else if (options.device != "cpu") {
+    return absl::InvalidArgumentError("--device: want cpu or cuda, got '" + options.device + "'");
+  }
+  RETURN_IF_ERROR(run->BuildData());
+  RETURN_IF_ERROR(run->BuildModel());
+  RETURN_IF_ERROR(run->BuildOptimizer());
+  RETURN_IF_ERROR(run->BuildCheckpoints());
+  return run;
+}
+
+absl::Status RunSetup::BuildData() {
+  ASSIGN_OR_RETURN(class_names_, ReadClassList(options_.class_list));
+  ASSIGN_OR_RETURN(data::LoaderOptions train_opts, MakeLoaderOptions(options_, /*train=*/true));
+  ASSIGN_OR_RETURN(train_loader_, data::Loader::Create(MakeSpec(options_, true), train_opts));
+  ASSIGN_OR_RETURN(data::LoaderOptions eval_opts, MakeLoaderOptions(options_, /*train=*/false));
+  eval_opts.channels = train_loader_->channels();
+  ASSIGN_OR_RETURN(eval_loader_, data::Loader::Create(MakeSpec(options_, false), eval_opts));
+  const int64_t batches = train_loader_->batches_per_epoch();
+  steps_per_epoch_ = batches / options_.gradient_accumulation_steps;
+  if (steps_per_epoch_ == 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the training set gives %d batches of %d per epoch, fewer than --gradient_accumulation_steps=%d",
+        batches, options_.micro_batch_size, options_.gradient_accumulation_steps));
+  }
+  total_steps_ = options_.max_steps > 0
+                     ? options_.max_steps
+                     : static_cast<int64_t>(std::ceil(options_.epochs * steps_per_epoch_));
+  images_per_step_ = options_.micro_batch_size * options_.gradient_accumulation_steps;
+  LOG(INFO) << "data: " << train_loader_->num_samples() << " training samples, "
+            << train_loader_->num_classes() << " classes, " << steps_per_epoch_
+            << " steps/epoch, " << total_steps_ << " steps";
+  return absl::OkStatus();
+}
+
+absl::Status RunSetup::BuildModel() {
+  models::ModelOptions m = models::DefaultOptions(options_.model);
+  m.num_classes = class_names_.empty() ? train_loader_->num_classes()
+                                       : static_cast<int64_t>(class_names_.size());
+  m.in_channels = train_loader_->channels();
+  m.image_size = options_.image_size;
+  m.drop_path_rate = options_.drop_path_rate;
+  m.layer_scale_init = options_.layer_scale_init;
+  m.gradient_checkpointing = options_.gradient_checkpointing;
+  if (options_.depth > 0) m.depth = options_.depth;
+  if (!options_.widths.empty()) m.widths = options_.widths;
+  m.width_multiplier = options_.width_multiplier;
+  if (options_.stem_stride > 0) m.stem_stride = options_.stem_stride;
+  ASSIGN_OR_RETURN(model_, models::CreateModel(options_.model, m));
+  try {
+    model_->to(device_);
+    if (options_.channels_last) {
+      at::NoGradGuard no_grad;
+      for (at::Tensor& p : model_->parameters()) {
+        if (p.dim() == 4) p.set_data(p.data().contiguous(at::MemoryFormat::ChannelsLast));
+      }
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("cannot move the model to ", device_.str(), ": ",
+                                            e.what_without_backtrace()));
+  }
+  LOG(INFO) << "model: " << options_.model << ", " << models::CountParameters(*model_)
+            << " parameters";
+  return absl::OkStatus();
+}
+
+absl::Status RunSetup::BuildOptimizer() {
+  optim::ParamGroupOptions g;
+  g.weight_decay = options_.weight_decay;
+  g.layer_decay = options_.layer_decay;
+  std::vector<optim::ParamGroup> groups =
+      optim::MakeParamGroups(model_->named_parameters(/*recurse=*/true).pairs(), g);
+  params_ = optim::AllParams(groups);
+  optim::OptimizerOptions opt;
+  opt.type = options_.optimizer;
+  opt.lr = options_.lr;
+  opt.weight_decay = options_.weight_decay;
+  opt.beta1 = options_.beta1;
+  opt.beta2 = options_.beta2;
+  opt.eps = options_.eps;
+  opt.momentum = options_.momentum;
+  opt.nesterov = options_.nesterov;
+  ASSIGN_OR_RETURN(optimizer_, optim::CreateOptimizer(opt, std::move(groups)));
+
+  schedule_.type = options_.lr_scheduler_type;
+  schedule_.base_lr = options_.lr;
+  schedule_.min_lr = options_.min_lr;
+  schedule_.total_steps = total_steps_;
+  schedule_.steps_per_epoch = steps_per_epoch_;
+  schedule_.warmup_steps = options_.warmup_steps;
+  if (options_.warmup_steps == 0) schedule_.warmup_epochs = options_.warmup_epochs;
+  schedule_.pct_start = options_.onecycle_pct_start;
+  schedule_.div_factor = options_.onecycle_div_factor;
+  schedule_.final_div_factor = options_.onecycle_final_div_factor;
+  schedule_.step_size = std::max<int64_t>(
+      1, static_cast<int64_t>(std::llround(options_.step_decay_epochs * steps_per_epoch_)));
+  schedule_.gamma = options_.step_decay_rate;
+  RETURN_IF_ERROR(optim::ValidateSchedule(schedule_));
+
+  if (options_.ema_decay > 0) {
+    optim::EmaOptions e;
+    e.decay = options_.ema_decay;
+    e.warmup = options_.ema_warmup_steps > 0;
+    if (e.warmup) e.warmup_gamma = static_cast<double>(options_.ema_warmup_steps);
+    ema_ = std::make_unique<optim::Ema>(model_->StateDict(), e);
+  }
+  if (options_.precision == "fp16") {
+    optim::LossScalerOptions s;
+    s.init_scale = options_.loss_scale_init;
+    s.growth_interval = options_.loss_scale_window;
+    scaler_ = std::make_unique<optim::LossScaler>(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunSetup::BuildCheckpoints() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.run_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create --run_dir ", options_.run_dir, ": ", ec.message()));
+  }
+  checkpoints_ = std::make_unique<CheckpointManager>(options_.run_dir, options_.keep_checkpoints);
+  return absl::OkStatus();
+}
+
+absl::Status RunSetup::OpenOutputs(int64_t resumed_step) {
+  if (resumed_step > 0) {
+    RETURN_IF_ERROR(DropMetricsAfter(options_.run_dir + "/metrics.jsonl", resumed_step));
+  }
+  auto sinks = std::make_unique<MultiSink>();
+  ASSIGN_OR_RETURN(std::unique_ptr<JsonlSink> jsonl, JsonlSink::Open(options_.run_dir));
+  metrics_path_ = jsonl->path();
+  sinks->Add(std::move(jsonl));
+  if (options_.tensorboard) {
+    ASSIGN_OR_RETURN(std::unique_ptr<TensorBoardSink> tb, TensorBoardSink::Open(options_.run_dir));
+    sinks->Add(std::move(tb));
+  }
+  if (!options_.trackio_project.empty()) {
+    TrackioOptions t;
+    t.project = options_.trackio_project;
+    t.run_name = options_.run_name.empty()
+                     ? std::filesystem::path(options_.run_dir).filename().string()
+                     : options_.run_name;
+    ASSIGN_OR_RETURN(std::unique_ptr<TrackioSink> trackio, TrackioSink::Open(t));
+    sinks->Add(std::move(trackio));
+  }
+  sinks_ = std::move(sinks);
+  nlohmann::json config = nlohmann::json::parse(options_.config_json, nullptr, false);
+  if (config.is_discarded()) config = nlohmann::json::object();
+  RETURN_IF_ERROR(sinks_->LogConfig(StripSecrets(config)));
+  base::ProgressOptions p;
+  p.label = "train";
+  p.unit = "step";
+  p.total = total_steps_;
+  progress_ = std::make_unique<base::ProgressLine>(p);
+  return absl::OkStatus();
+}
+
+absl::Status RunSetup::StartEpoch(int64_t epoch) {
+  epoch_ = epoch;
+  return train_loader_->StartEpoch(epoch);
+}
+
+absl::StatusOr<std::optional<StepBatch>> RunSetup::NextBatch() {
+  ASSIGN_OR_RETURN(std::optional<data::Batch> batch, train_loader_->Next());
+  if (!batch) return std::optional<StepBatch>();
+  StepBatch out;
+  out.images = batch->images.to(device_, /*non_blocking=*/true);
+  out.targets = batch->targets.to(device_, /*non_blocking=*/true);
+  out.soft = out.targets.dim() == 2;
+  return std::optional<StepBatch>(std::move(out));
+}
+
+at::Tensor RunSetup::ScaleLoss(const at::Tensor& loss) const {
+  return scaler_ ? scaler_->Scale(loss) : loss;
+}
+
+void RunSetup::SetGradientSync(bool sync) { (void)sync; }
+
+absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
+  bool found_inf = !loss_finite;
+  if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
+  double norm = 0;
+  if (!found_inf) {
+    norm = optim::ClipGradNorm(params_, options_.gradient_clipping);
+    found_inf = !std::isfinite(norm);
+  }
+  if (!found_inf) optimizer_->Step(LearningRate(step));
+  optimizer_->ZeroGrad();
+  if (scaler_) scaler_->Update(found_inf);
+  if (!found_inf && ema_) ema_->Update(step + 1);
+  last_grad_norm_ = norm;
+  return !found_inf;
+}
+
+double RunSetup::LearningRate(int64_t step) const { return optim::LearningRate(schedule_, step); }
+
+absl::StatusOr<EvalResult> RunSetup::Evaluate(bool use_ema) {
+  EvaluateOptions e;
+  e.device = device_;
+  e.precision = options_.precision;
+  e.channels_last = options_.channels_last;
+  if (use_ema && ema_) {
+    optim::Ema::SwapGuard swap = ema_->SwapIn();
+    ASSIGN_OR_RETURN(EvalCounts counts, EvaluateModel(*model_, *eval_loader_, e));
+    return counts.ToResult();
+  }
+  ASSIGN_OR_RETURN(EvalCounts counts, EvaluateModel(*model_, *eval_loader_, e));
+  return counts.ToResult();
+}
+
+void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skipped) {
+  if (skipped) ++skipped_total_;
+  if (std::isfinite(loss)) {
+    loss_window_sum_ += loss;
+    ++loss_window_count_;
+  }
+  const data::Counters c = train_loader_->counters();
+  progress_->Update(step, absl::StrFormat("epoch %d | loss %.4f | lr %.3g | %.0f img/s", epoch_,
+                                          loss, lr, progress_->rate() * images_per_step_));
+  if (step % options_.log_every_steps != 0 && step != total_steps_) return;
+  Scalars s = {{"train/loss", loss_window_count_ > 0 ? loss_window_sum_ / loss_window_count_ : loss},
+               {"train/step_loss", loss},
+               {"train/lr", lr},
+               {"train/grad_norm", last_grad_norm_},
+               {"train/epoch", static_cast<double>(epoch_)},
+               {"train/images_per_sec", progress_->rate() * images_per_step_},
+               {"train/skipped_steps", static_cast<double>(skipped_total_)},
+               {"data/images_per_sec", c.images_per_sec}};
+  for (const auto& [reason, n] : c.skipped) s.emplace_back("data/skipped/" + reason, n);
+  loss_window_sum_ = 0;
+  loss_window_count_ = 0;
+  if (absl::Status st = sinks_->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
+}
+
+void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema) {
+  Scalars s = {{"eval/loss", raw.loss}, {"eval/top1", raw.top1}, {"eval/top5", raw.top5}};
+  std::string line = absl::StrFormat("eval step %d: loss %.4f top-1 %.2f%% top-5 %.2f%%", step,
+                                     raw.loss, 100 * raw.top1, 100 * raw.top5);
+  if (ema_) {
+    s.insert(s.end(), {{"eval_ema/loss", ema.loss}, {"eval_ema/top1", ema.top1}, {"eval_ema/top5", ema.top5}});
+    absl::StrAppendFormat(&line, " | EMA top-1 %.2f%%", 100 * ema.top1);
+  }
+  LOG(INFO) << line << " (" << raw.samples << " images)";
+  if (absl::Status st = sinks_->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
+  if (absl::Status st = sinks_->Flush(); !st.ok()) LOG(WARNING) << "metrics: " << st;
+}
+
+void RunSetup::Close() {
+  if (progress_) progress_->Finish();
+  progress_.reset();
+  if (sinks_) {
+    if (absl::Status st = sinks_->Close(); !st.ok()) LOG(WARNING) << "metrics: " << st;
+    sinks_.reset();
+  }
+}
+
+}  // namespace cf::train

@@ -1,0 +1,41 @@
+// Saving and restoring a training run's complete state, for exact resume.
+//
+// A checkpoint directory (managed by CheckpointManager: temp dir, fsync, rename, DONE) holds:
+//   model.safetensors      weights + buffers under timm's names (loads into timm unchanged)
+//   config.json            timm-style model config (architecture, num_classes, label_names)
+//   optimizer.safetensors  optimizer slots "<param>/<slot>"
+//   ema.safetensors        EMA shadow weights (when EMA is on)
+//   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
+//                          loss-scaler state, RNG states, best metric, the run's flags
+// Restoring checks names and shapes and reports the first mismatch; a checkpoint from another
+// model or optimizer is an error, never a silent partial load.
+#ifndef CONVFOREVER_TRAIN_TRAIN_STATE_H_
+#define CONVFOREVER_TRAIN_TRAIN_STATE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "convforever/train/run_setup.h"
+
+namespace cf::train {
+
+inline constexpr int kTrainStateFormatVersion = 1;
+
+// Writes a checkpoint of `run` at `step`; returns its directory.
+absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
+                                           RunSetup* run);
+
+// `resume` is "auto" (newest complete checkpoint under the run directory; none = nullopt) or a
+// checkpoint directory. Returns the step to continue from.
+absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume, RunSetup* run);
+
+// Copies `tensors` into the model's parameters and buffers (timm names), strictly: every model
+// tensor must be present with its shape; extra names are errors. `source` names the file.
+absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                            const std::string& source, models::Model* model);
+
+}  // namespace cf::train
+
+#endif  // CONVFOREVER_TRAIN_TRAIN_STATE_H_
