@@ -1,0 +1,32 @@
+// Decoding JPEG (libjpeg-turbo), PNG (libpng) and WebP (libwebp) bytes into a uint8 HWC Image.
+//
+// The format is sniffed from the magic bytes, not the file name. `channels` (1 or 3) is what the
+// model needs: decoders convert gray <-> RGB themselves (alpha is dropped). For JPEG, when
+// `min_side > 0` and the image is much larger, libjpeg-turbo's DCT-domain scaling (1/2, 1/4, 1/8)
+// decodes straight to the smallest size whose shorter side is still >= min_side, which is several
+// times cheaper than decoding full size and resizing. Corrupt or truncated data gives an
+// InvalidArgument/DataLoss status naming `what` (a path or URL). Thread-safe.
+#ifndef CONVFOREVER_DATA_DECODE_H_
+#define CONVFOREVER_DATA_DECODE_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "convforever/data/image.h"
+
+namespace cf::data {
+
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
+ImageFormat SniffFormat(std::string_view bytes);
+
+absl::StatusOr<Image> DecodeImage(std::string_view bytes, int channels, int min_side,
+                                  const std::string& what);
+
+// Encoders, used by tests and the benchmark to make fixtures (quality 0-100).
+absl::StatusOr<std::string> EncodeJpeg(const Image& img, int quality);
+absl::StatusOr<std::string> EncodePng(const Image& img);
+
+}  // namespace cf::data
+
+#endif  // CONVFOREVER_DATA_DECODE_H_

@@ -1,0 +1,162 @@
+// Loader: the multi-threaded, deterministic, resumable batch stream the trainer consumes.
+//
+// Contract. For epoch e, this rank's sample order is ShardEpochIndices (sharding.h): a shuffle
+// seeded from (seed, e), cut or padded so every rank gets the same count. Batch b of the epoch is
+// samples [b * B, (b + 1) * B) of that order; each sample is augmented with an Rng seeded from
+// (seed, e, sample index) and the batch's MixUp/CutMix from (seed, e, rank, b). So a batch's
+// content depends only on (seed, e, b, options), never on thread count or timing: `state()` is
+// just (epoch, batches consumed), and Restore() resumes with exactly the batches an
+// uninterrupted run would have produced. A sample that cannot be read, fetched or decoded is
+// dropped from its batch and counted by reason (the batch is then short; never refilled from a
+// neighbour); a batch whose samples all failed is skipped.
+//
+// Tensors: Batch::images is float32 [B, C, H, W] normalized (channels_last memory format when
+// TransformOptions::channels_last), Batch::targets is int64 [B], or float32 [B, K] soft targets
+// when mixing or label smoothing is on or the source has soft labels (use soft-target cross
+// entropy then).
+//
+// Threads: `num_workers` threads build whole batches ahead, at most `prefetch_batches` beyond the
+// one the consumer waits for; 0 workers builds on the calling thread. The destructor stops and
+// joins them. A Loader is used from one thread (Next/StartEpoch/Restore are not concurrent).
+#ifndef CONVFOREVER_DATA_LOADER_H_
+#define CONVFOREVER_DATA_LOADER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/statusor.h"
+#include "convforever/data/batch.h"
+#include "convforever/data/source.h"
+#include "convforever/data/transforms.h"
+
+namespace cf::data {
+
+struct Batch {
+  at::Tensor images;   // [B, C, H, W] float32, normalized
+  at::Tensor targets;  // [B] int64, or [B, K] float32 soft targets
+  std::vector<std::string> keys;
+  int64_t epoch = 0;
+  int64_t index_in_epoch = 0;
+};
+
+// Progressive resizing (e.g. FFCV, "Budgeted training"): from `from_epoch` on, images are
+// `image_size` and, when > 0, batches `batch_size`.
+struct ProgressiveStage {
+  int64_t from_epoch = 0;
+  int64_t image_size = 0;
+  int64_t batch_size = 0;
+};
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  int num_workers = 2;
+  int prefetch_batches = 4;
+  uint64_t seed = 0;
+  bool shuffle = true;
+  bool drop_last = true;
+  int rank = 0, world_size = 1;
+  bool train = true;  // train transforms, else eval resize + center crop
+  TransformOptions transforms;
+  MixOptions mix;     // only applied when train
+  int64_t image_size = 0;  // 0: the source's native size (pixel sources only)
+  int channels = 0;        // 1 or 3 as the model needs; 0: the source's own
+  std::vector<ProgressiveStage> progressive;  // sorted by from_epoch
+  bool pin_memory = false;  // page-locked batches when LibTorch has CUDA
+};
+
+struct LoaderState {
+  int64_t epoch = 0;
+  int64_t batches_consumed = 0;
+  // Checked on Restore: a state only resumes the run it came from.
+  uint64_t seed = 0;
+  int rank = 0, world_size = 1;
+  int64_t num_samples = 0;
+  std::string ToJson() const;
+  static absl::StatusOr<LoaderState> FromJson(const std::string& json);
+};
+
+struct Counters {
+  int64_t images = 0;   // delivered in batches
+  int64_t batches = 0;
+  double seconds = 0;   // since the first StartEpoch
+  double images_per_sec = 0;
+  std::map<std::string, int64_t> skipped;   // at load time: read_failed, fetch_failed, decode_failed
+  std::map<std::string, int64_t> excluded;  // at indexing: unknown_label, label_out_of_list, malformed_line
+};
+
+class Loader {
+ public:
+  static absl::StatusOr<std::unique_ptr<Loader>> Create(const DatasetSpec& spec, const LoaderOptions& options);
+  // Same, over a source built elsewhere (tests, custom sources).
+  static absl::StatusOr<std::unique_ptr<Loader>> Create(std::unique_ptr<Source> source, int64_t subset,
+                                                        const LoaderOptions& options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  absl::Status StartEpoch(int64_t epoch);
+  // The next batch of the epoch, or nullopt at its end. Errors are not data errors (those are
+  // skipped and counted) but internal failures.
+  absl::StatusOr<std::optional<Batch>> Next();
+
+  int64_t batches_per_epoch() const;  // of the current epoch (epoch 0 before StartEpoch)
+  int64_t num_samples() const;        // in the dataset (after subset), all ranks
+  int num_classes() const;
+  int64_t image_size() const;         // of the current epoch
+  int channels() const { return channels_; }
+  LoaderState state() const;
+  absl::Status Restore(const LoaderState& state);
+  Counters counters() const;
+
+ private:
+  struct Plan {
+    int64_t epoch = 0, image_size = 0, batch_size = 0, num_batches = 0;
+    std::vector<int64_t> order;  // indices into the (subset) dataset
+  };
+  struct Produced {
+    absl::StatusOr<std::optional<Batch>> batch = std::optional<Batch>();
+    std::map<std::string, int64_t> skipped;
+  };
+
+  Loader(std::unique_ptr<Source> source, std::vector<int64_t> subset_map, const LoaderOptions& options);
+  std::shared_ptr<Plan> MakePlan(int64_t epoch) const;
+  absl::Status Begin(int64_t epoch, int64_t start_batch);
+  Produced Produce(int64_t b, const Plan& plan) const;
+  absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan,
+                                                      std::map<std::string, int64_t>* skipped) const;
+  void WorkerLoop();
+  int64_t SourceIndex(int64_t i) const { return subset_map_.empty() ? i : subset_map_[i]; }
+
+  std::unique_ptr<Source> source_;
+  std::vector<int64_t> subset_map_;
+  LoaderOptions opts_;
+  int channels_ = 3;
+  std::vector<float> mean_, std_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_, ready_cv_;
+  std::shared_ptr<Plan> plan_;
+  uint64_t generation_ = 0;
+  int64_t next_dispatch_ = 0, next_consume_ = 0;
+  std::map<int64_t, Produced> ready_;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+
+  Counters counters_;
+  std::optional<std::chrono::steady_clock::time_point> started_;
+};
+
+}  // namespace cf::data
+
+#endif  // CONVFOREVER_DATA_LOADER_H_

@@ -1,0 +1,83 @@
+// The random-access source interface behind Loader, and the DatasetSpec that selects one.
+//
+// A Source knows how many samples it has and fetches any of them by index: either already
+// decoded pixels (IDX, CIFAR, synthetic) or encoded bytes (image files, URLs) that the loader
+// decodes with a size hint. Fetch is thread-safe and called from many worker threads at once, one
+// batch of indices at a time, so network sources can keep many requests in flight. A sample that
+// cannot be had (unreadable file, failed download) comes back as a FetchResult with a status and
+// a short `skip_reason` ("read_failed", "fetch_failed"); the loader skips and counts it, never
+// substituting a neighbour. Problems found while indexing (records excluded for unknown labels,
+// malformed lines skipped on request) are reported once by excluded().
+#ifndef CONVFOREVER_DATA_SOURCE_H_
+#define CONVFOREVER_DATA_SOURCE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "convforever/data/http_fetch.h"
+#include "convforever/data/image.h"
+
+namespace cf::data {
+
+struct DatasetSpec {
+  std::string kind;   // idx | cifar10 | cifar100 | folder | imagenet | jsonl | synthetic
+  std::string path;   // directory, file, or (jsonl) the .jsonl file
+  std::string split = "train";  // train | val | test ("test" and "val" are the same for idx/cifar)
+  int64_t subset = 0;           // > 0: keep this many samples, evenly strided (quick runs)
+  std::string class_list_path;  // one class name per line (jsonl, folder/imagenet override)
+  // cifar100: "fine" (100 classes) or "coarse" (20 superclasses).
+  std::string cifar100_labels = "fine";
+  // jsonl: integer labels must lie in [0, num_classes) when there is no class list.
+  int num_classes = 0;
+  bool skip_malformed = false;  // jsonl: skip and count malformed lines instead of failing
+  HttpFetchOptions http;        // jsonl records with a url
+  // synthetic
+  int64_t synthetic_samples = 1024;
+  int synthetic_classes = 10;
+  int synthetic_size = 32;
+  int synthetic_channels = 3;
+  double synthetic_noise = 0.25;  // noise amplitude relative to the pattern (0..1)
+  bool synthetic_pure_noise = false;  // labels random and unrelated to pixels
+  uint64_t synthetic_seed = 0;
+};
+
+struct Record {
+  std::string encoded;  // image file bytes, or empty when `image` holds pixels
+  Image image;
+  int64_t label = -1;
+  std::vector<float> soft_label;
+  std::string key;
+};
+
+struct FetchResult {
+  absl::StatusOr<Record> record;
+  std::string skip_reason;  // set when !record.ok()
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual int64_t size() const = 0;
+  virtual int num_classes() const = 0;
+  virtual std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) = 0;
+  virtual std::map<std::string, int64_t> excluded() const { return {}; }
+};
+
+// Opens the source named by spec.kind; every file list, header and size is checked here, so a
+// missing folder or truncated file is an error at start, naming the path.
+absl::StatusOr<std::unique_ptr<Source>> OpenSource(const DatasetSpec& spec);
+
+// Reads a whole file (gzip-compressed or plain: zlib reads both transparently).
+absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path);
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+// One class name per line; blank lines and '#' comments ignored; duplicates are an error.
+absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path);
+
+}  // namespace cf::data
+
+#endif  // CONVFOREVER_DATA_SOURCE_H_

@@ -1,0 +1,59 @@
+// Per-sample train and eval pipelines, composed from the pure kernels in image_ops.h and
+// augment.h: uint8 image in, uint8 image of exactly (size, size, channels) out.
+//
+// Train ("rrc"): RandomResizedCrop(size, scale, ratio) as torchvision (10 attempts, then a
+// center crop with the ratio clamped), horizontal flip, optional color jitter, RandAugment,
+// random erasing. Train ("pad_crop", for small images such as 28x28 or 32x32): resize to `size`
+// if needed, zero-pad `pad` pixels and take a random size x size crop, then the same flip/jitter/
+// RandAugment/erasing. Eval: resize the shorter side to floor(size / crop_pct), center crop
+// `size` (timm's eval transform). "auto" picks pad_crop when the image's longer side is <= 64.
+// Randomness comes only from the Rng argument. Thread-safe.
+#ifndef CONVFOREVER_DATA_TRANSFORMS_H_
+#define CONVFOREVER_DATA_TRANSFORMS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "convforever/data/image.h"
+#include "convforever/data/rng.h"
+
+namespace cf::data {
+
+struct TransformOptions {
+  std::string train_crop = "auto";  // auto | rrc | pad_crop | none (resize only)
+  int pad = 4;                      // pad_crop padding
+  double scale_min = 0.08, scale_max = 1.0;
+  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;
+  std::string interpolation = "bilinear";  // bilinear | bicubic
+  double hflip = 0.5;
+  double color_jitter = 0.0;  // 0 = off; else brightness = contrast = saturation = this
+  int randaugment_n = 0;      // 0 = off
+  int randaugment_m = 9;
+  double random_erasing = 0.0;  // probability
+  double crop_pct = 0.875;      // eval: resize to size / crop_pct, center crop size
+  // Normalization per channel, applied when the batch is assembled. Empty: ImageNet's
+  // (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for 3 channels, 0.5 / 0.5 for 1 channel.
+  std::vector<float> mean, std;
+  bool channels_last = false;  // batch memory format
+};
+
+absl::Status ValidateTransformOptions(const TransformOptions& o);
+
+// torchvision RandomResizedCrop.get_params: (y, x, h, w) of the crop.
+struct CropBox { int y, x, h, w; };
+CropBox SampleRandomResizedCrop(int img_h, int img_w, const TransformOptions& o, Rng& rng);
+
+// The shorter side a JPEG may be DCT-downscaled to without hurting the pipeline's output.
+int DecodeMinSide(const TransformOptions& o, int size, bool train);
+
+Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng& rng);
+Image EvalTransform(const Image& img, int size, const TransformOptions& o);
+
+// Mean/std actually used for `channels` (fills the defaults).
+void ResolveNormalization(const TransformOptions& o, int channels, std::vector<float>* mean,
+                          std::vector<float>* std);
+
+}  // namespace cf::data
+
+#endif  // CONVFOREVER_DATA_TRANSFORMS_H_
