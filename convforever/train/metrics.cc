@@ -1,0 +1,190 @@
+#include "convforever/train/metrics.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace cf::train {
+namespace {
+
+absl::Status ErrnoError(absl::string_view what, const std::string& path) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
+}
+
+// Long runs of token-ish characters after a well-known credential prefix.
+bool LooksLikeCredential(const std::string& value) {
+  for (const char* prefix : {"hf_", "sk-", "sk_", "ghp_", "github_pat_"}) {
+    if (!absl::StartsWith(value, prefix)) continue;
+    const std::string rest = value.substr(std::strlen(prefix));
+    if (rest.size() < 16) return false;
+    for (char c : rest) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+absl::Status CheckScalarName(const std::string& name, const std::string& path) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": empty scalar name"));
+  if (name == "kind" || name == "step" || name == "wall_time") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": scalar name \"", name, "\" is reserved in metrics.jsonl"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+double WallTimeSeconds() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count() / 1e6;
+}
+
+nlohmann::json JsonNumberOrString(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  return value;
+}
+
+bool IsSecretKey(const std::string& key) {
+  const std::string lower = absl::AsciiStrToLower(key);
+  for (const char* word : {"token", "key", "secret", "password"}) {
+    if (absl::StrContains(lower, word)) return true;
+  }
+  return false;
+}
+
+nlohmann::json StripSecrets(const nlohmann::json& config) {
+  if (config.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto it = config.begin(); it != config.end(); ++it) {
+      if (IsSecretKey(it.key())) continue;
+      if (it.value().is_string() && LooksLikeCredential(it.value().get<std::string>())) continue;
+      out[it.key()] = StripSecrets(it.value());
+    }
+    return out;
+  }
+  if (config.is_array()) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& item : config) {
+      if (item.is_string() && LooksLikeCredential(item.get<std::string>())) continue;
+      out.push_back(StripSecrets(item));
+    }
+    return out;
+  }
+  return config;
+}
+
+// ---- MultiSink ---------------------------------------------------------------------------------
+
+void MultiSink::Add(std::unique_ptr<MetricSink> sink) {
+  sinks_.push_back(sink.get());
+  owned_.push_back(std::move(sink));
+}
+
+void MultiSink::AddUnowned(MetricSink* sink) { sinks_.push_back(sink); }
+
+// Calls every sink, so one broken output does not silence the others; the first error wins.
+#define CF_FAN_OUT(call)                                       \
+  absl::Status first;                                          \
+  for (MetricSink* sink : sinks_) {                            \
+    absl::Status status = sink->call;                          \
+    if (first.ok() && !status.ok()) first = std::move(status); \
+  }                                                            \
+  return first
+
+absl::Status MultiSink::Log(int64_t step, const Scalars& scalars) { CF_FAN_OUT(Log(step, scalars)); }
+absl::Status MultiSink::LogConfig(const nlohmann::json& config) { CF_FAN_OUT(LogConfig(config)); }
+absl::Status MultiSink::LogSystem(const Scalars& scalars) { CF_FAN_OUT(LogSystem(scalars)); }
+absl::Status MultiSink::Flush() { CF_FAN_OUT(Flush()); }
+absl::Status MultiSink::Close() { CF_FAN_OUT(Close()); }
+
+#undef CF_FAN_OUT
+
+// ---- JsonlSink ---------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<JsonlSink>> JsonlSink::Open(const std::string& run_dir) {
+  if (::mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoError("cannot create run directory", run_dir);
+  }
+  const std::string path = run_dir + "/metrics.jsonl";
+  std::FILE* file = std::fopen(path.c_str(), "ae");
+  if (file == nullptr) return ErrnoError("cannot open", path);
+  return std::unique_ptr<JsonlSink>(new JsonlSink(path, file));
+}
+
+JsonlSink::~JsonlSink() { Close().IgnoreError(); }
+
+absl::Status JsonlSink::WriteLine(const std::string& line) {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  // One fwrite of the whole line, then fflush: readers never see a torn record from us.
+  const std::string record = line + "\n";
+  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() ||
+      std::fflush(file_) != 0) {
+    return ErrnoError("cannot write", path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JsonlSink::Log(int64_t step, const Scalars& scalars) {
+  nlohmann::ordered_json record;
+  record["kind"] = "metrics";
+  record["step"] = step;
+  record["wall_time"] = WallTimeSeconds();
+  for (const auto& [name, value] : scalars) {
+    if (absl::Status s = CheckScalarName(name, path_); !s.ok()) return s;
+    record[name] = JsonNumberOrString(value);
+  }
+  return WriteLine(record.dump());
+}
+
+absl::Status JsonlSink::LogConfig(const nlohmann::json& config) {
+  nlohmann::ordered_json record;
+  record["kind"] = "config";
+  record["wall_time"] = WallTimeSeconds();
+  record["config"] = StripSecrets(config);
+  return WriteLine(record.dump());
+}
+
+absl::Status JsonlSink::LogSystem(const Scalars& scalars) {
+  nlohmann::ordered_json record;
+  record["kind"] = "system";
+  record["wall_time"] = WallTimeSeconds();
+  for (const auto& [name, value] : scalars) {
+    if (absl::Status s = CheckScalarName(name, path_); !s.ok()) return s;
+    record[name] = JsonNumberOrString(value);
+  }
+  return WriteLine(record.dump());
+}
+
+absl::Status JsonlSink::Flush() {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
+    return ErrnoError("cannot flush", path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JsonlSink::Close() {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::OkStatus();
+  std::FILE* file = file_;
+  file_ = nullptr;
+  bool ok = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  ok = std::fclose(file) == 0 && ok;
+  return ok ? absl::OkStatus() : ErrnoError("cannot close", path_);
+}
+
+}  // namespace cf::train
