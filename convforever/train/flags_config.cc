@@ -20,6 +20,11 @@ std::string FlagsAsJson() {
   return StripSecrets(j).dump();
 }
 
+// TEMPORARY until convforever/optim's DeepSpeed parser lands in this branch.
+absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* options) {
+  return absl::UnimplementedError("--deepspeed_config: not wired yet");
+}
+
 void PrintSummary(const TrainerOptions& options, const TrainResult& result) {
   std::printf("\n%s after %lld steps", result.stopped_by_signal ? "stopped" : "finished",
               static_cast<long long>(result.steps));

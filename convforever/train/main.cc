@@ -6,13 +6,14 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "convforever/base/signals.h"
+#include "convforever/base/status_macros.h"
 #include "convforever/train/flags_config.h"
 #include "convforever/train/trainer.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
 // Model
-DEFINE_string(model, "convnext_fmnist", "model name in the registry (`bazel run //convforever/models:models` lists them)");
+DEFINE_string(model, "convnext_nano_fmnist", "model name in the registry (`bazel run //convforever/models:models` lists them)");
 DEFINE_int32(depth, 0, "total ConvNeXt block count for --model=convforever (the sweep tables' approx_num_layers)");
 DEFINE_string(widths, "", "comma-separated stage widths (default: the model's)");
 DEFINE_double(width_multiplier, 1.0, "scales the default stage widths");

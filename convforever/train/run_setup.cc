@@ -14,6 +14,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
+#include "convforever/train/evaluate.h"
 #include "convforever/optim/param_groups.h"
 #include "convforever/train/tensorboard.h"
 #include "convforever/train/trackio.h"

@@ -52,13 +52,14 @@ absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double b
   RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));
   RETURN_IF_ERROR(models::WriteSafetensors(dir + "/optimizer.safetensors", optimizer_tensors,
                                            kPtFormat));
+  ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
   Json state = {{"format_version", kTrainStateFormatVersion},
                 {"step", step},
                 {"epoch", run->epoch()},
                 {"loader", Json::parse(run->train_loader().state().ToJson())},
                 {"optimizer", optimizer_meta},
                 {"best_metric", JsonNumberOrString(best_metric)},
-                {"rng", absl::Base64Escape(CaptureRngState())}};
+                {"rng", absl::Base64Escape(EncodeRngState(rng))}};
   if (optim::Ema* ema = run->ema()) {
     models::NamedTensors ema_tensors;
     Json ema_meta;
@@ -143,11 +144,12 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     if (optim::LossScaler* scaler = run->loss_scaler(); scaler && state.contains("loss_scaler")) {
       RETURN_IF_ERROR(scaler->LoadState(state.at("loss_scaler")));
     }
-    std::string rng;
-    if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng)) {
+    std::string rng_blob;
+    if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng_blob)) {
       return absl::DataLossError(dir + "/trainer_state.json: rng is not base64");
     }
-    RETURN_IF_ERROR(RestoreRngState(rng));
+    ASSIGN_OR_RETURN(RngState rng, DecodeRngState(rng_blob));
+    RETURN_IF_ERROR(RestoreRngState(rng, {}));
     ASSIGN_OR_RETURN(data::LoaderState loader, data::LoaderState::FromJson(state.at("loader").dump()));
     RETURN_IF_ERROR(run->train_loader().Restore(loader));
     run->set_epoch(state.at("epoch").get<int64_t>());

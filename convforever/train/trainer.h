@@ -28,7 +28,7 @@ namespace cf::train {
 
 struct TrainerOptions {
   // --- Model (convforever/models registry) ---
-  std::string model = "convnext_fmnist";
+  std::string model = "convnext_nano_fmnist";
   int depth = 0;                       // the "convforever" family: total block count
   std::vector<int64_t> widths;         // optional stage widths
   double width_multiplier = 1.0;
