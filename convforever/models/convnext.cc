@@ -29,7 +29,8 @@ ConvNeXtBlockImpl::ConvNeXtBlockImpl(int64_t dim, double drop_path, double layer
 at::Tensor ConvNeXtBlockImpl::forward(const at::Tensor& x) {
   // The MLP runs channels-last ([B, H, W, C]) so the two 1x1 convs are plain matmuls.
   at::Tensor y = conv_dw->forward(x).permute({0, 2, 3, 1});
-  y = mlp->forward(norm->forward(y));
+  // The norm runs in the weights' precision (see LayerNorm2dImpl::forward).
+  y = mlp->forward(norm->forward(y.to(norm->weight.scalar_type())));
   if (gamma.defined()) y = y * gamma;
   y = y.permute({0, 3, 1, 2});
   return DropPath(y, drop_path_, is_training()) + x;

@@ -17,7 +17,11 @@ LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : channels_(chann
 }
 
 at::Tensor LayerNorm2dImpl::forward(const at::Tensor& x) {
-  at::Tensor y = at::layer_norm(x.permute({0, 2, 3, 1}), {channels_}, weight, bias, eps_);
+  // Under autocast the input may be bf16/fp16 while the weights are fp32; LibTorch 1.13's CPU
+  // layer_norm rejects mixed dtypes, and normalizing in the weights' precision is the numerically
+  // safe choice anyway (as autocast's fp32 policy for norms on CUDA).
+  at::Tensor y = at::layer_norm(x.permute({0, 2, 3, 1}).to(weight.scalar_type()), {channels_},
+                                weight, bias, eps_);
   return y.permute({0, 3, 1, 2});
 }
 

@@ -140,6 +140,8 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
   } else if (options.device != "cpu") {
     return absl::InvalidArgumentError("--device: want cpu or cuda, got '" + options.device + "'");
   }
+  // Seeds weight init, dropout and drop path; the data pipeline seeds itself from (seed, epoch).
+  at::manual_seed(options.seed);
   RETURN_IF_ERROR(run->BuildData());
   RETURN_IF_ERROR(run->BuildModel());
   RETURN_IF_ERROR(run->BuildOptimizer());

@@ -36,7 +36,7 @@ std::string TempDir(const std::string& name) {
   return dir.string();
 }
 
-struct Run {
+struct Outcome {
   int exit_code = -1;
   int signal = 0;
   std::string output;  // stdout + stderr
@@ -63,17 +63,17 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-Run Wait(pid_t pid, const std::string& log_path) {
+Outcome Wait(pid_t pid, const std::string& log_path) {
   int status = 0;
   waitpid(pid, &status, 0);
-  Run r;
+  Outcome r;
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   r.output = ReadFile(log_path);
   return r;
 }
 
-Run RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
+Outcome RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
   const std::string log = dir + "/train.log";
   return Wait(Spawn(args, log), log);
 }
@@ -112,10 +112,12 @@ class RecipeSmokeTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(RecipeSmokeTest, ThreeStepsOnSyntheticData) {
   const std::string recipe = GetParam();
   const std::string dir = TempDir("smoke_" + recipe);
-  Run r = RunTrainer({"--flagfile=convforever/train/recipes/" + recipe + ".flags",
+  Outcome r = RunTrainer({"--flagfile=convforever/train/recipes/" + recipe + ".flags",
                       "--data=synthetic", "--data_dir=", "--synthetic_samples=64",
                       "--synthetic_classes=10", "--image_size=32", "--progressive_resize=",
                       "--micro_batch_size=4", "--max_steps=3", "--num_workers=1",
+                      // The recipes' warmup / one-cycle phases are sized for real runs.
+                      "--warmup_epochs=0", "--warmup_steps=1", "--onecycle_pct_start=0.5",
                       "--log_every_steps=1", "--run_dir=" + dir + "/run", "--keep_checkpoints=1"},
                      dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -139,7 +141,7 @@ TEST(TrainerResume, KilledRunResumesToIdenticalLosses) {
                                                             "--checkpoint_every_steps=4",
                                                             "--lr_scheduler_type=cosine",
                                                             "--warmup_steps=5"});
-  Run full = RunTrainer(With(base, {"--run_dir=" + dir + "/full"}), dir);
+  Outcome full = RunTrainer(With(base, {"--run_dir=" + dir + "/full"}), dir);
   ASSERT_EQ(full.exit_code, 0) << full.output;
 
   const std::string killed_dir = dir + "/killed";
@@ -150,10 +152,10 @@ TEST(TrainerResume, KilledRunResumesToIdenticalLosses) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   kill(pid, SIGKILL);
-  Run killed = Wait(pid, dir + "/killed.log");
+  Outcome killed = Wait(pid, dir + "/killed.log");
   ASSERT_EQ(killed.signal, SIGKILL) << "the run ended before it could be killed:\n" << killed.output;
 
-  Run resumed = RunTrainer(With(base, {"--run_dir=" + killed_dir, "--resume=auto"}), dir);
+  Outcome resumed = RunTrainer(With(base, {"--run_dir=" + killed_dir, "--resume=auto"}), dir);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resumed at step"), std::string::npos) << resumed.output;
 
@@ -178,7 +180,7 @@ TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   kill(pid, SIGTERM);
-  Run r = Wait(pid, dir + "/log");
+  Outcome r = Wait(pid, dir + "/log");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("stopped after"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--resume=auto"), std::string::npos) << r.output;
@@ -191,7 +193,7 @@ TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
 
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
   const std::string dir = TempDir("nonfinite");
-  Run r = RunTrainer(With(SmallRun(dir + "/run"), {"--optimizer=sgd", "--lr=1e30",
+  Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--optimizer=sgd", "--lr=1e30",
                                                    "--weight_decay=0", "--max_steps=50",
                                                    "--max_nonfinite_steps=2",
                                                    "--lr_scheduler_type=constant"}),
@@ -218,7 +220,7 @@ TEST(TrainerFailures, BadFlagsAreRejectedBeforeWork) {
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = With(SmallRun(dir + "/run"), c.flags);
-    Run r = RunTrainer(args, dir);
+    Outcome r = RunTrainer(args, dir);
     EXPECT_NE(r.exit_code, 0) << c.expected;
     EXPECT_NE(r.output.find(c.expected), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir + "/run/checkpoints/step-00000001")) << c.expected;
