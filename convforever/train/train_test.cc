@@ -18,6 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include <ATen/ATen.h>
+
+#include "convforever/models/safetensors.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -189,6 +192,36 @@ TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
     found_checkpoint |= fs::exists(entry.path() / "DONE");
   }
   EXPECT_TRUE(found_checkpoint);
+}
+
+// One optimizer step over micro-batch 4 x accumulation 4 equals one step over batch 16: the same
+// 16 samples, the loss of each micro-batch scaled by 1/4 (no clipping: it would hide a wrong scale).
+TEST(TrainerAccumulation, MicroBatchesAccumulateToTheFullBatchUpdate) {
+  const std::string dir = TempDir("accumulation");
+  const std::vector<std::string> common = {
+      "--hflip=false", "--max_steps=2", "--optimizer=sgd", "--lr=0.05", "--momentum=0.9",
+      "--weight_decay=0.01", "--lr_scheduler_type=constant"};
+  Outcome full = RunTrainer(With(With(SmallRun(dir + "/full"), common), {"--micro_batch_size=16"}), dir);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  Outcome accum = RunTrainer(With(With(SmallRun(dir + "/accum"), common),
+                                  {"--micro_batch_size=4", "--gradient_accumulation_steps=4"}),
+                             dir);
+  ASSERT_EQ(accum.exit_code, 0) << accum.output;
+  auto a = models::ReadSafetensors(dir + "/full/checkpoints/step-00000002/model.safetensors");
+  auto b = models::ReadSafetensors(dir + "/accum/checkpoints/step-00000002/model.safetensors");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    ASSERT_EQ((*a)[i].first, (*b)[i].first);
+    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
+        << (*a)[i].first << " max diff "
+        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
+  }
+  // The step losses (means over the same 16 samples) agree too.
+  const auto la = StepLosses(dir + "/full");
+  const auto lb = StepLosses(dir + "/accum");
+  ASSERT_EQ(la.size(), 2u);
+  for (const auto& [step, loss] : la) EXPECT_NEAR(lb.at(step), loss, 1e-5) << "step " << step;
 }
 
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
