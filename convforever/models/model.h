@@ -48,6 +48,9 @@ class Model : public torch::nn::Module {
   virtual void SetGradientCheckpointing(bool enabled) { checkpointing_ = enabled; }
   bool gradient_checkpointing() const { return checkpointing_; }
   int64_t num_classes() const { return num_classes_; }
+  // The registry name it was built under ("convnext_tiny", "convforever", ...); set by CreateModel.
+  const std::string& registry_name() const { return registry_name_; }
+  void set_registry_name(const std::string& name) { registry_name_ = name; }
 
   // Parameters then buffers under timm's names (the state dict), in registration order.
   std::vector<std::pair<std::string, at::Tensor>> StateDict() const;
@@ -55,6 +58,7 @@ class Model : public torch::nn::Module {
  protected:
   bool checkpointing_ = false;
   int64_t num_classes_ = 0;
+  std::string registry_name_;
 };
 
 }  // namespace cf::models

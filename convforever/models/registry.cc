@@ -161,6 +161,7 @@ absl::StatusOr<std::shared_ptr<Model>> CreateModel(const std::string& name, cons
   try {
     ASSIGN_OR_RETURN(std::shared_ptr<Model> model, Build(name, o));
     model->SetGradientCheckpointing(o.gradient_checkpointing);
+    model->set_registry_name(name);
     return model;
   } catch (const std::exception& e) {
     // c10::Error from a shape LibTorch refuses (e.g. an image too small for the stem).

@@ -19,6 +19,7 @@ class SimpleCnn : public Model {
   at::Tensor forward(at::Tensor x) override;
   std::string family() const override { return "simple_cnn"; }
   double ForwardMacs(int64_t image_size) const override;
+  int64_t in_chans() const { return in_chans_; }
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};

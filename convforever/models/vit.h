@@ -77,6 +77,7 @@ class ViT : public Model {
   at::Tensor forward(at::Tensor x) override;
   std::string family() const override { return "vit"; }
   double ForwardMacs(int64_t image_size) const override;
+  const ViTOptions& options() const { return options_; }
 
   PatchEmbed patch_embed{nullptr};
   at::Tensor cls_token, pos_embed;
