@@ -88,7 +88,11 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> s
   if (o.image_size == 0 || o.channels == 0) {
     // Learn the native size/channels from the first sample.
     auto first = source->Fetch({subset_map.empty() ? 0 : subset_map[0]});
-    if (!first[0].record.ok()) return first[0].record.status();
+    if (!first[0].record.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "could not read the first sample to learn the native image size/channels (set image_size and "
+          "channels to skip this): ", first[0].record.status().message()));
+    }
     Record& r = *first[0].record;
     if (!r.encoded.empty()) {
       if (o.image_size == 0) return absl::InvalidArgumentError("image_size must be set for encoded-image datasets");
