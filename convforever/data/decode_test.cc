@@ -84,6 +84,12 @@ TEST(DecodeTest, CorruptAndTruncatedImagesAreErrorsNamingTheSource) {
   std::string header_only = jpg.substr(0, 2);
   EXPECT_FALSE(DecodeImage(header_only, 3, 0, "x.jpg").ok());
   EXPECT_FALSE(DecodeImage("RIFF\x10\0\0\0WEBPjunkjunk", 3, 0, "x.webp").ok());
+  // A failure leaves this thread's decoder usable for the next image.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(DecodeImage(jpg.substr(0, jpg.size() / 2), 3, 0, "cut.jpg").ok());
+    auto good = DecodeImage(jpg, 3, 0, "good.jpg");
+    ASSERT_TRUE(good.ok()) << good.status();
+  }
 }
 
 }  // namespace
