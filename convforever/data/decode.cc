@@ -18,11 +18,14 @@ struct TjDeleter {
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
 
-// One decompressor per thread: tjInitDecompress is not free and handles are not shareable.
+// One decompressor per thread: tjInitDecompress is not free and handles are not shareable. After
+// a failed decode the handle is replaced: libjpeg-turbo 2.x can leave it unusable.
+thread_local TjHandle tls_decompressor;
 tjhandle ThreadDecompressor() {
-  thread_local TjHandle handle(tjInitDecompress());
-  return handle.get();
+  if (!tls_decompressor) tls_decompressor.reset(tjInitDecompress());
+  return tls_decompressor.get();
 }
+void ResetDecompressor() { tls_decompressor.reset(); }
 
 absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_side,
                                  const std::string& what) {
@@ -30,7 +33,9 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   const auto* src = reinterpret_cast<const unsigned char*>(bytes.data());
   if (tjDecompressHeader3(tj, src, bytes.size(), &w, &h, &subsamp, &colorspace) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header in ", what, ": ", tjGetErrorStr2(tj)));
+    const std::string why = tjGetErrorStr2(tj);
+    ResetDecompressor();
+    return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header in ", what, ": ", why));
   }
   if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28)) {
     return absl::InvalidArgumentError(absl::StrCat("JPEG ", what, " has absurd size ", w, "x", h));
@@ -48,7 +53,9 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
   if (tjDecompress2(tj, src, bytes.size(), out.data(), sw, 0, sh, pf, TJFLAG_FASTDCT) != 0) {
     // libjpeg-turbo reports truncated data as a warning and fills the rest gray; treat any
     // problem as a bad image so a half-gray picture never reaches training.
-    return absl::DataLossError(absl::StrCat("corrupt or truncated JPEG ", what, ": ", tjGetErrorStr2(tj)));
+    const std::string why = tjGetErrorStr2(tj);
+    ResetDecompressor();
+    return absl::DataLossError(absl::StrCat("corrupt or truncated JPEG ", what, ": ", why));
   }
   return out;
 }

@@ -68,8 +68,9 @@ Image Crop(const Image& img, int y, int x, int h, int w) {
 
 Image CenterCrop(const Image& img, int h, int w) {
   if (img.h >= h && img.w >= w) {
-    const int top = static_cast<int>(std::lround((img.h - h) / 2.0));
-    const int left = static_cast<int>(std::lround((img.w - w) / 2.0));
+    // Python's round() is half-to-even, and torchvision uses it: nearbyint matches.
+    const int top = static_cast<int>(std::nearbyint((img.h - h) / 2.0));
+    const int left = static_cast<int>(std::nearbyint((img.w - w) / 2.0));
     return Crop(img, top, left, h, w);
   }
   // Smaller than the crop: pad symmetrically with zeros as torchvision does.

@@ -13,9 +13,8 @@
 #include "convforever/data/sharding.h"
 
 namespace cf::data {
-namespace {
 
-absl::Status ValidateOptions(const LoaderOptions& o) {
+absl::Status ValidateLoaderOptions(const LoaderOptions& o) {
   RETURN_IF_ERROR(ValidateTransformOptions(o.transforms));
   if (o.batch_size <= 0) return absl::InvalidArgumentError(absl::StrCat("batch_size must be > 0, got ", o.batch_size));
   if (o.num_workers < 0 || o.prefetch_batches < 1) {
@@ -41,6 +40,14 @@ absl::Status ValidateOptions(const LoaderOptions& o) {
     last = s.from_epoch;
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
 }
 
 }  // namespace
@@ -70,13 +77,14 @@ absl::StatusOr<LoaderState> LoaderState::FromJson(const std::string& text) {
 }
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(const DatasetSpec& spec, const LoaderOptions& options) {
+  if (spec.kind == "wds") return CreateStream(spec, options);
   ASSIGN_OR_RETURN(auto source, OpenSource(spec));
   return Create(std::move(source), spec.subset, options);
 }
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> source, int64_t subset,
                                                        const LoaderOptions& options) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(ValidateLoaderOptions(options));
   const int64_t n = source->size();
   if (n <= 0) return absl::InvalidArgumentError("dataset is empty");
   std::vector<int64_t> subset_map;
@@ -88,7 +96,11 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> s
   if (o.image_size == 0 || o.channels == 0) {
     // Learn the native size/channels from the first sample.
     auto first = source->Fetch({subset_map.empty() ? 0 : subset_map[0]});
-    if (!first[0].record.ok()) return first[0].record.status();
+    if (!first[0].record.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "could not read the first sample to learn the native image size/channels (set image_size and "
+          "channels to skip this): ", first[0].record.status().message()));
+    }
     Record& r = *first[0].record;
     if (!r.encoded.empty()) {
       if (o.image_size == 0) return absl::InvalidArgumentError("image_size must be set for encoded-image datasets");
@@ -98,7 +110,7 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> s
       if (o.channels == 0) o.channels = r.image.c;
     }
   }
-  std::unique_ptr<Loader> loader(new Loader(std::move(source), std::move(subset_map), o));
+  std::unique_ptr<Loader> loader(new Loader(std::move(source), nullptr, std::move(subset_map), o, DatasetSpec()));
   const auto plan = loader->MakePlan(0);
   if (plan->num_batches == 0) {
     return absl::InvalidArgumentError(absl::StrCat("no batches: ", loader->num_samples(), " samples over ",
@@ -108,14 +120,21 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> s
   return loader;
 }
 
-Loader::Loader(std::unique_ptr<Source> source, std::vector<int64_t> subset_map, const LoaderOptions& o)
-    : source_(std::move(source)), subset_map_(std::move(subset_map)), opts_(o), channels_(o.channels) {
+Loader::Loader(std::unique_ptr<Source> source, std::unique_ptr<WdsSource> stream, std::vector<int64_t> subset_map,
+               const LoaderOptions& o, const DatasetSpec& spec)
+    : source_(std::move(source)),
+      stream_(std::move(stream)),
+      spec_(spec),
+      subset_map_(std::move(subset_map)),
+      opts_(o),
+      channels_(o.channels) {
   ResolveNormalization(o.transforms, channels_, &mean_, &std_);
-  counters_.excluded = source_->excluded();
+  if (source_) counters_.excluded = source_->excluded();
   for (int i = 0; i < o.num_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 Loader::~Loader() {
+  StopFeeder();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -134,6 +153,11 @@ std::shared_ptr<Loader::Plan> Loader::MakePlan(int64_t epoch) const {
     plan->image_size = s.image_size;
     if (s.batch_size > 0) plan->batch_size = s.batch_size;
   }
+  if (stream_) {
+    const int64_t n = spec_.wds_epoch_samples;
+    plan->num_batches = n > 0 ? BatchesFor(n, plan->batch_size, opts_.drop_last) : -1;
+    return plan;
+  }
   ShardSpec shard{opts_.seed, opts_.shuffle, opts_.drop_last, opts_.rank, opts_.world_size};
   plan->order = ShardEpochIndices(num_samples(), epoch, shard);
   plan->num_batches = BatchesFor(plan->order.size(), plan->batch_size, opts_.drop_last);
@@ -144,8 +168,9 @@ absl::Status Loader::StartEpoch(int64_t epoch) { return Begin(epoch, 0); }
 
 absl::Status Loader::Begin(int64_t epoch, int64_t start_batch) {
   if (epoch < 0) return absl::InvalidArgumentError(absl::StrCat("epoch must be >= 0, got ", epoch));
+  StopFeeder();
   auto plan = MakePlan(epoch);
-  if (start_batch < 0 || start_batch > plan->num_batches) {
+  if (start_batch < 0 || (plan->num_batches >= 0 && start_batch > plan->num_batches)) {
     return absl::OutOfRangeError(absl::StrCat("batch ", start_batch, " is outside epoch ", epoch, " (",
                                               plan->num_batches, " batches)"));
   }
@@ -153,9 +178,12 @@ absl::Status Loader::Begin(int64_t epoch, int64_t start_batch) {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;  // batches still being built for an older plan are dropped when they land
     ready_.clear();
-    plan_ = std::move(plan);
+    raw_.clear();
+    stream_total_ = -1;
+    plan_ = plan;
     next_dispatch_ = next_consume_ = start_batch;
     if (!started_) started_ = std::chrono::steady_clock::now();
+    if (stream_) feeder_ = std::thread(&Loader::FeederLoop, this, plan, generation_, start_batch);
   }
   work_cv_.notify_all();
   return absl::OkStatus();
@@ -164,20 +192,26 @@ absl::Status Loader::Begin(int64_t epoch, int64_t start_batch) {
 void Loader::WorkerLoop() {
   for (;;) {
     std::shared_ptr<Plan> plan;
+    std::vector<FetchResult> records;
     int64_t b = 0;
     uint64_t gen = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
       work_cv_.wait(lock, [&] {
-        return stop_ || (plan_ && next_dispatch_ < plan_->num_batches &&
-                         next_dispatch_ < next_consume_ + opts_.prefetch_batches);
+        if (stop_) return true;
+        if (!plan_ || next_dispatch_ >= next_consume_ + opts_.prefetch_batches) return false;
+        return stream_ ? raw_.count(next_dispatch_) > 0 : next_dispatch_ < plan_->num_batches;
       });
       if (stop_) return;
       plan = plan_;
       b = next_dispatch_++;
       gen = generation_;
+      if (stream_) {
+        records = std::move(raw_[b]);
+        raw_.erase(b);
+      }
     }
-    Produced p = Produce(b, *plan);
+    Produced p = Produce(b, *plan, stream_ ? &records : nullptr);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (gen != generation_) continue;
@@ -193,14 +227,26 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!plan_) return absl::FailedPreconditionError("call StartEpoch (or Restore) before Next");
-      if (next_consume_ >= plan_->num_batches) return std::optional<Batch>();
       const int64_t b = next_consume_;
+      auto at_end = [&] {
+        return (plan_->num_batches >= 0 && b >= plan_->num_batches) || (stream_total_ >= 0 && b >= stream_total_);
+      };
       if (workers_.empty()) {
+        std::vector<FetchResult> records;
+        if (stream_) {
+          ready_cv_.wait(lock, [&] { return raw_.count(b) > 0 || at_end(); });
+          if (raw_.count(b) == 0) return std::optional<Batch>();
+          records = std::move(raw_[b]);
+          raw_.erase(b);
+        } else if (at_end()) {
+          return std::optional<Batch>();
+        }
         lock.unlock();
-        p = Produce(b, *plan_);
+        p = Produce(b, *plan_, stream_ ? &records : nullptr);
         lock.lock();
       } else {
-        ready_cv_.wait(lock, [&] { return ready_.count(b) > 0; });
+        ready_cv_.wait(lock, [&] { return ready_.count(b) > 0 || at_end(); });
+        if (ready_.count(b) == 0) return std::optional<Batch>();
         p = std::move(ready_[b]);
         ready_.erase(b);
       }
@@ -217,10 +263,10 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
   }
 }
 
-Loader::Produced Loader::Produce(int64_t b, const Plan& plan) const {
+Loader::Produced Loader::Produce(int64_t b, const Plan& plan, std::vector<FetchResult>* records) const {
   Produced p;
   try {
-    p.batch = ProduceOrThrow(b, plan, &p.skipped);
+    p.batch = ProduceOrThrow(b, plan, records, &p.skipped);
   } catch (const std::exception& e) {  // c10::Error included
     p.batch = absl::InternalError(absl::StrCat("building batch ", b, " of epoch ", plan.epoch, ": ", e.what()));
   }
@@ -228,12 +274,18 @@ Loader::Produced Loader::Produce(int64_t b, const Plan& plan) const {
 }
 
 absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Plan& plan,
+                                                            std::vector<FetchResult>* records,
                                                             std::map<std::string, int64_t>* skipped) const {
-  const int64_t begin = b * plan.batch_size;
-  const int64_t end = std::min<int64_t>(begin + plan.batch_size, plan.order.size());
   std::vector<int64_t> ids;
-  for (int64_t k = begin; k < end; ++k) ids.push_back(SourceIndex(plan.order[k]));
-  std::vector<FetchResult> fetched = source_->Fetch(ids);
+  std::vector<FetchResult> fetched;
+  if (records != nullptr) {
+    fetched = std::move(*records);
+  } else {
+    const int64_t begin = b * plan.batch_size;
+    const int64_t end = std::min<int64_t>(begin + plan.batch_size, plan.order.size());
+    for (int64_t k = begin; k < end; ++k) ids.push_back(SourceIndex(plan.order[k]));
+    fetched = source_->Fetch(ids);
+  }
   const int size = static_cast<int>(plan.image_size);
   const int min_side = DecodeMinSide(opts_.transforms, size, opts_.train);
   std::vector<Image> images;
@@ -258,7 +310,9 @@ absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Pla
       img = ToChannels(r.image, channels_);
     }
     if (opts_.train) {
-      Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), static_cast<uint64_t>(ids[k]), 0x415547ull}));
+      // Streams have no index: their samples are named by key.
+      const uint64_t id = records != nullptr ? Fnv1a(r.key) : static_cast<uint64_t>(ids[k]);
+      Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), id, 0x415547ull}));
       img = TrainTransform(img, size, opts_.transforms, rng);
     } else {
       img = EvalTransform(img, size, opts_.transforms);
@@ -270,7 +324,7 @@ absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Pla
   }
   if (images.empty()) return std::optional<Batch>();
   ASSIGN_OR_RETURN(batch.images, AssembleImages(images, mean_, std_, opts_.transforms.channels_last));
-  const int64_t K = source_->num_classes();
+  const int64_t K = num_classes();
   const bool has_soft = std::any_of(soft.begin(), soft.end(), [](const auto& s) { return !s.empty(); });
   at::Tensor hard = at::tensor(labels, at::kLong);
   if (has_soft) {
@@ -305,10 +359,11 @@ int64_t Loader::batches_per_epoch() const {
 }
 
 int64_t Loader::num_samples() const {
+  if (stream_) return spec_.wds_epoch_samples > 0 ? spec_.wds_epoch_samples * opts_.world_size : -1;
   return subset_map_.empty() ? source_->size() : static_cast<int64_t>(subset_map_.size());
 }
 
-int Loader::num_classes() const { return source_->num_classes(); }
+int Loader::num_classes() const { return stream_ ? stream_->num_classes() : source_->num_classes(); }
 
 int64_t Loader::image_size() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -18,6 +18,14 @@
 // Threads: `num_workers` threads build whole batches ahead, at most `prefetch_batches` beyond the
 // one the consumer waits for; 0 workers builds on the calling thread. The destructor stops and
 // joins them. A Loader is used from one thread (Next/StartEpoch/Restore are not concurrent).
+//
+// WebDataset ("wds", see wds.h) is streamed instead: one feeder thread reads this rank's shards
+// (shard order shuffled from (seed, epoch), shard i to rank i % world_size) through a shuffle
+// buffer seeded from (seed, epoch, rank) and cuts batches of encoded records; workers decode and
+// augment them (per-sample Rng from (seed, epoch, key)). The stream is deterministic too, and
+// Restore replays the epoch's stream up to the saved batch without decoding (exact, at the cost of
+// re-reading those shards). batches_per_epoch() and num_samples() are -1 when unknown (no
+// wds_epoch_samples set).
 #ifndef CONVFOREVER_DATA_LOADER_H_
 #define CONVFOREVER_DATA_LOADER_H_
 
@@ -39,6 +47,7 @@
 #include "convforever/data/batch.h"
 #include "convforever/data/source.h"
 #include "convforever/data/transforms.h"
+#include "convforever/data/wds.h"
 
 namespace cf::data {
 
@@ -95,6 +104,8 @@ struct Counters {
   std::map<std::string, int64_t> excluded;  // at indexing: unknown_label, label_out_of_list, malformed_line
 };
 
+absl::Status ValidateLoaderOptions(const LoaderOptions& options);
+
 class Loader {
  public:
   static absl::StatusOr<std::unique_ptr<Loader>> Create(const DatasetSpec& spec, const LoaderOptions& options);
@@ -121,24 +132,33 @@ class Loader {
 
  private:
   struct Plan {
-    int64_t epoch = 0, image_size = 0, batch_size = 0, num_batches = 0;
-    std::vector<int64_t> order;  // indices into the (subset) dataset
+    int64_t epoch = 0, image_size = 0, batch_size = 0, num_batches = 0;  // -1: unknown (stream)
+    std::vector<int64_t> order;  // indices into the (subset) dataset; empty for streams
   };
   struct Produced {
     absl::StatusOr<std::optional<Batch>> batch = std::optional<Batch>();
     std::map<std::string, int64_t> skipped;
   };
 
-  Loader(std::unique_ptr<Source> source, std::vector<int64_t> subset_map, const LoaderOptions& options);
+  Loader(std::unique_ptr<Source> source, std::unique_ptr<WdsSource> stream, std::vector<int64_t> subset_map,
+         const LoaderOptions& options, const DatasetSpec& spec);
+  static absl::StatusOr<std::unique_ptr<Loader>> CreateStream(const DatasetSpec& spec, const LoaderOptions& options);
   std::shared_ptr<Plan> MakePlan(int64_t epoch) const;
   absl::Status Begin(int64_t epoch, int64_t start_batch);
-  Produced Produce(int64_t b, const Plan& plan) const;
-  absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan,
+  // Builds batch b from `records` (streams) or by fetching the plan's indices (records null).
+  Produced Produce(int64_t b, const Plan& plan, std::vector<FetchResult>* records) const;
+  absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan, std::vector<FetchResult>* records,
                                                       std::map<std::string, int64_t>* skipped) const;
   void WorkerLoop();
+  void StopFeeder();
+  void FeederLoop(std::shared_ptr<Plan> plan, uint64_t gen, int64_t start_batch);
+  bool Publish(uint64_t gen, int64_t start_batch, int64_t b, std::vector<FetchResult> batch,
+               std::map<std::string, int64_t>* skipped);
   int64_t SourceIndex(int64_t i) const { return subset_map_.empty() ? i : subset_map_[i]; }
 
-  std::unique_ptr<Source> source_;
+  std::unique_ptr<Source> source_;     // random-access datasets
+  std::unique_ptr<WdsSource> stream_;  // or a WebDataset stream
+  DatasetSpec spec_;
   std::vector<int64_t> subset_map_;
   LoaderOptions opts_;
   int channels_ = 3;
@@ -150,6 +170,10 @@ class Loader {
   uint64_t generation_ = 0;
   int64_t next_dispatch_ = 0, next_consume_ = 0;
   std::map<int64_t, Produced> ready_;
+  std::map<int64_t, std::vector<FetchResult>> raw_;  // stream batches cut by the feeder, not yet built
+  int64_t stream_total_ = -1;                        // batches the feeder cut this epoch, once done
+  std::thread feeder_;
+  std::atomic<bool> feeder_cancel_{false};
   bool stop_ = false;
   std::vector<std::thread> workers_;
 

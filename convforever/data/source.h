@@ -25,8 +25,8 @@
 namespace cf::data {
 
 struct DatasetSpec {
-  std::string kind;   // idx | cifar10 | cifar100 | folder | imagenet | jsonl | synthetic
-  std::string path;   // directory, file, or (jsonl) the .jsonl file
+  std::string kind;   // idx | cifar10 | cifar100 | folder | imagenet | jsonl | wds | synthetic
+  std::string path;   // directory, file, (jsonl) the .jsonl file, (wds) shard pattern or URL
   std::string split = "train";  // train | val | test ("test" and "val" are the same for idx/cifar)
   int64_t subset = 0;           // > 0: keep this many samples, evenly strided (quick runs)
   std::string class_list_path;  // one class name per line (jsonl, folder/imagenet override)
@@ -35,7 +35,13 @@ struct DatasetSpec {
   // jsonl: integer labels must lie in [0, num_classes) when there is no class list.
   int num_classes = 0;
   bool skip_malformed = false;  // jsonl: skip and count malformed lines instead of failing
-  HttpFetchOptions http;        // jsonl records with a url
+  HttpFetchOptions http;        // jsonl records with a url, remote wds shards
+  // wds (streamed by Loader; see wds.h). Shuffle buffer in samples (used when shuffling);
+  // samples per rank per epoch (0 = read this rank's shards once; ranks may then differ in
+  // batch count, so set it for multi-rank training); the largest tar member accepted.
+  int64_t wds_shuffle_buffer = 1000;
+  int64_t wds_epoch_samples = 0;
+  int64_t wds_max_member_bytes = 64ll << 20;
   // synthetic
   int64_t synthetic_samples = 1024;
   int synthetic_classes = 10;
@@ -68,7 +74,7 @@ class Source {
   virtual std::map<std::string, int64_t> excluded() const { return {}; }
 };
 
-// Opens the source named by spec.kind; every file list, header and size is checked here, so a
+// Opens the random-access source named by spec.kind (all but "wds", which Loader streams); every file list, header and size is checked here, so a
 // missing folder or truncated file is an error at start, naming the path.
 absl::StatusOr<std::unique_ptr<Source>> OpenSource(const DatasetSpec& spec);
 

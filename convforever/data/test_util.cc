@@ -1,5 +1,7 @@
 #include "convforever/data/test_util.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <zlib.h>
 
 #include <cstdlib>
@@ -44,6 +46,29 @@ Image PatternImage(int h, int w, int c, int seed) {
     }
   }
   return img;
+}
+
+std::string TarBytes(const std::vector<std::pair<std::string, std::string>>& members) {
+  std::string out(64 << 20, '\0');
+  size_t used = 0;
+  archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  archive_write_open_memory(a, out.data(), out.size(), &used);
+  for (const auto& [name, bytes] : members) {
+    archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_size(e, bytes.size());
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_write_header(a, e);
+    archive_write_data(a, bytes.data(), bytes.size());
+    archive_entry_free(e);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  out.resize(used);
+  return out;
 }
 
 std::string TestdataPath(const std::string& name) {

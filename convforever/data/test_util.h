@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "convforever/data/image.h"
@@ -19,6 +20,8 @@ void WriteGzipFile(const std::string& path, const std::string& bytes);
 std::string IdxBytes(const std::vector<int>& dims, const std::vector<uint8_t>& data);
 // A deterministic h x w x c image whose pixels encode (seed, y, x, channel).
 Image PatternImage(int h, int w, int c, int seed);
+// An uncompressed tar archive (ustar) holding `members` (name, bytes) in order.
+std::string TarBytes(const std::vector<std::pair<std::string, std::string>>& members);
 // Runfiles path of a file under convforever/data/testdata.
 std::string TestdataPath(const std::string& name);
 

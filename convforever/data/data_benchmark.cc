@@ -1,0 +1,142 @@
+// data_benchmark: decode + RandomResizedCrop(224) + flip + normalize + batch over ~2,000 JPEGs of
+// about 500x375 that it generates itself, with the Loader (N worker threads) side by side with
+// torchvision's ImageFolder + DataLoader(num_workers=N) measured in the same run. Prints both
+// rates and their ratio (target >= 3x). Run from the repository root (tools/cf bench does), or
+// with `bazel run`.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <gflags/gflags.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "convforever/data/decode.h"
+#include "convforever/data/loader.h"
+#include "convforever/data/rng.h"
+
+DEFINE_string(dir, "/tmp/convforever_data_benchmark", "where the generated JPEG folder lives");
+DEFINE_int32(images, 2000, "number of JPEGs");
+DEFINE_int32(threads, 2, "worker threads (and torchvision DataLoader workers)");
+DEFINE_int32(batch, 64, "batch size");
+DEFINE_int32(rounds, 2, "alternating C++/Python rounds; the best of each is reported");
+DEFINE_string(python, "/usr/bin/python3", "interpreter with torch + torchvision");
+
+namespace {
+
+namespace fs = std::filesystem;
+using cf::data::Image;
+
+// A photo-like 500x375 picture: smooth color fields, a few shapes and mild noise, so JPEG size and
+// decode cost resemble natural images (about 40-80 KB at quality 90), not flat color or noise.
+Image MakePicture(int i) {
+  cf::data::Rng rng(cf::data::SeedFrom({77, static_cast<uint64_t>(i)}));
+  const int h = 375, w = 500;
+  Image img(h, w, 3);
+  double base[3], gx[3], gy[3];
+  for (int c = 0; c < 3; ++c) { base[c] = rng.Uniform(40, 200); gx[c] = rng.Uniform(-0.3, 0.3); gy[c] = rng.Uniform(-0.3, 0.3); }
+  const int cx = rng.IntIn(50, 450), cy = rng.IntIn(50, 325), r = rng.IntIn(30, 120);
+  const double fx = rng.Uniform(0.01, 0.08), fy = rng.Uniform(0.01, 0.08);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const bool inside = (x - cx) * (x - cx) + (y - cy) * (y - cy) < r * r;
+      for (int c = 0; c < 3; ++c) {
+        double v = base[c] + gx[c] * x + gy[c] * y + 25 * std::sin(fx * x + c) * std::cos(fy * y);
+        if (inside) v = 255 - v;
+        v += rng.Uniform(-12, 12);
+        img.at(y, x, c) = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+      }
+    }
+  }
+  return img;
+}
+
+bool MakeDataset(const std::string& dir, int n) {
+  const std::string stamp = absl::StrCat(dir, "/.complete_", n);
+  if (fs::exists(stamp)) return true;
+  fs::remove_all(dir);
+  std::printf("generating %d JPEGs in %s ...\n", n, dir.c_str());
+  for (int i = 0; i < n; ++i) {
+    const std::string sub = absl::StrCat(dir, "/class_", i % 10);
+    fs::create_directories(sub);
+    auto jpg = cf::data::EncodeJpeg(MakePicture(i), 90);
+    if (!jpg.ok()) { std::fprintf(stderr, "%s\n", jpg.status().ToString().c_str()); return false; }
+    std::ofstream(absl::StrCat(sub, "/img_", i, ".jpg"), std::ios::binary) << *jpg;
+  }
+  std::ofstream(stamp) << "ok\n";
+  return true;
+}
+
+// Images/s of one epoch with the C++ Loader, timed from the first batch to the last.
+double RunCpp(int epoch) {
+  cf::data::LoaderOptions o;
+  o.batch_size = FLAGS_batch;
+  o.num_workers = FLAGS_threads;
+  o.prefetch_batches = 2 * FLAGS_threads;
+  o.seed = 1;
+  o.drop_last = false;
+  o.image_size = 224;
+  o.channels = 3;
+  o.transforms.train_crop = "rrc";
+  auto loader = cf::data::Loader::Create(cf::data::DatasetSpec{"folder", FLAGS_dir}, o);
+  if (!loader.ok()) { std::fprintf(stderr, "%s\n", loader.status().ToString().c_str()); std::exit(1); }
+  (void)(*loader)->StartEpoch(epoch);
+  int64_t n = 0;
+  std::chrono::steady_clock::time_point t0;
+  bool first = true;
+  for (;;) {
+    auto b = (*loader)->Next();
+    if (!b.ok()) { std::fprintf(stderr, "%s\n", b.status().ToString().c_str()); std::exit(1); }
+    if (!b->has_value()) break;
+    if (first) { t0 = std::chrono::steady_clock::now(); first = false; continue; }
+    n += (*b)->images.size(0);
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto skipped = (*loader)->counters().skipped;
+  if (!skipped.empty()) std::fprintf(stderr, "warning: %zu skip reasons\n", skipped.size());
+  return n / dt;
+}
+
+double RunPython() {
+  std::string script = "tools/bench/data_benchmark.py";
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) script = std::string(ws) + "/" + script;
+  const std::string cmd = absl::StrCat(FLAGS_python, " ", script, " --dir ", FLAGS_dir, " --batch ", FLAGS_batch,
+                                       " --workers ", FLAGS_threads);
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::string out;
+  char buf[4096];
+  while (fgets(buf, sizeof(buf), p)) out += buf;
+  if (pclose(p) != 0) { std::fprintf(stderr, "python reference failed: %s\n%s\n", cmd.c_str(), out.c_str()); return -1; }
+  const auto j = nlohmann::json::parse(out.substr(out.rfind('{')), nullptr, false);
+  return j.is_discarded() ? -1 : j["images_per_sec"].get<double>();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  // OpenCV's own thread pool would add threads beyond --threads inside each worker.
+  cv::setNumThreads(0);
+  if (!MakeDataset(FLAGS_dir, FLAGS_images)) return 1;
+  RunCpp(100);  // warm the page cache and the allocator
+  double best_cpp = 0, best_py = 0;
+  for (int r = 0; r < FLAGS_rounds; ++r) {
+    const double cpp = RunCpp(r), py = RunPython();
+    std::printf("round %d: convforever %.1f images/s, torchvision %.1f images/s\n", r, cpp, py);
+    best_cpp = std::max(best_cpp, cpp);
+    best_py = std::max(best_py, py);
+  }
+  if (best_py <= 0) return 1;
+  std::printf("data_benchmark (%d JPEGs ~500x375, RRC 224 + flip + normalize, batch %d, %d threads)\n",
+              FLAGS_images, FLAGS_batch, FLAGS_threads);
+  std::printf("  convforever Loader : %8.1f images/s\n", best_cpp);
+  std::printf("  torchvision        : %8.1f images/s\n", best_py);
+  std::printf("  ratio              : %8.2fx (target >= 3x)\n", best_cpp / best_py);
+  return 0;
+}

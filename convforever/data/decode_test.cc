@@ -1,0 +1,96 @@
+#include "convforever/data/decode.h"
+
+#include <gtest/gtest.h>
+#include <webp/encode.h>
+
+#include "convforever/data/test_util.h"
+
+namespace cf::data {
+namespace {
+
+Image Smooth(int h, int w) {
+  Image img(h, w, 3);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      img.at(y, x, 0) = static_cast<uint8_t>(x * 255 / w);
+      img.at(y, x, 1) = static_cast<uint8_t>(y * 255 / h);
+      img.at(y, x, 2) = 128;
+    }
+  }
+  return img;
+}
+
+TEST(DecodeTest, PngRoundTripIsExactAndGrayConverts) {
+  const Image img = testing::PatternImage(13, 17, 3, 4);
+  auto png = EncodePng(img);
+  ASSERT_TRUE(png.ok());
+  EXPECT_EQ(SniffFormat(*png), ImageFormat::kPng);
+  auto back = DecodeImage(*png, 3, 0, "mem.png");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->pixels, img.pixels);
+  auto gray = DecodeImage(*png, 1, 0, "mem.png");
+  ASSERT_TRUE(gray.ok());
+  EXPECT_EQ(gray->c, 1);
+}
+
+TEST(DecodeTest, JpegDecodesCloseToSourceAndDctScales) {
+  const Image img = Smooth(400, 640);
+  auto jpg = EncodeJpeg(img, 95);
+  ASSERT_TRUE(jpg.ok());
+  auto full = DecodeImage(*jpg, 3, 0, "mem.jpg");
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->h, 400);
+  EXPECT_EQ(full->w, 640);
+  EXPECT_NEAR(full->at(200, 320, 0), img.at(200, 320, 0), 6);
+  // Target 96: 1/4 scale gives 100x160 (>= 96); 1/8 would give 50.
+  auto scaled = DecodeImage(*jpg, 3, 96, "mem.jpg");
+  ASSERT_TRUE(scaled.ok());
+  EXPECT_EQ(scaled->h, 100);
+  EXPECT_EQ(scaled->w, 160);
+  // Never scaled below the target.
+  auto kept = DecodeImage(*jpg, 3, 300, "mem.jpg");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->h, 400);
+  auto gray = DecodeImage(*jpg, 1, 0, "mem.jpg");
+  ASSERT_TRUE(gray.ok());
+  EXPECT_EQ(gray->c, 1);
+}
+
+TEST(DecodeTest, WebpDecodes) {
+  const Image img = testing::PatternImage(10, 12, 3, 1);
+  uint8_t* out = nullptr;
+  const size_t n = WebPEncodeLosslessRGB(img.data(), img.w, img.h, img.w * 3, &out);
+  ASSERT_GT(n, 0u);
+  std::string bytes(reinterpret_cast<char*>(out), n);
+  WebPFree(out);
+  auto back = DecodeImage(bytes, 3, 0, "mem.webp");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->pixels, img.pixels);
+}
+
+TEST(DecodeTest, CorruptAndTruncatedImagesAreErrorsNamingTheSource) {
+  const Image img = Smooth(64, 64);
+  std::string jpg = *EncodeJpeg(img, 90);
+  auto truncated = DecodeImage(jpg.substr(0, jpg.size() / 2), 3, 0, "cut.jpg");
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_NE(truncated.status().message().find("cut.jpg"), std::string::npos);
+  std::string png = *EncodePng(img);
+  auto bad_png = DecodeImage(png.substr(0, png.size() / 2), 3, 0, "cut.png");
+  ASSERT_FALSE(bad_png.ok());
+  EXPECT_NE(bad_png.status().message().find("cut.png"), std::string::npos);
+  auto garbage = DecodeImage("this is not an image", 3, 0, "junk.bin");
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_NE(garbage.status().message().find("junk.bin"), std::string::npos);
+  std::string header_only = jpg.substr(0, 2);
+  EXPECT_FALSE(DecodeImage(header_only, 3, 0, "x.jpg").ok());
+  EXPECT_FALSE(DecodeImage("RIFF\x10\0\0\0WEBPjunkjunk", 3, 0, "x.webp").ok());
+  // A failure leaves this thread's decoder usable for the next image.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(DecodeImage(jpg.substr(0, jpg.size() / 2), 3, 0, "cut.jpg").ok());
+    auto good = DecodeImage(jpg, 3, 0, "good.jpg");
+    ASSERT_TRUE(good.ok()) << good.status();
+  }
+}
+
+}  // namespace
+}  // namespace cf::data

@@ -1,0 +1,210 @@
+#include "convforever/data/wds.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <glog/logging.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/data/http_fetch.h"
+
+namespace cf::data {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool IsImageExt(const std::string& ext) {
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp";
+}
+
+// Rejects what a tar extractor must never trust: absolute paths and parent references.
+bool UnsafePath(const std::string& name) {
+  if (name.empty() || name[0] == '/' || name.find('\\') != std::string::npos) return true;
+  for (absl::string_view part : absl::StrSplit(name, '/')) {
+    if (part == "..") return true;
+  }
+  return false;
+}
+
+struct ArchiveDeleter {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ExpandBraces(const std::string& pattern) {
+  const size_t open = pattern.find('{');
+  if (open == std::string::npos) {
+    if (pattern.find('}') != std::string::npos) return absl::InvalidArgumentError("unbalanced '}' in " + pattern);
+    return std::vector<std::string>{pattern};
+  }
+  const size_t close = pattern.find('}', open);
+  if (close == std::string::npos) return absl::InvalidArgumentError("unbalanced '{' in " + pattern);
+  const std::string head = pattern.substr(0, open), body = pattern.substr(open + 1, close - open - 1);
+  ASSIGN_OR_RETURN(auto tails, ExpandBraces(pattern.substr(close + 1)));
+  std::vector<std::string> alts;
+  const size_t dots = body.find("..");
+  if (dots != std::string::npos) {
+    const std::string a = body.substr(0, dots), b = body.substr(dots + 2);
+    int64_t lo = 0, hi = 0;
+    if (!absl::SimpleAtoi(a, &lo) || !absl::SimpleAtoi(b, &hi) || lo > hi || hi - lo >= 1000000) {
+      return absl::InvalidArgumentError(absl::StrCat("bad range {", body, "} in ", pattern));
+    }
+    const size_t width = (a.size() > 1 && a[0] == '0') ? a.size() : 0;
+    for (int64_t v = lo; v <= hi; ++v) {
+      std::string s = absl::StrCat(v);
+      if (s.size() < width) s = std::string(width - s.size(), '0') + s;
+      alts.push_back(s);
+    }
+  } else {
+    alts = absl::StrSplit(body, ',');
+  }
+  std::vector<std::string> out;
+  for (const auto& alt : alts) {
+    for (const auto& tail : tails) out.push_back(head + alt + tail);
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<WdsSource>> WdsSource::Open(const DatasetSpec& spec) {
+  std::unique_ptr<WdsSource> s(new WdsSource());
+  s->spec_ = spec;
+  if (!IsHttpUrl(spec.path) && fs::is_directory(spec.path)) {
+    for (const auto& e : fs::directory_iterator(spec.path)) {
+      if (e.is_regular_file() && e.path().extension() == ".tar") s->shards_.push_back(e.path().string());
+    }
+    std::sort(s->shards_.begin(), s->shards_.end());
+  } else {
+    ASSIGN_OR_RETURN(s->shards_, ExpandBraces(spec.path));
+  }
+  if (s->shards_.empty()) return absl::NotFoundError("no .tar shards in " + spec.path);
+  for (const auto& shard : s->shards_) {
+    if (!IsHttpUrl(shard) && !fs::is_regular_file(shard)) return absl::NotFoundError("WebDataset shard " + shard + " does not exist");
+  }
+  if (!spec.class_list_path.empty()) {
+    ASSIGN_OR_RETURN(s->classes_, ReadClassList(spec.class_list_path));
+    for (size_t i = 0; i < s->classes_.size(); ++i) s->class_index_[s->classes_[i]] = i;
+  }
+  s->num_classes_ = s->classes_.empty() ? spec.num_classes : static_cast<int>(s->classes_.size());
+  if (s->num_classes_ <= 0) return absl::InvalidArgumentError("wds dataset " + spec.path + " needs a class list or num_classes > 0");
+  return s;
+}
+
+struct WdsSource::Pending {
+  std::string key, shard;
+  std::string image;
+  int64_t label = -1;
+  bool bad_label = false;
+  bool active = false;
+};
+
+bool WdsSource::Flush(Pending& p, const std::function<bool(FetchResult)>& emit,
+                      std::map<std::string, int64_t>* skipped) const {
+  if (!p.active) return true;
+  p.active = false;
+  if (p.bad_label) { ++(*skipped)["bad_label"]; return true; }
+  if (p.image.empty() || p.label < 0) { ++(*skipped)["incomplete_sample"]; return true; }
+  Record r;
+  r.encoded = std::move(p.image);
+  r.label = p.label;
+  r.key = p.shard + ":" + p.key;
+  return emit({std::move(r), ""});
+}
+
+bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
+                        std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
+  std::unique_ptr<archive, ArchiveDeleter> a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  std::string body;  // remote shard bytes; must outlive the archive
+  int rc;
+  if (IsHttpUrl(shard)) {
+    auto got = HttpFetchAll({shard}, spec_.http);
+    if (!got[0].body.ok()) {
+      LOG(WARNING) << "skipping shard: " << got[0].body.status();
+      ++(*skipped)["shard_failed"];
+      return true;
+    }
+    body = std::move(*got[0].body);
+    rc = archive_read_open_memory(a.get(), body.data(), body.size());
+  } else {
+    rc = archive_read_open_filename(a.get(), shard.c_str(), 1 << 20);
+  }
+  if (rc != ARCHIVE_OK) {
+    LOG(WARNING) << "skipping shard " << shard << ": " << archive_error_string(a.get());
+    ++(*skipped)["shard_failed"];
+    return true;
+  }
+  Pending p;
+  archive_entry* e = nullptr;
+  while (!cancel && (rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
+    const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+    if (archive_entry_filetype(e) != AE_IFREG) continue;
+    const int64_t size = archive_entry_size(e);
+    if (UnsafePath(name) || size < 0 || size > spec_.wds_max_member_bytes) {
+      LOG(WARNING) << "rejecting tar member '" << name << "' (" << size << " bytes) in " << shard;
+      ++(*skipped)["unsafe_member"];
+      continue;
+    }
+    const size_t slash = name.rfind('/');
+    const size_t dot = name.find('.', slash == std::string::npos ? 0 : slash + 1);
+    if (dot == std::string::npos) continue;
+    const std::string key = name.substr(0, dot), ext = absl::AsciiStrToLower(name.substr(dot + 1));
+    if (!p.active || key != p.key) {
+      if (!Flush(p, emit, skipped)) return false;
+      p = Pending();
+      p.active = true;
+      p.key = key;
+      p.shard = shard;
+    }
+    const bool wanted = IsImageExt(ext) || ext == "cls" || ext == "txt" || ext == "json";
+    if (!wanted) continue;
+    std::string data(static_cast<size_t>(size), '\0');
+    if (archive_read_data(a.get(), data.data(), data.size()) != static_cast<la_ssize_t>(data.size())) {
+      LOG(WARNING) << "truncated member " << name << " in " << shard;
+      ++(*skipped)["shard_failed"];
+      return true;
+    }
+    if (IsImageExt(ext)) {
+      p.image = std::move(data);
+      continue;
+    }
+    std::string text(absl::StripAsciiWhitespace(data));
+    nlohmann::json label_json = text;
+    if (ext == "json") {
+      auto j = nlohmann::json::parse(text, nullptr, false);
+      label_json = j.is_object() && j.contains("label") ? j["label"] : j.is_object() && j.contains("cls") ? j["cls"] : nlohmann::json();
+    }
+    int64_t v = -1;
+    if (label_json.is_number_integer()) {
+      v = label_json.get<int64_t>();
+    } else if (label_json.is_string()) {
+      const std::string s = label_json.get<std::string>();
+      if (auto it = class_index_.find(s); it != class_index_.end()) v = it->second;
+      else if (!absl::SimpleAtoi(s, &v)) v = -1;
+    }
+    if (v < 0 || v >= num_classes_) p.bad_label = true; else p.label = v;
+  }
+  if (rc != ARCHIVE_EOF && rc != ARCHIVE_OK && !cancel) {
+    LOG(WARNING) << "shard " << shard << " ends early: " << archive_error_string(a.get());
+    ++(*skipped)["shard_failed"];
+  }
+  return cancel ? false : Flush(p, emit, skipped);
+}
+
+void WdsSource::ReadShards(const std::vector<std::string>& shards, const std::function<bool(FetchResult)>& emit,
+                           std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
+  for (const auto& shard : shards) {
+    if (cancel || !ReadOne(shard, emit, skipped, cancel)) return;
+  }
+}
+
+}  // namespace cf::data

@@ -1,0 +1,62 @@
+// WebDataset tar shards (https://github.com/webdataset/webdataset conventions), read as a stream.
+//
+// A dataset is a list of tar shards given by a brace pattern (`shard-{000000..000127}.tar`,
+// `{a,b}.tar`; numeric ranges keep their zero padding), a directory (all *.tar in it, sorted), or
+// one file or http(s) URL (Hugging Face `resolve` URLs included). Members are grouped into samples
+// by key: the member path up to the first '.' of its file name; the rest is the extension. The
+// image comes from .jpg/.jpeg/.png/.webp, the label from .cls (integer text), .txt (class name or
+// integer) or .json ({"label": name-or-int} or {"cls": int}). Members with an absolute path, a
+// `..` component, or a size beyond `max_member_bytes` are rejected and counted
+// ("unsafe_member"), as are samples without an image or a valid label ("incomplete_sample",
+// "bad_label"); a shard that cannot be opened or read midway is counted ("shard_failed") and the
+// stream goes on with the next. Local shards are streamed from disk by libarchive; remote shards
+// are downloaded whole into memory first (with the retries of http_fetch.h), then streamed.
+// Thread-safe: ReadShards may run on several threads at once.
+#ifndef CONVFOREVER_DATA_WDS_H_
+#define CONVFOREVER_DATA_WDS_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "convforever/data/source.h"
+
+namespace cf::data {
+
+// Expands every {a..b} numeric range and {x,y,z} list; error on unbalanced braces or a range
+// that expands to more than 10^6 names.
+absl::StatusOr<std::vector<std::string>> ExpandBraces(const std::string& pattern);
+
+class WdsSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<WdsSource>> Open(const DatasetSpec& spec);
+
+  const std::vector<std::string>& shards() const { return shards_; }
+  int num_classes() const { return num_classes_; }
+
+  // Streams the samples of `shards` in order to `emit` (records carry encoded image bytes), until
+  // `emit` returns false or `cancel` becomes true. Skips are added to *skipped by reason.
+  void ReadShards(const std::vector<std::string>& shards, const std::function<bool(FetchResult)>& emit,
+                  std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
+
+ private:
+  WdsSource() = default;
+  struct Pending;
+  bool ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
+               std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
+  bool Flush(Pending& p, const std::function<bool(FetchResult)>& emit, std::map<std::string, int64_t>* skipped) const;
+
+  DatasetSpec spec_;
+  std::vector<std::string> shards_;
+  std::vector<std::string> classes_;
+  std::map<std::string, int64_t> class_index_;
+  int num_classes_ = 0;
+};
+
+}  // namespace cf::data
+
+#endif  // CONVFOREVER_DATA_WDS_H_
