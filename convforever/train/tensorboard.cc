@@ -123,6 +123,14 @@ std::string EncodeScalarsEvent(double wall_time, int64_t step, const Scalars& sc
   return event;
 }
 
+std::string EncodeSessionStartEvent(double wall_time, int64_t step) {
+  std::string session_log;
+  PutVarintField(&session_log, 1, 1);  // status: START
+  std::string event = EventHeader(wall_time, step);
+  PutBytes(&event, 7, session_log);
+  return event;
+}
+
 std::string EncodeTextEvent(double wall_time, int64_t step, const std::string& tag,
                             const std::string& text) {
   // SummaryMetadata{plugin_data: PluginData{plugin_name: "text"}}
@@ -217,6 +225,14 @@ absl::Status TensorBoardSink::LogSystem(const Scalars& scalars) {
   }
   if (scalars.empty()) return absl::OkStatus();
   return WriteEvent(EncodeScalarsEvent(WallTimeSeconds(), step, scalars));
+}
+
+absl::Status TensorBoardSink::DiscardAfter(int64_t step) {
+  {
+    absl::MutexLock lock(&mu_);
+    last_step_ = step;
+  }
+  return WriteEvent(EncodeSessionStartEvent(WallTimeSeconds(), step + 1));
 }
 
 absl::Status TensorBoardSink::Flush() {

@@ -230,7 +230,8 @@ absl::Status RunStatement(sqlite3* db, const char* sql, const std::vector<SqlPar
     }
   }
   const int rc = sqlite3_step(stmt);
-  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db, "insert failed", path);
+  absl::Status status =
+      rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db, "statement failed", path);
   sqlite3_finalize(stmt);
   return status;
 }
@@ -350,6 +351,10 @@ absl::Status TrackioSink::LogSystem(const Scalars& scalars) {
       "VALUES (?, ?, ?, ?, ?, ?)",
       {IsoTimestampUtc(std::chrono::system_clock::now()), run_id_, run_name_,
        TrackioMetricsJson(scalars), NewUuid4Hex(), nullptr});
+}
+
+absl::Status TrackioSink::DiscardAfter(int64_t step) {
+  return Insert("DELETE FROM metrics WHERE run_id = ? AND step > ?", {run_id_, step});
 }
 
 absl::Status TrackioSink::LogConfig(const nlohmann::json& config) {

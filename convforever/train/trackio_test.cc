@@ -199,9 +199,15 @@ TEST_F(TrackioTest, ResumeWithRunIdContinuesTheRun) {
   auto resumed = TrackioSink::Open(options);
   ASSERT_TRUE(resumed.ok());
   ASSERT_TRUE((*resumed)->Log(2, {{"loss", 0.5}}).ok());
+  ASSERT_TRUE((*resumed)->Log(3, {{"loss", 0.25}}).ok());
   auto runs = Query((*resumed)->db_path(), "SELECT DISTINCT run_id FROM metrics");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0][0], run_id);
+  // Resumed again from a checkpoint at step 2: step 3 is about to be redone.
+  ASSERT_TRUE((*resumed)->DiscardAfter(2).ok());
+  auto steps = Query((*resumed)->db_path(), "SELECT step FROM metrics WHERE run_id = ? ORDER BY step",
+                     {run_id});
+  EXPECT_EQ(steps, (std::vector<Row>{{"1"}, {"2"}}));
 }
 
 TEST_F(TrackioTest, BadInputsAreClearErrors) {
