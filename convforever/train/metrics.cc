@@ -106,7 +106,9 @@ void MultiSink::AddUnowned(MetricSink* sink) { sinks_.push_back(sink); }
   }                                                            \
   return first
 
-absl::Status MultiSink::Log(int64_t step, const Scalars& scalars) { CF_FAN_OUT(Log(step, scalars)); }
+absl::Status MultiSink::Log(int64_t step, const Scalars& scalars) {
+  CF_FAN_OUT(Log(step, scalars));
+}
 absl::Status MultiSink::LogConfig(const nlohmann::json& config) { CF_FAN_OUT(LogConfig(config)); }
 absl::Status MultiSink::LogSystem(const Scalars& scalars) { CF_FAN_OUT(LogSystem(scalars)); }
 absl::Status MultiSink::DiscardAfter(int64_t step) { CF_FAN_OUT(DiscardAfter(step)); }
@@ -184,9 +186,8 @@ absl::Status JsonlSink::DiscardAfter(int64_t step) {
     // kept as it is: this pass only removes what it understands.
     nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (record.is_discarded() && in.peek() == EOF) break;
-    if (record.is_object() && record.value("kind", "") == "metrics" &&
-        record.contains("step") && record["step"].is_number_integer() &&
-        record["step"].get<int64_t>() > step) {
+    if (record.is_object() && record.value("kind", "") == "metrics" && record.contains("step") &&
+        record["step"].is_number_integer() && record["step"].get<int64_t>() > step) {
       continue;
     }
     absl::StrAppend(&kept, line, "\n");

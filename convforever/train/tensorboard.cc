@@ -45,7 +45,9 @@ void PutFixed(std::string* out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
-void PutKey(std::string* out, int field, int wire_type) { PutVarint(out, (field << 3) | wire_type); }
+void PutKey(std::string* out, int field, int wire_type) {
+  PutVarint(out, (field << 3) | wire_type);
+}
 
 void PutDouble(std::string* out, int field, double value) {
   uint64_t bits;

@@ -70,12 +70,12 @@ TEST(Crc32c, Mask) {
 }
 
 TEST(TensorBoardEncoding, ScalarEventMatchesTheFormatsExample) {
-  // FORMATS.md: tag "loss" = 0.5 at step 10 is `09 <f64> 10 0A 2A 0D 0A 0B 0A 04 6C 6F 73 73 15 00 00 00 3F`.
+  // FORMATS.md: tag "loss" = 0.5 at step 10 is
+  //   09 <f64> 10 0A 2A 0D 0A 0B 0A 04 6C 6F 73 73 15 00 00 00 3F
   const double wall_time = 1763784000.25;
-  const std::string expected =
-      Bytes({0x09}) + F64(wall_time) +
-      Bytes({0x10, 0x0A, 0x2A, 0x0D, 0x0A, 0x0B, 0x0A, 0x04, 0x6C, 0x6F, 0x73, 0x73, 0x15, 0x00,
-             0x00, 0x00, 0x3F});
+  const std::string expected = Bytes({0x09}) + F64(wall_time) +
+                               Bytes({0x10, 0x0A, 0x2A, 0x0D, 0x0A, 0x0B, 0x0A, 0x04, 0x6C, 0x6F,
+                                      0x73, 0x73, 0x15, 0x00, 0x00, 0x00, 0x3F});
   EXPECT_EQ(EncodeScalarsEvent(wall_time, 10, {{"loss", 0.5}}), expected);
 }
 
@@ -85,7 +85,8 @@ TEST(TensorBoardEncoding, FileVersionEventOmitsDefaultStep) {
 }
 
 TEST(TensorBoardEncoding, SessionStart) {
-  EXPECT_EQ(EncodeSessionStartEvent(2.0, 7), Bytes({0x09}) + F64(2.0) + Bytes({0x10, 7, 0x3A, 2, 0x08, 1}));
+  EXPECT_EQ(EncodeSessionStartEvent(2.0, 7),
+            Bytes({0x09}) + F64(2.0) + Bytes({0x10, 7, 0x3A, 2, 0x08, 1}));
 }
 
 TEST(TensorBoardEncoding, LargeStepIsAMultiByteVarint) {
