@@ -15,9 +15,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/status_macros.h"
 #include "glog/logging.h"
@@ -119,7 +119,10 @@ std::string CheckpointManager::StepDirName(int64_t step) {
 absl::StatusOr<std::string> CheckpointManager::Save(int64_t step, const WriterFn& writer,
                                                     bool is_best, double metric) {
   if (step < 0) return absl::InvalidArgumentError(absl::StrCat("negative checkpoint step ", step));
-  RETURN_IF_ERROR(MakeDirs(dir_));
+  if (!Exists(dir_)) {
+    RETURN_IF_ERROR(MakeDirs(dir_));
+    RETURN_IF_ERROR(base::SyncDirectory(run_dir_));  // the new checkpoints/ entry itself
+  }
   const std::string final_dir = absl::StrCat(dir_, "/", StepDirName(step));
   const std::string tmp_dir = absl::StrFormat("%s/%s%08d", dir_, kTmpPrefix, step);
   RETURN_IF_ERROR(RemoveTree(tmp_dir));  // a killed earlier attempt at the same step
@@ -211,7 +214,7 @@ absl::StatusOr<std::optional<BestCheckpoint>> CheckpointManager::Best() const {
   out.step = best["step"].get<int64_t>();
   out.path = absl::StrCat(dir_, "/", best["dir"].get<std::string>());
   out.metric = best.contains("metric") && best["metric"].is_number() ? best["metric"].get<double>()
-                                                                      : std::nan("");
+                                                                     : std::nan("");
   if (!Exists(out.path + "/" + kDone)) return std::optional<BestCheckpoint>();
   return std::optional<BestCheckpoint>(out);
 }

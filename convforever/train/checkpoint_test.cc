@@ -61,7 +61,8 @@ TEST(CheckpointManager, SaveWritesFilesAndDoneManifest) {
   ASSERT_TRUE(path.ok()) << path.status();
   EXPECT_EQ(*path, run + "/checkpoints/step-00000100");
   EXPECT_EQ(ReadAll(*path + "/model.bin"), "weights of step 100");
-  EXPECT_EQ(ReadAll(*path + "/DONE"), "{\"files\":[\"model.bin\",\"trainer/state.json\"],\"step\":100}\n");
+  EXPECT_EQ(ReadAll(*path + "/DONE"),
+            "{\"files\":[\"model.bin\",\"trainer/state.json\"],\"step\":100}\n");
   EXPECT_FALSE(Exists(run + "/checkpoints/.tmp-step-00000100"));
   auto latest = manager.FindLatestComplete();
   ASSERT_TRUE(latest.ok());

@@ -8,10 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "convforever/base/atomic_file.h"
+#include "convforever/base/status_macros.h"
 
 namespace cf::train {
 namespace {
@@ -103,9 +106,12 @@ void MultiSink::AddUnowned(MetricSink* sink) { sinks_.push_back(sink); }
   }                                                            \
   return first
 
-absl::Status MultiSink::Log(int64_t step, const Scalars& scalars) { CF_FAN_OUT(Log(step, scalars)); }
+absl::Status MultiSink::Log(int64_t step, const Scalars& scalars) {
+  CF_FAN_OUT(Log(step, scalars));
+}
 absl::Status MultiSink::LogConfig(const nlohmann::json& config) { CF_FAN_OUT(LogConfig(config)); }
 absl::Status MultiSink::LogSystem(const Scalars& scalars) { CF_FAN_OUT(LogSystem(scalars)); }
+absl::Status MultiSink::DiscardAfter(int64_t step) { CF_FAN_OUT(DiscardAfter(step)); }
 absl::Status MultiSink::Flush() { CF_FAN_OUT(Flush()); }
 absl::Status MultiSink::Close() { CF_FAN_OUT(Close()); }
 
@@ -166,6 +172,32 @@ absl::Status JsonlSink::LogSystem(const Scalars& scalars) {
     record[name] = JsonNumberOrString(value);
   }
   return WriteLine(record.dump());
+}
+
+absl::Status JsonlSink::DiscardAfter(int64_t step) {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (std::fflush(file_) != 0) return ErrnoError("cannot flush", path_);
+  std::ifstream in(path_);
+  if (!in) return ErrnoError("cannot read", path_);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    // A torn last line (the interrupted run died mid-write) is dropped; any other bad line is
+    // kept as it is: this pass only removes what it understands.
+    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_discarded() && in.peek() == EOF) break;
+    if (record.is_object() && record.value("kind", "") == "metrics" && record.contains("step") &&
+        record["step"].is_number_integer() && record["step"].get<int64_t>() > step) {
+      continue;
+    }
+    absl::StrAppend(&kept, line, "\n");
+  }
+  RETURN_IF_ERROR(base::WriteFileAtomically(path_, kept));
+  // The old descriptor points at the replaced file: reopen the new one for appending.
+  std::fclose(file_);
+  file_ = std::fopen(path_.c_str(), "ae");
+  if (file_ == nullptr) return ErrnoError("cannot reopen", path_);
+  return absl::OkStatus();
 }
 
 absl::Status JsonlSink::Flush() {

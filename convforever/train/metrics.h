@@ -42,6 +42,10 @@ class MetricSink {
   // System metrics sampled on a clock ("cpu/utilization", "memory/used", "gpu/0/utilization").
   // Default: ignored (a sink that has no place for them).
   virtual absl::Status LogSystem(const Scalars& scalars) { return absl::OkStatus(); }
+  // For a resumed run, before it logs again: records of steps > `step` (written by the
+  // interrupted run after its last checkpoint, and about to be written again) are dropped or
+  // hidden, so each step appears once. Default: nothing to do.
+  virtual absl::Status DiscardAfter(int64_t step) { return absl::OkStatus(); }
   // Makes everything logged so far visible to readers (and durable where cheap).
   virtual absl::Status Flush() = 0;
   // Flushes and releases the output; idempotent.
@@ -59,6 +63,7 @@ class MultiSink : public MetricSink {
   absl::Status Log(int64_t step, const Scalars& scalars) override;
   absl::Status LogConfig(const nlohmann::json& config) override;
   absl::Status LogSystem(const Scalars& scalars) override;
+  absl::Status DiscardAfter(int64_t step) override;
   absl::Status Flush() override;
   absl::Status Close() override;
 
@@ -83,6 +88,9 @@ class JsonlSink : public MetricSink {
   absl::Status Log(int64_t step, const Scalars& scalars) override;
   absl::Status LogConfig(const nlohmann::json& config) override;
   absl::Status LogSystem(const Scalars& scalars) override;
+  // Rewrites the file atomically without "metrics" lines of later steps (config and system
+  // lines stay), then appends as before.
+  absl::Status DiscardAfter(int64_t step) override;
   absl::Status Flush() override;
   absl::Status Close() override;
 

@@ -101,6 +101,31 @@ TEST(JsonlSink, AppendsAcrossReopen) {
   EXPECT_EQ(lines[1]["step"], 2);
 }
 
+TEST(JsonlSink, DiscardAfterDropsLaterStepsForAResumedRun) {
+  const std::string dir = TempDir();
+  {
+    auto sink = JsonlSink::Open(dir);
+    ASSERT_TRUE(sink.ok());
+    ASSERT_TRUE((*sink)->LogConfig({{"lr", 1}}).ok());
+    for (int step = 1; step <= 5; ++step) ASSERT_TRUE((*sink)->Log(step, {{"loss", 1.0}}).ok());
+    ASSERT_TRUE((*sink)->LogSystem({{"cpu/utilization", 1.0}}).ok());
+  }
+  // The interrupted run was killed mid-line.
+  std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"kind\":\"metrics\",\"st";
+  auto sink = JsonlSink::Open(dir);
+  ASSERT_TRUE(sink.ok());
+  ASSERT_TRUE((*sink)->DiscardAfter(3).ok());
+  ASSERT_TRUE((*sink)->Log(4, {{"loss", 0.5}}).ok());
+  const auto lines = ReadLines(dir + "/metrics.jsonl");
+  std::vector<int64_t> steps;
+  for (const auto& line : lines) {
+    if (line["kind"] == "metrics") steps.push_back(line["step"]);
+  }
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(lines.size(), 6u);  // + config + system
+  EXPECT_EQ(lines.back()["loss"], 0.5);
+}
+
 TEST(JsonlSink, RejectsReservedAndEmptyNames) {
   const std::string dir = TempDir();
   auto sink = JsonlSink::Open(dir);
@@ -171,6 +196,7 @@ TEST(MultiSink, FansOutToAllAndReturnsFirstError) {
   ASSERT_TRUE(multi.LogConfig({{"x", 1}}).ok());
   EXPECT_EQ(b.configs.size(), 1u);
   ASSERT_TRUE(multi.LogSystem({{"cpu/utilization", 1}}).ok());
+  ASSERT_TRUE(multi.DiscardAfter(3).ok());
   EXPECT_EQ(c->system, 1);
   ASSERT_TRUE(multi.Close().ok());
   EXPECT_EQ(a.closed + b.closed + c->closed, 3);

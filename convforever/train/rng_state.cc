@@ -98,7 +98,8 @@ absl::StatusOr<std::vector<std::string>> CaptureTorchCudaRngStates() {
 #ifdef CF_WITH_CUDA
   const int devices = static_cast<int>(c10::cuda::device_count());
   for (int i = 0; i < devices; ++i) {
-    ASSIGN_OR_RETURN(std::string state, CaptureGenerator(at::cuda::detail::getDefaultCUDAGenerator(i)));
+    ASSIGN_OR_RETURN(std::string state,
+                     CaptureGenerator(at::cuda::detail::getDefaultCUDAGenerator(i)));
     states.push_back(std::move(state));
   }
 #endif
@@ -218,7 +219,8 @@ absl::StatusOr<RngState> DecodeRngState(absl::string_view blob) {
     }
   }
   if (!reader.done()) {
-    return absl::DataLossError(absl::StrCat("RNG state has trailing bytes after byte ", reader.pos()));
+    return absl::DataLossError(
+        absl::StrCat("RNG state has trailing bytes after byte ", reader.pos()));
   }
   return state;
 }

@@ -52,20 +52,20 @@ absl::StatusOr<CpuTimes> ReadCpuTimes(const std::string& proc_stat_path) {
         absl::StrSplit(lines[i], absl::ByAnyChar(" \t"), absl::SkipEmpty());
     const bool aggregate = parts[0] == "cpu";
     if (aggregate != times.total.empty()) {
-      return absl::DataLossError(absl::StrCat(proc_stat_path, ":", i + 1,
-                                              ": the aggregate \"cpu\" line must come first"));
+      return absl::DataLossError(
+          absl::StrCat(proc_stat_path, ":", i + 1, ": the aggregate \"cpu\" line must come first"));
     }
     // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already
     // inside user/nice, so only the first eight count.
     if (parts.size() < 5) {
-      return absl::DataLossError(absl::StrCat(proc_stat_path, ":", i + 1, ": too few fields: ",
-                                              lines[i]));
+      return absl::DataLossError(
+          absl::StrCat(proc_stat_path, ":", i + 1, ": too few fields: ", lines[i]));
     }
     uint64_t values[8] = {0};
     for (size_t f = 1; f < parts.size() && f <= 8; ++f) {
       if (!absl::SimpleAtoi(parts[f], &values[f - 1])) {
-        return absl::DataLossError(absl::StrCat(proc_stat_path, ":", i + 1, ": bad number \"",
-                                                parts[f], "\""));
+        return absl::DataLossError(
+            absl::StrCat(proc_stat_path, ":", i + 1, ": bad number \"", parts[f], "\""));
       }
     }
     uint64_t total = 0;

@@ -130,9 +130,9 @@ class CountingSink : public MetricSink {
     absl::MutexLock lock(&mu);
     target = n;
     // A generous bound only so that a broken sampler fails instead of hanging the test.
-    return mu.AwaitWithTimeout(
-        absl::Condition(+[](CountingSink* s) { return s->count >= s->target; }, this),
-        absl::Seconds(20));
+    return mu.AwaitWithTimeout(absl::Condition(
+                                   +[](CountingSink* s) { return s->count >= s->target; }, this),
+                               absl::Seconds(20));
   }
   absl::Mutex mu;
   Scalars last;

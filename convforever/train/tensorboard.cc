@@ -45,7 +45,9 @@ void PutFixed(std::string* out, uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
 }
 
-void PutKey(std::string* out, int field, int wire_type) { PutVarint(out, (field << 3) | wire_type); }
+void PutKey(std::string* out, int field, int wire_type) {
+  PutVarint(out, (field << 3) | wire_type);
+}
 
 void PutDouble(std::string* out, int field, double value) {
   uint64_t bits;
@@ -120,6 +122,14 @@ std::string EncodeScalarsEvent(double wall_time, int64_t step, const Scalars& sc
   }
   std::string event = EventHeader(wall_time, step);
   PutBytes(&event, 5, summary);
+  return event;
+}
+
+std::string EncodeSessionStartEvent(double wall_time, int64_t step) {
+  std::string session_log;
+  PutVarintField(&session_log, 1, 1);  // status: START
+  std::string event = EventHeader(wall_time, step);
+  PutBytes(&event, 7, session_log);
   return event;
 }
 
@@ -217,6 +227,14 @@ absl::Status TensorBoardSink::LogSystem(const Scalars& scalars) {
   }
   if (scalars.empty()) return absl::OkStatus();
   return WriteEvent(EncodeScalarsEvent(WallTimeSeconds(), step, scalars));
+}
+
+absl::Status TensorBoardSink::DiscardAfter(int64_t step) {
+  {
+    absl::MutexLock lock(&mu_);
+    last_step_ = step;
+  }
+  return WriteEvent(EncodeSessionStartEvent(WallTimeSeconds(), step + 1));
 }
 
 absl::Status TensorBoardSink::Flush() {

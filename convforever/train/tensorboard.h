@@ -43,6 +43,9 @@ std::string EncodeTfRecord(absl::string_view data);
 // Serialized Event messages.
 std::string EncodeFileVersionEvent(double wall_time);
 std::string EncodeScalarsEvent(double wall_time, int64_t step, const Scalars& scalars);
+// Event{session_log: SessionLog{status: START}}: TensorBoard then purges events of this run with
+// step >= `step` that came before it (its orphaned-data rule for restarted jobs).
+std::string EncodeSessionStartEvent(double wall_time, int64_t step);
 std::string EncodeTextEvent(double wall_time, int64_t step, const std::string& tag,
                             const std::string& text);
 
@@ -60,6 +63,8 @@ class TensorBoardSink : public MetricSink {
   absl::Status LogConfig(const nlohmann::json& config) override;
   // System metrics have no step: they are written at the last step Log() saw.
   absl::Status LogSystem(const Scalars& scalars) override;
+  // Writes a SessionLog START at step+1, so TensorBoard hides the interrupted run's later steps.
+  absl::Status DiscardAfter(int64_t step) override;
   absl::Status Flush() override;
   absl::Status Close() override;
 

@@ -70,18 +70,23 @@ TEST(Crc32c, Mask) {
 }
 
 TEST(TensorBoardEncoding, ScalarEventMatchesTheFormatsExample) {
-  // FORMATS.md: tag "loss" = 0.5 at step 10 is `09 <f64> 10 0A 2A 0D 0A 0B 0A 04 6C 6F 73 73 15 00 00 00 3F`.
+  // FORMATS.md: tag "loss" = 0.5 at step 10 is
+  //   09 <f64> 10 0A 2A 0D 0A 0B 0A 04 6C 6F 73 73 15 00 00 00 3F
   const double wall_time = 1763784000.25;
-  const std::string expected =
-      Bytes({0x09}) + F64(wall_time) +
-      Bytes({0x10, 0x0A, 0x2A, 0x0D, 0x0A, 0x0B, 0x0A, 0x04, 0x6C, 0x6F, 0x73, 0x73, 0x15, 0x00,
-             0x00, 0x00, 0x3F});
+  const std::string expected = Bytes({0x09}) + F64(wall_time) +
+                               Bytes({0x10, 0x0A, 0x2A, 0x0D, 0x0A, 0x0B, 0x0A, 0x04, 0x6C, 0x6F,
+                                      0x73, 0x73, 0x15, 0x00, 0x00, 0x00, 0x3F});
   EXPECT_EQ(EncodeScalarsEvent(wall_time, 10, {{"loss", 0.5}}), expected);
 }
 
 TEST(TensorBoardEncoding, FileVersionEventOmitsDefaultStep) {
   const std::string expected = Bytes({0x09}) + F64(2.0) + Bytes({0x1A, 13}) + "brain.Event:2";
   EXPECT_EQ(EncodeFileVersionEvent(2.0), expected);
+}
+
+TEST(TensorBoardEncoding, SessionStart) {
+  EXPECT_EQ(EncodeSessionStartEvent(2.0, 7),
+            Bytes({0x09}) + F64(2.0) + Bytes({0x10, 7, 0x3A, 2, 0x08, 1}));
 }
 
 TEST(TensorBoardEncoding, LargeStepIsAMultiByteVarint) {
@@ -146,6 +151,7 @@ TEST(TensorBoardSink, IndependentPythonReaderAgrees) {
   ASSERT_TRUE((*sink)->Log(200, {{"train/loss", std::nan("")}}).ok());
   ASSERT_TRUE((*sink)->LogConfig({{"lr", 0.004}, {"api_key", "secret"}}).ok());
   ASSERT_TRUE((*sink)->LogSystem({{"cpu/utilization", 50}}).ok());
+  ASSERT_TRUE((*sink)->DiscardAfter(150).ok());
   ASSERT_TRUE((*sink)->Close().ok());
 
   std::string output;
@@ -154,7 +160,7 @@ TEST(TensorBoardSink, IndependentPythonReaderAgrees) {
   for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
     events.push_back(nlohmann::json::parse(line));
   }
-  ASSERT_EQ(events.size(), 5u) << output;
+  ASSERT_EQ(events.size(), 6u) << output;
   EXPECT_EQ(events[0]["file_version"], "brain.Event:2");
   EXPECT_GT(events[0]["wall_time"].get<double>(), 1.6e9);
   EXPECT_EQ(events[1]["step"], 1);
@@ -171,6 +177,8 @@ TEST(TensorBoardSink, IndependentPythonReaderAgrees) {
   EXPECT_EQ(text.find("secret"), std::string::npos) << text;
   EXPECT_EQ(events[4]["step"], 200);  // system metrics land at the last step
   EXPECT_EQ(events[4]["values"][0]["tag"], "cpu/utilization");
+  EXPECT_EQ(events[5]["step"], 151);
+  EXPECT_EQ(events[5]["session_status"], 1);
 
   // The reader really checks CRCs: flip one payload byte of the last record.
   std::string bytes = ReadAll((*sink)->path());
@@ -179,7 +187,7 @@ TEST(TensorBoardSink, IndependentPythonReaderAgrees) {
   std::ofstream(corrupt, std::ios::binary) << bytes;
   output.clear();
   EXPECT_EQ(RunReader(corrupt, &output), 1) << output;
-  EXPECT_NE(output.find("record 4"), std::string::npos) << output;
+  EXPECT_NE(output.find("record 5"), std::string::npos) << output;
   EXPECT_NE(output.find("bad data CRC"), std::string::npos) << output;
 }
 

@@ -122,7 +122,8 @@ constexpr const char* kSchema[] = {
     created_at TEXT NOT NULL
 ))",
     "CREATE INDEX IF NOT EXISTS idx_run_artifact_links_run ON run_artifact_links(run_id, run_name)",
-    "CREATE INDEX IF NOT EXISTS idx_run_artifact_links_name ON run_artifact_links(run_name, run_id)",
+    "CREATE INDEX IF NOT EXISTS idx_run_artifact_links_name "
+    "ON run_artifact_links(run_name, run_id)",
     "CREATE INDEX IF NOT EXISTS idx_run_artifact_links_version "
     "ON run_artifact_links(artifact_version_id)",
     "CREATE UNIQUE INDEX IF NOT EXISTS idx_run_artifact_links_unique "
@@ -230,7 +231,8 @@ absl::Status RunStatement(sqlite3* db, const char* sql, const std::vector<SqlPar
     }
   }
   const int rc = sqlite3_step(stmt);
-  absl::Status status = rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db, "insert failed", path);
+  absl::Status status =
+      rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db, "statement failed", path);
   sqlite3_finalize(stmt);
   return status;
 }
@@ -258,8 +260,8 @@ std::string NewUuid4Hex() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^
                                           (static_cast<uint64_t>(std::random_device{}()) << 32)};
   uint64_t hi = rng(), lo = rng();
-  hi = (hi & ~0xF000ull) | 0x4000ull;                    // version 4
-  lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);        // variant 10xx
+  hi = (hi & ~0xF000ull) | 0x4000ull;              // version 4
+  lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);  // variant 10xx
   return absl::StrFormat("%016x%016x", hi, lo);
 }
 
@@ -290,7 +292,9 @@ absl::StatusOr<std::unique_ptr<TrackioSink>> TrackioSink::Open(const TrackioOpti
   const std::string dir = options.dir.empty() ? ResolveTrackioDir() : options.dir;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot create Trackio dir ", dir, ": ", ec.message()));
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create Trackio dir ", dir, ": ", ec.message()));
+  }
   const std::string project = CanonicalProjectName(options.project);
   const std::string run_id = options.run_id.empty() ? NewUuid4Hex() : options.run_id;
   std::unique_ptr<TrackioSink> sink(new TrackioSink(absl::StrCat(dir, "/", project, ".db"),
@@ -298,7 +302,8 @@ absl::StatusOr<std::unique_ptr<TrackioSink>> TrackioSink::Open(const TrackioOpti
                                                     run_id, options));
   sink->lock_fd_ = ::open(sink->lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (sink->lock_fd_ < 0) {
-    return absl::InternalError(absl::StrCat("cannot open ", sink->lock_path_, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        absl::StrCat("cannot open ", sink->lock_path_, ": ", std::strerror(errno)));
   }
   FlockGuard lock(sink->lock_fd_);
   if (sqlite3_open_v2(sink->db_path_.c_str(), &sink->db_,
@@ -338,18 +343,22 @@ absl::Status TrackioSink::Insert(const char* sql, const std::vector<SqlParam>& p
 
 absl::Status TrackioSink::Log(int64_t step, const Scalars& scalars) {
   return Insert(
-      "INSERT OR IGNORE INTO metrics (timestamp, run_id, run_name, step, metrics, log_id, space_id) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO metrics "
+      "(timestamp, run_id, run_name, step, metrics, log_id, space_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
       {IsoTimestampUtc(std::chrono::system_clock::now()), run_id_, run_name_, step,
        TrackioMetricsJson(scalars), NewUuid4Hex(), nullptr});
 }
 
 absl::Status TrackioSink::LogSystem(const Scalars& scalars) {
   return Insert(
-      "INSERT OR IGNORE INTO system_metrics (timestamp, run_id, run_name, metrics, log_id, space_id) "
-      "VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO system_metrics "
+      "(timestamp, run_id, run_name, metrics, log_id, space_id) VALUES (?, ?, ?, ?, ?, ?)",
       {IsoTimestampUtc(std::chrono::system_clock::now()), run_id_, run_name_,
        TrackioMetricsJson(scalars), NewUuid4Hex(), nullptr});
+}
+
+absl::Status TrackioSink::DiscardAfter(int64_t step) {
+  return Insert("DELETE FROM metrics WHERE run_id = ? AND step > ?", {run_id_, step});
 }
 
 absl::Status TrackioSink::LogConfig(const nlohmann::json& config) {

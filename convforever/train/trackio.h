@@ -83,6 +83,8 @@ class TrackioSink : public MetricSink {
   absl::Status LogConfig(const nlohmann::json& config) override;
   // One `system_metrics` row.
   absl::Status LogSystem(const Scalars& scalars) override;
+  // Deletes this run's `metrics` rows with step > `step` (the run continues under its run_id).
+  absl::Status DiscardAfter(int64_t step) override;
   // Rows are committed as they are logged; this checkpoints the WAL so plain readers see them.
   absl::Status Flush() override;
   absl::Status Close() override;
@@ -98,7 +100,7 @@ class TrackioSink : public MetricSink {
         run_id_(std::move(run_id)),
         run_name_(opts.run_name),
         options_(std::move(opts)) {}
-  // Runs one INSERT under the project flock, in its own transaction.
+  // Runs one statement under the project flock, in its own transaction.
   absl::Status Insert(const char* sql, const std::vector<trackio_internal::SqlParam>& params);
 
   const std::string db_path_;

@@ -81,17 +81,17 @@ TEST_F(TrackioTest, SchemaHasEveryTrackioTableAndIndex) {
     if (r[0] == "table") tables.insert(r[1]);
     if (r[0] == "index" && !absl::StartsWith(r[1], "sqlite_autoindex")) indexes.insert(r[1]);
   }
-  for (const char* t : {"metrics", "configs", "system_metrics", "traces", "project_metadata",
-                        "pending_uploads", "alerts", "artifacts", "artifact_versions",
-                        "artifact_aliases", "run_artifact_links"}) {
+  for (const char* t :
+       {"metrics", "configs", "system_metrics", "traces", "project_metadata", "pending_uploads",
+        "alerts", "artifacts", "artifact_versions", "artifact_aliases", "run_artifact_links"}) {
     EXPECT_TRUE(tables.count(t)) << t;
   }
   EXPECT_EQ(indexes.size(), 19u);  // as many as init_db creates
-  for (const char* i : {"idx_metrics_run_step", "idx_metrics_run_timestamp", "idx_metrics_log_id",
-                        "idx_metrics_pending", "idx_configs_run_name",
-                        "idx_system_metrics_run_timestamp", "idx_system_metrics_log_id",
-                        "idx_system_metrics_pending", "idx_alerts_alert_id",
-                        "idx_pending_uploads_kind", "idx_run_artifact_links_unique"}) {
+  for (const char* i :
+       {"idx_metrics_run_step", "idx_metrics_run_timestamp", "idx_metrics_log_id",
+        "idx_metrics_pending", "idx_configs_run_name", "idx_system_metrics_run_timestamp",
+        "idx_system_metrics_log_id", "idx_system_metrics_pending", "idx_alerts_alert_id",
+        "idx_pending_uploads_kind", "idx_run_artifact_links_unique"}) {
     EXPECT_TRUE(indexes.count(i)) << i;
   }
   // Trackio picks its run_id code path from PRAGMA table_info (_supports_run_ids).
@@ -136,8 +136,10 @@ TEST_F(TrackioTest, TrackioReaderQueriesSeeOurRows) {
   EXPECT_EQ(identity[0][0], a->run_id());
 
   // _fetch_metric_logs_with_cursor.
-  auto logs = Query(db, "SELECT timestamp, step, metrics FROM metrics WHERE run_id = ? "
-                        "ORDER BY timestamp, id", {a->run_id()});
+  auto logs = Query(db,
+                    "SELECT timestamp, step, metrics FROM metrics WHERE run_id = ? "
+                    "ORDER BY timestamp, id",
+                    {a->run_id()});
   ASSERT_EQ(logs.size(), 2u);
   EXPECT_EQ(logs[0][1], "0");
   EXPECT_EQ(logs[0][2], "{\"train/loss\":2.5,\"lr\":0.001}");
@@ -145,8 +147,10 @@ TEST_F(TrackioTest, TrackioReaderQueriesSeeOurRows) {
   EXPECT_TRUE(absl::EndsWith(logs[0][0], "+00:00")) << logs[0][0];
 
   // _fetch_system_logs_with_cursor.
-  auto system = Query(db, "SELECT timestamp, metrics FROM system_metrics WHERE run_id = ? "
-                          "ORDER BY timestamp, id", {a->run_id()});
+  auto system = Query(db,
+                      "SELECT timestamp, metrics FROM system_metrics WHERE run_id = ? "
+                      "ORDER BY timestamp, id",
+                      {a->run_id()});
   ASSERT_EQ(system.size(), 1u);
   EXPECT_EQ(system[0][1], "{\"cpu/utilization\":50.0,\"memory/used\":1.5}");
 
@@ -163,17 +167,19 @@ TEST_F(TrackioTest, TrackioReaderQueriesSeeOurRows) {
   EXPECT_EQ(config[0][0].find(' '), std::string::npos);  // compact
 
   // get_tab_availability_flags: the metrics and system tabs light up.
-  EXPECT_EQ(Query(db,
-                  "SELECT 1 FROM metrics WHERE CAST(metrics AS TEXT) GLOB '*:[0-9]*' "
-                  "OR CAST(metrics AS TEXT) GLOB '*:-[0-9]*' OR CAST(metrics AS TEXT) GLOB ? LIMIT 1",
-                  {"*\"_type\":\"trackio.histogram\"*"})
-                .size(),
-            1u);
+  EXPECT_EQ(
+      Query(db,
+            "SELECT 1 FROM metrics WHERE CAST(metrics AS TEXT) GLOB '*:[0-9]*' "
+            "OR CAST(metrics AS TEXT) GLOB '*:-[0-9]*' OR CAST(metrics AS TEXT) GLOB ? LIMIT 1",
+            {"*\"_type\":\"trackio.histogram\"*"})
+          .size(),
+      1u);
   EXPECT_EQ(Query(db, "SELECT 1 FROM system_metrics LIMIT 1").size(), 1u);
 
   // get_max_steps_for_runs, get_log_count, get_last_step.
-  auto max_steps = Query(db, "SELECT run_name, run_id, MAX(step) as max_step FROM metrics "
-                             "GROUP BY run_id, run_name");
+  auto max_steps = Query(db,
+                         "SELECT run_name, run_id, MAX(step) as max_step FROM metrics "
+                         "GROUP BY run_id, run_name");
   ASSERT_EQ(max_steps.size(), 2u);
   for (const Row& r : max_steps) EXPECT_EQ(r[2], r[0] == "run-a" ? "1" : "5");
   EXPECT_EQ(Query(db, "SELECT COUNT(*) FROM metrics WHERE run_id = ?", {a->run_id()})[0][0], "2");
@@ -199,9 +205,15 @@ TEST_F(TrackioTest, ResumeWithRunIdContinuesTheRun) {
   auto resumed = TrackioSink::Open(options);
   ASSERT_TRUE(resumed.ok());
   ASSERT_TRUE((*resumed)->Log(2, {{"loss", 0.5}}).ok());
+  ASSERT_TRUE((*resumed)->Log(3, {{"loss", 0.25}}).ok());
   auto runs = Query((*resumed)->db_path(), "SELECT DISTINCT run_id FROM metrics");
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0][0], run_id);
+  // Resumed again from a checkpoint at step 2: step 3 is about to be redone.
+  ASSERT_TRUE((*resumed)->DiscardAfter(2).ok());
+  auto steps = Query((*resumed)->db_path(),
+                     "SELECT step FROM metrics WHERE run_id = ? ORDER BY step", {run_id});
+  EXPECT_EQ(steps, (std::vector<Row>{{"1"}, {"2"}}));
 }
 
 TEST_F(TrackioTest, BadInputsAreClearErrors) {
@@ -248,7 +260,7 @@ TEST(TrackioHelpers, Uuid4Hex) {
   const std::string a = NewUuid4Hex(), b = NewUuid4Hex();
   EXPECT_NE(a, b);
   ASSERT_EQ(a.size(), 32u);
-  EXPECT_EQ(a[12], '4');                             // version
+  EXPECT_EQ(a[12], '4');  // version
   EXPECT_NE(std::string("89ab").find(a[16]), std::string::npos);  // variant
   for (char c : a) EXPECT_TRUE(std::isxdigit(c) && !std::isupper(c)) << a;
 }

@@ -7,7 +7,7 @@ definition (no table), and the protobuf decoder is a generic wire-format walker.
 
 Usage: tfevents_reader.py FILE
 Prints one JSON object per event:
-  {"wall_time": float, "step": int, "file_version": str?, "values": [{"tag", "simple_value"} |
+  {"wall_time": float, "step": int, "file_version": str?, "session_status": int?, "values": [{"tag", "simple_value"} |
    {"tag", "plugin", "text"}]}
 Exits 1 with "FILE: record N at offset O: <what>" on a bad length CRC, data CRC or truncation.
 """
@@ -91,6 +91,11 @@ def decode_event(buf):
             event["step"] = value - (1 << 64) if value >= 1 << 63 else value
         elif number == 3:
             event["file_version"] = value.decode("utf-8")
+        elif number == 7:  # SessionLog: status = 1 (1 = START, 2 = STOP, 3 = CHECKPOINT)
+            event["session_status"] = 0
+            for n, _, v in fields(value):
+                if n == 1:
+                    event["session_status"] = v
         elif number == 5:
             for n, _, v in fields(value):
                 if n == 1:
