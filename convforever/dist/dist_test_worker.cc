@@ -31,6 +31,7 @@ DEFINE_int32(batch, 8, "per-rank batch");
 DEFINE_int32(accum, 1, "micro-steps per optimizer step");
 DEFINE_int32(zero, 0, "ZeRO stage (0 = DataParallel)");
 DEFINE_string(optimizer, "sgd", "sgd | adamw");
+DEFINE_double(lr, 0.05, "learning rate");
 DEFINE_double(bucket_mb, 0.002, "DataParallel bucket cap (MB)");
 DEFINE_bool(overlap, true, "all-reduce from autograd hooks");
 DEFINE_string(out, "", "prefix of the parameter dump");
@@ -94,8 +95,8 @@ std::vector<ShardParam> FullShard(const NamedTensors& params) {
 }
 
 std::unique_ptr<ShardUpdater> MakeUpdater(const std::vector<ShardParam>& shard) {
-  if (FLAGS_optimizer == "adamw") return MakeAdamWUpdater(shard, AdamWOptions{0.01, 0.9, 0.999, 1e-8, 0.05});
-  return MakeSgdUpdater(shard, SgdOptions{0.1, 0.9, 1e-3});
+  if (FLAGS_optimizer == "adamw") return MakeAdamWUpdater(shard, AdamWOptions{FLAGS_lr / 10, 0.9, 0.999, 1e-8, 0.05});
+  return MakeSgdUpdater(shard, SgdOptions{FLAGS_lr, 0.9, 1e-3});
 }
 
 absl::Status WriteParams(const TinyNet& net, const std::string& path) {
