@@ -1,0 +1,50 @@
+// Communicator over real processes on 127.0.0.1 (Gloo): every collective, at 2 and 3 ranks.
+#include "convforever/dist/communicator.h"
+
+#include <ATen/ATen.h>
+
+#include "convforever/dist/multiprocess_harness.h"
+#include "gtest/gtest.h"
+
+namespace cf::dist {
+namespace {
+
+using testing::RunRanks;
+constexpr char kWorker[] = "convforever/dist/dist_test_worker";
+
+void ExpectAllOk(const std::vector<testing::RankResult>& results) {
+  for (size_t r = 0; r < results.size(); ++r) {
+    EXPECT_EQ(results[r].exit_code, 0) << "rank " << r << " stderr:\n" << results[r].err;
+  }
+}
+
+TEST(Communicator, CollectivesTwoRanks) { ExpectAllOk(RunRanks(kWorker, 2, {"--mode=collectives"})); }
+
+TEST(Communicator, CollectivesThreeRanks) { ExpectAllOk(RunRanks(kWorker, 3, {"--mode=collectives"})); }
+
+TEST(Communicator, OneRankIsLocal) {
+  LaunchEnv env;
+  auto comm = Communicator::Create(env, {});
+  ASSERT_TRUE(comm.ok()) << comm.status();
+  EXPECT_EQ((*comm)->backend_name(), "local");
+  at::Tensor in = at::arange(4, at::kFloat), out = at::empty({4});
+  ASSERT_TRUE((*comm)->ReduceScatterSum(in, out).ok());
+  EXPECT_TRUE(at::equal(in, out));
+}
+
+TEST(Communicator, BadBackendIsAnError) {
+  CommOptions options;
+  options.backend = "mpi";
+  auto comm = Communicator::Create(LaunchEnv{}, options);
+  ASSERT_FALSE(comm.ok());
+  EXPECT_NE(comm.status().message().find("unknown backend 'mpi'"), std::string::npos);
+#ifndef CF_WITH_CUDA
+  options.backend = "nccl";
+  comm = Communicator::Create(LaunchEnv{}, options);
+  ASSERT_FALSE(comm.ok());
+  EXPECT_NE(comm.status().message().find("needs a CUDA build"), std::string::npos);
+#endif
+}
+
+}  // namespace
+}  // namespace cf::dist
