@@ -1,9 +1,14 @@
 #include "convforever/train/flags_config.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/optim/deepspeed_config.h"
 #include "convforever/train/metrics.h"
 #include "gflags/gflags.h"
 #include "nlohmann/json.hpp"
@@ -20,9 +25,44 @@ std::string FlagsAsJson() {
   return StripSecrets(j).dump();
 }
 
-// TEMPORARY until convforever/optim's DeepSpeed parser lands in this branch.
-absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* options) {
-  return absl::UnimplementedError("--deepspeed_config: not wired yet");
+absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* o) {
+  optim::DeepSpeedAutoValues flags;
+  int64_t world_size = 1;
+  if (const char* w = std::getenv("WORLD_SIZE"); w != nullptr && !absl::SimpleAtoi(w, &world_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("WORLD_SIZE='", w, "' is not a number"));
+  }
+  flags.world_size = world_size;
+  flags.micro_batch = o->micro_batch_size;
+  flags.grad_accum = o->gradient_accumulation_steps;
+  flags.lr = o->lr;
+  flags.weight_decay = o->weight_decay;
+  flags.beta1 = o->beta1;
+  flags.beta2 = o->beta2;
+  flags.eps = o->eps;
+  if (o->warmup_steps > 0) flags.warmup_steps = o->warmup_steps;
+  if (o->max_steps > 0) flags.total_steps = o->max_steps;
+  flags.max_grad_norm = o->gradient_clipping;
+  flags.fp16 = o->precision == "fp16";
+  flags.bf16 = o->precision == "bf16";
+  ASSIGN_OR_RETURN(optim::DeepSpeedConfig ds, optim::ParseDeepSpeedConfig(path, flags));
+  o->micro_batch_size = ds.micro_batch_per_gpu;
+  o->gradient_accumulation_steps = ds.gradient_accumulation_steps;
+  if (ds.has_optimizer) {
+    o->optimizer_override = ds.optimizer;
+    o->optimizer = ds.optimizer.type;
+    o->lr = ds.optimizer.lr;
+    o->weight_decay = ds.optimizer.weight_decay;
+  }
+  if (ds.has_scheduler) o->schedule_override = ds.schedule;
+  if (ds.fp16) {
+    o->precision = "fp16";
+    o->loss_scaler_override = ds.loss_scaler;
+  } else if (ds.bf16) {
+    o->precision = "bf16";
+  }
+  if (ds.gradient_clipping > 0) o->gradient_clipping = ds.gradient_clipping;
+  o->zero_stage = ds.zero_stage;
+  return absl::OkStatus();
 }
 
 void PrintSummary(const TrainerOptions& options, const TrainResult& result) {

@@ -220,6 +220,7 @@ absl::Status RunSetup::BuildOptimizer() {
   opt.eps = options_.eps;
   opt.momentum = options_.momentum;
   opt.nesterov = options_.nesterov;
+  if (options_.optimizer_override) opt = *options_.optimizer_override;
   ASSIGN_OR_RETURN(optimizer_, optim::CreateOptimizer(opt, std::move(groups)));
 
   schedule_.type = options_.lr_scheduler_type;
@@ -235,6 +236,11 @@ absl::Status RunSetup::BuildOptimizer() {
   schedule_.step_size = std::max<int64_t>(
       1, static_cast<int64_t>(std::llround(options_.step_decay_epochs * steps_per_epoch_)));
   schedule_.gamma = options_.step_decay_rate;
+  if (options_.schedule_override) {
+    schedule_ = *options_.schedule_override;
+    if (schedule_.total_steps == 0) schedule_.total_steps = total_steps_;
+    schedule_.steps_per_epoch = steps_per_epoch_;
+  }
   RETURN_IF_ERROR(optim::ValidateSchedule(schedule_));
 
   if (options_.ema_decay > 0) {
@@ -248,6 +254,7 @@ absl::Status RunSetup::BuildOptimizer() {
     optim::LossScalerOptions s;
     s.init_scale = options_.loss_scale_init;
     s.growth_interval = options_.loss_scale_window;
+    if (options_.loss_scaler_override) s = *options_.loss_scaler_override;
     scaler_ = std::make_unique<optim::LossScaler>(s);
   }
   return absl::OkStatus();

@@ -19,10 +19,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "convforever/optim/loss_scaler_options.h"
+#include "convforever/optim/optimizer_options.h"
+#include "convforever/optim/schedule.h"
 
 namespace cf::train {
 
@@ -109,6 +113,11 @@ struct TrainerOptions {
   std::string trackio_project;         // empty = no Trackio store
   std::string run_name;
   std::string config_json;             // the flags as JSON, stored in checkpoints and metrics
+
+  // --- Set from a DeepSpeed config (--deepspeed_config); they win over the flags above ---
+  std::optional<optim::OptimizerOptions> optimizer_override;
+  std::optional<optim::ScheduleOptions> schedule_override;  // total/epoch steps filled in if 0
+  std::optional<optim::LossScalerOptions> loss_scaler_override;
 
   // --- Data parallel (convforever/dist); world_size 1 = single process ---
   std::string dist_backend = "auto";   // auto|gloo|nccl
