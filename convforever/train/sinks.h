@@ -2,8 +2,8 @@
 // files and the Trackio store, behind one MultiSink, plus the system-metrics sampler feeding it.
 //
 //   <run_dir>/metrics.jsonl            JsonlSink
-//   <run_dir>/tensorboard/events...    TensorBoardSink (`tensorboard --logdir <run_dir>/tensorboard`)
-//   $TRACKIO_DIR/<project>.db          TrackioSink (`trackio show --project <project>`)
+//   <run_dir>/tensorboard/events...    TensorBoardSink (tensorboard --logdir <run_dir>/tensorboard)
+//   $TRACKIO_DIR/<project>.db          TrackioSink (trackio show --project <project>)
 //
 // Only rank 0 of a distributed run should open these. RunSinks owns everything it opened; its
 // destructor stops the sampler first (so nothing logs into a closed sink), then closes the sinks.
