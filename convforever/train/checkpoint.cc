@@ -192,8 +192,8 @@ absl::StatusOr<int> CheckpointManager::CleanIncomplete() {
   return removed;
 }
 
-absl::StatusOr<std::optional<CheckpointInfo>> CheckpointManager::FindLatestComplete() {
-  RETURN_IF_ERROR(CleanIncomplete().status());
+absl::StatusOr<std::optional<CheckpointInfo>> CheckpointManager::FindLatestComplete(bool clean) {
+  if (clean) RETURN_IF_ERROR(CleanIncomplete().status());
   ASSIGN_OR_RETURN(std::vector<CheckpointInfo> complete, ListComplete());
   if (complete.empty()) return std::optional<CheckpointInfo>();
   return std::optional<CheckpointInfo>(complete.back());

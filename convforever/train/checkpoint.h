@@ -58,8 +58,10 @@ class CheckpointManager {
   absl::StatusOr<std::string> Save(int64_t step, const WriterFn& writer, bool is_best = false,
                                    double metric = 0);
 
-  // Newest complete checkpoint, or nullopt when there is none. Cleans leftovers (see above).
-  absl::StatusOr<std::optional<CheckpointInfo>> FindLatestComplete();
+  // Newest complete checkpoint, or nullopt when there is none. With `clean` (the trainer, which
+  // is the run's only writer) leftovers are removed first (see above); a reader that may run
+  // beside a live trainer (evaluate) passes clean=false so it never deletes a save in progress.
+  absl::StatusOr<std::optional<CheckpointInfo>> FindLatestComplete(bool clean = true);
 
   // All complete checkpoints, oldest first. Does not clean.
   absl::StatusOr<std::vector<CheckpointInfo>> ListComplete() const;

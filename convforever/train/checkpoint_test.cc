@@ -191,6 +191,11 @@ TEST(CheckpointManager, KilledDuringWriteResumesFromPrevious) {
     };
   });
   EXPECT_TRUE(Exists(run + "/checkpoints/.tmp-step-00002000/model.bin"));
+  // A read-only look (evaluate beside a live trainer) finds the same and deletes nothing.
+  auto peek = manager.FindLatestComplete(/*clean=*/false);
+  ASSERT_TRUE(peek.ok() && peek->has_value());
+  EXPECT_EQ((*peek)->step, 1000);
+  EXPECT_TRUE(Exists(run + "/checkpoints/.tmp-step-00002000/model.bin"));
   auto latest = manager.FindLatestComplete();
   ASSERT_TRUE(latest.ok()) << latest.status();
   ASSERT_TRUE(latest->has_value());

@@ -1,6 +1,5 @@
 #include "convforever/train/metrics.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -8,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -120,8 +120,11 @@ absl::Status MultiSink::Close() { CF_FAN_OUT(Close()); }
 // ---- JsonlSink ---------------------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<JsonlSink>> JsonlSink::Open(const std::string& run_dir) {
-  if (::mkdir(run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return ErrnoError("cannot create run directory", run_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create run directory ", run_dir, ": ", ec.message()));
   }
   const std::string path = run_dir + "/metrics.jsonl";
   std::FILE* file = std::fopen(path.c_str(), "ae");

@@ -82,6 +82,7 @@ class MultiSink : public MetricSink {
 // hold, are written as the strings "NaN", "Infinity", "-Infinity" (as Trackio does).
 class JsonlSink : public MetricSink {
  public:
+  // Creates `run_dir` (and parents) if needed.
   static absl::StatusOr<std::unique_ptr<JsonlSink>> Open(const std::string& run_dir);
   ~JsonlSink() override;
 
