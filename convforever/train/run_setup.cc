@@ -16,8 +16,6 @@
 #include "convforever/optim/clip.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/optim/param_groups.h"
-#include "convforever/train/tensorboard.h"
-#include "convforever/train/trackio.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -111,20 +109,6 @@ absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, b
     ASSIGN_OR_RETURN(l.progressive, ParseProgressive(o.progressive_resize));
   }
   return l;
-}
-
-// Keeps the records of metrics.jsonl up to `step` (configs and system records too), atomically.
-absl::Status DropMetricsAfter(const std::string& path, int64_t step) {
-  std::ifstream in(path);
-  if (!in) return absl::OkStatus();  // nothing logged yet
-  std::string kept;
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_discarded()) continue;  // a torn last line from the killed run
-    if (record.value("kind", "") == "metrics" && record.value("step", int64_t{0}) > step) continue;
-    kept += line + "\n";
-  }
-  return base::WriteFileAtomically(path, kept);
 }
 
 }  // namespace
@@ -272,30 +256,21 @@ absl::Status RunSetup::BuildCheckpoints() {
 }
 
 absl::Status RunSetup::OpenOutputs(int64_t resumed_step) {
-  if (resumed_step > 0) {
-    RETURN_IF_ERROR(DropMetricsAfter(options_.run_dir + "/metrics.jsonl", resumed_step));
-  }
-  auto sinks = std::make_unique<MultiSink>();
-  ASSIGN_OR_RETURN(std::unique_ptr<JsonlSink> jsonl, JsonlSink::Open(options_.run_dir));
-  metrics_path_ = jsonl->path();
-  sinks->Add(std::move(jsonl));
-  if (options_.tensorboard) {
-    ASSIGN_OR_RETURN(std::unique_ptr<TensorBoardSink> tb, TensorBoardSink::Open(options_.run_dir));
-    sinks->Add(std::move(tb));
-  }
-  if (!options_.trackio_project.empty()) {
-    TrackioOptions t;
-    t.project = options_.trackio_project;
-    t.run_name = options_.run_name.empty()
-                     ? std::filesystem::path(options_.run_dir).filename().string()
-                     : options_.run_name;
-    ASSIGN_OR_RETURN(std::unique_ptr<TrackioSink> trackio, TrackioSink::Open(t));
-    sinks->Add(std::move(trackio));
-  }
-  sinks_ = std::move(sinks);
+  RunSinksOptions s;
+  s.run_dir = options_.run_dir;
+  s.tensorboard = options_.tensorboard;
+  s.trackio = !options_.trackio_project.empty();
+  s.trackio_options.project = options_.trackio_project;
+  s.trackio_options.run_name = options_.run_name;
+  s.trackio_options.run_id = trackio_run_id_;  // continue the same Trackio run after a resume
+  ASSIGN_OR_RETURN(sinks_, RunSinks::Open(s));
+  metrics_path_ = options_.run_dir + "/metrics.jsonl";
+  if (sinks_->trackio() != nullptr) trackio_run_id_ = sinks_->trackio()->run_id();
+  // A killed run logged steps past its last checkpoint; the resumed run logs them again.
+  if (resumed_step > 0) RETURN_IF_ERROR(sinks_->sink()->DiscardAfter(resumed_step));
   nlohmann::json config = nlohmann::json::parse(options_.config_json, nullptr, false);
   if (config.is_discarded()) config = nlohmann::json::object();
-  RETURN_IF_ERROR(sinks_->LogConfig(StripSecrets(config)));
+  RETURN_IF_ERROR(sinks_->sink()->LogConfig(config));
   base::ProgressOptions p;
   p.label = "train";
   p.unit = "step";
@@ -378,7 +353,7 @@ void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skippe
   for (const auto& [reason, n] : c.skipped) s.emplace_back("data/skipped/" + reason, n);
   loss_window_sum_ = 0;
   loss_window_count_ = 0;
-  if (absl::Status st = sinks_->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
+  if (absl::Status st = sinks_->sink()->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
 }
 
 void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema) {
@@ -390,8 +365,8 @@ void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult&
     absl::StrAppendFormat(&line, " | EMA top-1 %.2f%%", 100 * ema.top1);
   }
   LOG(INFO) << line << " (" << raw.samples << " images)";
-  if (absl::Status st = sinks_->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
-  if (absl::Status st = sinks_->Flush(); !st.ok()) LOG(WARNING) << "metrics: " << st;
+  if (absl::Status st = sinks_->sink()->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
+  if (absl::Status st = sinks_->sink()->Flush(); !st.ok()) LOG(WARNING) << "metrics: " << st;
 }
 
 void RunSetup::Close() {

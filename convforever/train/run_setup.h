@@ -25,7 +25,7 @@
 #include "convforever/optim/optimizer.h"
 #include "convforever/optim/schedule.h"
 #include "convforever/train/checkpoint.h"
-#include "convforever/train/metrics.h"
+#include "convforever/train/sinks.h"
 #include "convforever/train/trainer.h"
 
 namespace cf::train {
@@ -87,6 +87,9 @@ class RunSetup {
   CheckpointManager& checkpoints() { return *checkpoints_; }
   const std::vector<std::string>& class_names() const { return class_names_; }
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
+  // The Trackio run this run logs to (empty without Trackio), kept in checkpoints for resume.
+  const std::string& trackio_run_id() const { return trackio_run_id_; }
+  void set_trackio_run_id(std::string id) { trackio_run_id_ = std::move(id); }
 
  private:
   explicit RunSetup(const TrainerOptions& options);
@@ -107,7 +110,8 @@ class RunSetup {
   std::unique_ptr<optim::LossScaler> scaler_;
   std::vector<at::Tensor> params_;  // every trainable parameter, for clipping
   std::unique_ptr<CheckpointManager> checkpoints_;
-  std::unique_ptr<MetricSink> sinks_;
+  std::unique_ptr<RunSinks> sinks_;
+  std::string trackio_run_id_;
   std::unique_ptr<base::ProgressLine> progress_;
   std::string metrics_path_;
   int64_t epoch_ = 0;

@@ -68,6 +68,7 @@ absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double b
     state["ema"] = ema_meta;
   }
   if (optim::LossScaler* scaler = run->loss_scaler()) state["loss_scaler"] = scaler->SaveState();
+  if (!run->trackio_run_id().empty()) state["trackio_run_id"] = run->trackio_run_id();
   Json config = Json::parse(run->options().config_json, nullptr, false);
   if (!config.is_discarded()) state["config"] = StripSecrets(config);
   return base::WriteFileAtomically(dir + "/trainer_state.json", state.dump(2));
@@ -153,6 +154,7 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     ASSIGN_OR_RETURN(data::LoaderState loader, data::LoaderState::FromJson(state.at("loader").dump()));
     RETURN_IF_ERROR(run->train_loader().Restore(loader));
     run->set_epoch(state.at("epoch").get<int64_t>());
+    run->set_trackio_run_id(state.value("trackio_run_id", ""));
     return std::optional<int64_t>(state.at("step").get<int64_t>());
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat(dir, "/trainer_state.json: ", e.what()));
