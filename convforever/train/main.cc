@@ -74,6 +74,9 @@ DEFINE_double(gradient_clipping, 0.0, "clip the global gradient norm to this (0 
 DEFINE_double(ema_decay, 0.0, "EMA of weights with this decay (0 = off)");
 DEFINE_int64(ema_warmup_steps, 0, "EMA decay warmup steps");
 DEFINE_string(precision, "fp32", "fp32|bf16|fp16 (fp16 uses the dynamic loss scaler; CUDA only)");
+DEFINE_bool(eval_only, false, "evaluate --checkpoint on the eval data instead of training");
+DEFINE_string(checkpoint, "latest", "--eval_only: a checkpoint directory, \"latest\" or \"best\" (in --run_dir)");
+DEFINE_bool(eval_ema, false, "--eval_only: evaluate the checkpoint's EMA weights");
 DEFINE_string(deepspeed_config, "", "DeepSpeed JSON config; \"auto\" values come from these flags");
 // Loop, outputs, resume
 DEFINE_string(run_dir, "runs/default", "checkpoints, metrics.jsonl, TensorBoard events");
@@ -186,6 +189,18 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   return o;
 }
 
+int Evaluate(const cf::train::TrainerOptions& options) {
+  absl::StatusOr<cf::train::EvalResult> r =
+      cf::train::EvaluateCheckpoint(options, FLAGS_checkpoint, FLAGS_eval_ema);
+  if (!r.ok()) {
+    std::fprintf(stderr, "train: error: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%lld images)\n", 100 * r->top1,
+              100 * r->top5, r->loss, static_cast<long long>(r->samples));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,6 +221,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "train: %s\n", std::string(options.status().message()).c_str());
     return 2;
   }
+  if (FLAGS_eval_only) return Evaluate(*options);
   absl::StatusOr<cf::train::TrainResult> result = cf::train::Train(*options);
   if (!result.ok()) {
     std::fprintf(stderr, "train: error: %s\n", result.status().ToString().c_str());

@@ -224,6 +224,25 @@ TEST(TrainerAccumulation, MicroBatchesAccumulateToTheFullBatchUpdate) {
   for (const auto& [step, loss] : la) EXPECT_NEAR(lb.at(step), loss, 1e-5) << "step " << step;
 }
 
+// --eval_only on the final checkpoint reports exactly the figures the training run ended with.
+TEST(TrainerEvaluate, EvalOnlyReproducesFinalEvaluation) {
+  const std::string dir = TempDir("evaluate");
+  const std::vector<std::string> base = SmallRun(dir + "/run");
+  Outcome trained = RunTrainer(With(base, {"--max_steps=6"}), dir);
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const size_t at = trained.output.find("test top-1 ");
+  ASSERT_NE(at, std::string::npos) << trained.output;
+  const std::string figures = trained.output.substr(at + 5, trained.output.find('\n', at) - at - 5);
+  for (const std::string& which : {"latest", "best"}) {
+    Outcome eval = RunTrainer(With(base, {"--eval_only", "--checkpoint=" + which}), dir);
+    ASSERT_EQ(eval.exit_code, 0) << eval.output;
+    EXPECT_NE(eval.output.find(figures), std::string::npos) << figures << "\n" << eval.output;
+  }
+  Outcome missing = RunTrainer(With(SmallRun(dir + "/empty"), {"--eval_only"}), dir);
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("no complete checkpoint"), std::string::npos) << missing.output;
+}
+
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
   const std::string dir = TempDir("nonfinite");
   Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--optimizer=sgd", "--lr=1e30",

@@ -18,6 +18,7 @@
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
 #include "convforever/train/run_setup.h"
+#include "convforever/models/safetensors.h"
 #include "convforever/train/train_state.h"
 #include "glog/logging.h"
 
@@ -197,6 +198,33 @@ class Trainer {
   int64_t saved_at_step_ = -1;
   bool is_best_ = false;
 };
+
+absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,
+                                              const std::string& checkpoint, bool use_ema) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  ConfigureThreads(options);
+  ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, RunSetup::Create(options));
+  std::string dir = checkpoint;
+  if (checkpoint == "latest" || checkpoint == "best") {
+    CheckpointManager& manager = run->checkpoints();
+    if (checkpoint == "latest") {
+      ASSIGN_OR_RETURN(std::optional<CheckpointInfo> latest, manager.FindLatestComplete(/*clean=*/false));
+      if (latest) dir = latest->path;
+    } else {
+      ASSIGN_OR_RETURN(std::optional<BestCheckpoint> best, manager.Best());
+      if (best) dir = best->path;
+    }
+    if (dir == checkpoint) {
+      return absl::NotFoundError(absl::StrCat("--checkpoint=", checkpoint, ": no complete checkpoint in ",
+                                              options.run_dir, "/checkpoints"));
+    }
+  }
+  const std::string file = dir + (use_ema ? "/ema.safetensors" : "/model.safetensors");
+  ASSIGN_OR_RETURN(models::NamedTensors weights, models::ReadSafetensors(file));
+  RETURN_IF_ERROR(LoadModelState(weights, file, &run->model()));
+  LOG(INFO) << "evaluating " << file;
+  return run->Evaluate(/*use_ema=*/false);
+}
 
 absl::StatusOr<TrainResult> Train(const TrainerOptions& options) {
   RETURN_IF_ERROR(ValidateOptions(options));

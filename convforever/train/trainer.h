@@ -149,6 +149,12 @@ absl::Status ValidateOptions(const TrainerOptions& options);
 
 absl::StatusOr<TrainResult> Train(const TrainerOptions& options);
 
+// Evaluate mode: top-1/top-5 (and loss) of a checkpoint's weights on the options' eval data.
+// `checkpoint` is a checkpoint directory, "latest" (newest complete one in run_dir) or "best"
+// (the one run_dir's best.json points to). With `use_ema`, the checkpoint's EMA weights.
+absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,
+                                              const std::string& checkpoint, bool use_ema);
+
 }  // namespace cf::train
 
 #endif  // CONVFOREVER_TRAIN_TRAINER_H_
