@@ -66,7 +66,21 @@ absl::StatusOr<std::unique_ptr<FakeHub>> FakeHub::Start(FakeHubOptions options) 
 }
 
 FakeHub::~FakeHub() {
+  SetPaused(false);
   if (server_ != nullptr) server_->Stop();
+}
+
+void FakeHub::SetPaused(bool paused) {
+  {
+    std::lock_guard<std::mutex> lock(pause_mu_);
+    paused_ = paused;
+  }
+  pause_cv_.notify_all();
+}
+
+int64_t FakeHub::requests_waiting() const {
+  std::lock_guard<std::mutex> lock(pause_mu_);
+  return waiting_;
 }
 
 std::string FakeHub::endpoint() const { return server_->base_url(); }
@@ -82,6 +96,12 @@ void FakeHub::SetDown(bool down) {
 }
 
 ServerResponse FakeHub::Dispatch(const ServerRequest& req) {
+  {
+    std::unique_lock<std::mutex> lock(pause_mu_);
+    ++waiting_;
+    pause_cv_.wait(lock, [this] { return !paused_; });
+    --waiting_;
+  }
   const std::string path = req.path.substr(0, req.path.find('?'));
   const bool storage = absl::StartsWith(path, "/storage/");
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -19,6 +19,7 @@
 #ifndef CONVFOREVER_HUB_TESTING_FAKE_HUB_H_
 #define CONVFOREVER_HUB_TESTING_FAKE_HUB_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -69,6 +70,10 @@ class FakeHub {
   void InjectFault(Fault fault, int times, const std::string& path_contains = "");
   // While down, every request is answered 503 without a retry hint.
   void SetDown(bool down);
+  // While paused, requests hang (unanswered) until SetPaused(false) or destruction: a Hub that
+  // stopped responding. requests_waiting() counts the hanging ones.
+  void SetPaused(bool paused);
+  int64_t requests_waiting() const;
 
   // `type` is "model" or "dataset".
   std::optional<FakeRepo> repo(const std::string& type, const std::string& id) const;
@@ -94,6 +99,10 @@ class FakeHub {
 
   FakeHubOptions options_;
   std::unique_ptr<Impl> impl_;
+  mutable std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  bool paused_ = false;        // guarded by pause_mu_
+  int64_t waiting_ = 0;        // guarded by pause_mu_
   std::unique_ptr<http::testing::TestServer> server_;
 };
 
