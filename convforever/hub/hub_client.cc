@@ -196,8 +196,10 @@ http::Request HubClient::ApiRequest(const std::string& method, const std::string
 }
 
 std::string HubClient::ApiUrl(const RepoId& repo, const std::string& action) const {
+  // A revision like "refs/pr/1" is one path segment: its slashes are escaped, as huggingface_hub
+  // does with quote(revision, safe="").
   return absl::StrCat(options_.endpoint, "/api/", RepoTypeName(repo.type), "s/", repo.id, "/",
-                      action, "/", options_.revision);
+                      action, "/", absl::StrReplaceAll(options_.revision, {{"/", "%2F"}}));
 }
 
 std::string HubClient::LfsBatchUrl(const RepoId& repo) const {

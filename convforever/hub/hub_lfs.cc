@@ -188,9 +188,9 @@ absl::Status HubClient::PostLfsJson(const std::string& what, const LfsObject& ob
   if (!action.is_object() || !action.contains("href") || !action["href"].is_string()) {
     return absl::DataLossError(absl::StrCat("LFS ", what, " action has no href"));
   }
+  // Like huggingface_hub, no action headers here: the completion's `header` holds part URLs, and
+  // verify is authenticated with the Hub token (Send adds it for the Hub's own origin).
   http::Request req = ApiRequest("POST", action["href"].get<std::string>());
-  // The multipart completion goes to upload.href, whose header holds part URLs: not headers.
-  if (what != "multipart completion") AddActionHeaders(action, &req);
   req.headers.Set("Accept", kLfsType);
   req.headers.Set("Content-Type", kLfsType);
   req.body = payload.dump();

@@ -66,6 +66,7 @@ absl::StatusOr<UploadResult> UploadFiles(HubClient& client, const RepoId& repo,
                                          const std::vector<LocalFile>& files,
                                          const std::string& commit_message,
                                          const std::string& commit_description) {
+  RETURN_IF_ERROR(ValidateRepoId(repo.id));
   if (files.empty()) return absl::InvalidArgumentError("UploadFiles: no files");
   std::set<std::string> seen;
   std::vector<PreuploadFile> pre;
