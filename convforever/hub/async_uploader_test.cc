@@ -143,6 +143,22 @@ TEST_F(AsyncUploaderTest, TrainingNeverWaitsForTheHub) {
   EXPECT_EQ(up->counters().submitted, 4);
 }
 
+TEST_F(AsyncUploaderTest, WrongTokenFailureNamesRepoNotToken) {
+  HubClientOptions co;
+  co.endpoint = hub_->endpoint();
+  co.token = "hf_NOTtheRIGHTtoken000111";
+  co.clock = &clock_;
+  AsyncUploader up(co, AsyncUploaderOptions{repo_, true, ""});
+  up.Submit(Snapshot(1), "step 1");
+  absl::Status s = up.Flush(kLong);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
+  // last_error is exactly what was logged.
+  const std::string logged = up.counters().last_error;
+  EXPECT_NE(logged.find("model repo convforever/run-42"), std::string::npos) << logged;
+  EXPECT_EQ(logged.find(co.token), std::string::npos) << logged;
+  EXPECT_EQ(s.ToString().find(co.token), std::string::npos);
+}
+
 TEST_F(AsyncUploaderTest, MissingSnapshotFolderIsAFailureNotACrash) {
   auto up = MakeUploader();
   up->Submit("/nonexistent/step_5", "step 5");

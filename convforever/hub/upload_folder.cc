@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
 #include <system_error>
 
@@ -62,17 +61,49 @@ absl::StatusOr<std::vector<LocalFile>> ListFolder(const std::string& local_dir,
   return files;
 }
 
+namespace {
+
+// Turns one preupload answer into a commit operation (and an LFS object for LFS files).
+absl::Status PlanFile(const LocalFile& f, const PreuploadResult& mode, UploadResult* result,
+                      std::vector<LfsObject>* lfs, std::vector<CommitOperation>* ops) {
+  if (mode.should_ignore) {
+    ++result->ignored_files;
+    return absl::OkStatus();
+  }
+  if (mode.lfs) {
+    ASSIGN_OR_RETURN(FileDigest digest, Sha256File(f.local_path));
+    lfs->push_back({f.path_in_repo, f.local_path, digest.sha256, digest.size});
+    ops->push_back(CommitOperation::Lfs(f.path_in_repo, digest.sha256, digest.size));
+    ++result->lfs_files;
+    result->bytes += digest.size;
+    return absl::OkStatus();
+  }
+  std::error_code ec;
+  const int64_t size = static_cast<int64_t>(fs::file_size(f.local_path, ec));
+  if (ec || size > kMaxRegularFileBytes) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        f.local_path, ": the Hub asked for a regular upload of ", size, " bytes; files over ",
+        kMaxRegularFileBytes, " bytes must go through LFS"));
+  }
+  ASSIGN_OR_RETURN(std::string content, ReadPrefix(f.local_path, size + 1));
+  result->bytes += static_cast<int64_t>(content.size());
+  ops->push_back(CommitOperation::Regular(f.path_in_repo, std::move(content)));
+  ++result->regular_files;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<UploadResult> UploadFiles(HubClient& client, const RepoId& repo,
                                          const std::vector<LocalFile>& files,
                                          const std::string& commit_message,
                                          const std::string& commit_description) {
   RETURN_IF_ERROR(ValidateRepoId(repo.id));
   if (files.empty()) return absl::InvalidArgumentError("UploadFiles: no files");
-  std::set<std::string> seen;
   std::vector<PreuploadFile> pre;
   std::map<std::string, const LocalFile*> by_path;
   for (const LocalFile& f : files) {
-    if (!seen.insert(f.path_in_repo).second || f.path_in_repo.empty()) {
+    if (f.path_in_repo.empty() || !by_path.emplace(f.path_in_repo, &f).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("UploadFiles: empty or repeated path in repo '", f.path_in_repo, "'"));
     }
@@ -81,7 +112,6 @@ absl::StatusOr<UploadResult> UploadFiles(HubClient& client, const RepoId& repo,
     if (ec) return absl::NotFoundError(absl::StrCat("cannot stat ", f.local_path, ": ", ec.message()));
     ASSIGN_OR_RETURN(std::string sample, ReadPrefix(f.local_path, 512));
     pre.push_back({f.path_in_repo, static_cast<int64_t>(size), std::move(sample)});
-    by_path[f.path_in_repo] = &f;
   }
   ASSIGN_OR_RETURN(std::vector<PreuploadResult> modes, client.Preupload(repo, pre));
 
@@ -94,31 +124,8 @@ absl::StatusOr<UploadResult> UploadFiles(HubClient& client, const RepoId& repo,
       return absl::DataLossError(absl::StrCat(repo.Describe(), ": preupload answered for ",
                                               m.path_in_repo, ", which was not asked about"));
     }
-    const LocalFile& f = *it->second;
+    RETURN_IF_ERROR(PlanFile(*it->second, m, &result, &lfs, &ops));
     by_path.erase(it);
-    if (m.should_ignore) {
-      ++result.ignored_files;
-      continue;
-    }
-    if (m.lfs) {
-      ASSIGN_OR_RETURN(FileDigest digest, Sha256File(f.local_path));
-      lfs.push_back({f.path_in_repo, f.local_path, digest.sha256, digest.size});
-      ops.push_back(CommitOperation::Lfs(f.path_in_repo, digest.sha256, digest.size));
-      ++result.lfs_files;
-      result.bytes += digest.size;
-    } else {
-      std::error_code ec;
-      const int64_t size = static_cast<int64_t>(fs::file_size(f.local_path, ec));
-      if (ec || size > kMaxRegularFileBytes) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            f.local_path, ": the Hub asked for a regular upload of ", size,
-            " bytes; files over ", kMaxRegularFileBytes, " bytes must go through LFS"));
-      }
-      ASSIGN_OR_RETURN(std::string content, ReadPrefix(f.local_path, size + 1));
-      result.bytes += static_cast<int64_t>(content.size());
-      ops.push_back(CommitOperation::Regular(f.path_in_repo, std::move(content)));
-      ++result.regular_files;
-    }
   }
   if (!by_path.empty()) {
     return absl::DataLossError(absl::StrCat(repo.Describe(), ": preupload did not answer for ",

@@ -109,6 +109,22 @@ TEST_F(UploadFolderTest, TransientFailuresDuringTransferAreRetried) {
   ExpectStored(dir);
 }
 
+TEST_F(UploadFolderTest, RevokedTokenMidUploadIsFinalAndNamesTheRepo) {
+  Start();
+  const std::string dir = Dir("ckpt_401");
+  ASSERT_TRUE(WriteFakeCheckpoint(dir, 300 * 1024, 5).ok());
+  hub_->InjectFault(Fault::k401, 1, "/lfs/objects/batch");
+  auto r = UploadFolder(*client_, dir, repo_, "", "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated) << r.status();
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "model repo convforever/convnext-run1"))
+      << r.status();
+  EXPECT_FALSE(absl::StrContains(r.status().message(), hub_->options().token));
+  EXPECT_EQ(client_->retries(), 0);  // a 401 is not transient
+  EXPECT_EQ(hub_->commits(), 0);
+  EXPECT_TRUE(UploadFolder(*client_, dir, repo_, "", "again").ok());
+}
+
 TEST_F(UploadFolderTest, BadInputsNameTheCulprit) {
   Start();
   auto r = UploadFolder(*client_, Dir("does_not_exist"), repo_, "", "x");
@@ -118,6 +134,13 @@ TEST_F(UploadFolderTest, BadInputsNameTheCulprit) {
   r = UploadFolder(*client_, Dir("empty_dir"), repo_, "", "x");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "nothing to upload")) << r.status();
+  std::ofstream(Dir("one.txt")) << "1";
+  r = UploadFiles(*client_, repo_, {{Dir("one.txt"), "a.txt"}, {Dir("one.txt"), "a.txt"}}, "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "repeated path in repo 'a.txt'")) << r.status();
+  r = UploadFiles(*client_, {"bad id", RepoType::kModel}, {{Dir("one.txt"), "a.txt"}}, "x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "bad id")) << r.status();
   r = UploadFiles(*client_, repo_, {{Dir("missing.bin"), "m.bin"}}, "x");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::StrContains(r.status().message(), "missing.bin")) << r.status();
