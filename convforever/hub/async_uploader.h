@@ -9,20 +9,18 @@
 //  * A failed upload is logged (glog WARNING, no token) and counted; it is not retried in a loop:
 //    the next Submit carries newer files and is tried instead. Flush() re-tries the last failed
 //    snapshot once if nothing newer was submitted, for the final upload at the end of training.
-//  * The destructor cancels an upload in flight (its HTTP transfer stops at the next read) and
-//    joins the worker; call Flush() first to wait for the last upload.
+//  * The destructor cancels an upload in flight (a body being sent stops at its next read; no new
+//    request or retry starts) and waits up to `shutdown_grace` for the worker; a worker still
+//    blocked on a silent server after that is detached and ends on its own (it owns its state),
+//    so the end of training never hangs on the network. Call Flush() first for the last upload.
 // Contract with the caller: a submitted folder must stay unchanged until the uploader is done
 // with it (it is replaced, uploaded, or failed; see counters()). Thread-safe.
 #ifndef CONVFOREVER_HUB_ASYNC_UPLOADER_H_
 #define CONVFOREVER_HUB_ASYNC_UPLOADER_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -34,6 +32,7 @@ struct AsyncUploaderOptions {
   RepoId repo;
   bool private_repo = true;  // a run's snapshots are not published unless asked
   std::string path_in_repo;  // "" = repo root, so the repo loads as a model directly
+  absl::Duration shutdown_grace = absl::Seconds(5);
 };
 
 struct AsyncUploaderCounters {
@@ -65,26 +64,8 @@ class AsyncUploader {
   AsyncUploaderCounters counters() const;
 
  private:
-  struct Job {
-    std::string dir;
-    std::string message;
-  };
-  void Loop();
-  absl::Status Upload(const Job& job);
-
-  const AsyncUploaderOptions options_;
-  HubClient client_;
-  bool repo_created_ = false;  // worker thread only
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<Job> pending_;      // guarded by mu_
-  std::optional<Job> last_failed_;  // guarded by mu_
-  bool busy_ = false;               // guarded by mu_
-  bool stop_ = false;               // guarded by mu_
-  absl::Status last_status_;        // guarded by mu_
-  AsyncUploaderCounters counters_;  // guarded by mu_
-  std::thread worker_;
+  struct State;  // shared with the worker thread, which may outlive this object (see destructor)
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace cf::hub

@@ -159,6 +159,26 @@ TEST_F(AsyncUploaderTest, WrongTokenFailureNamesRepoNotToken) {
   EXPECT_EQ(s.ToString().find(co.token), std::string::npos);
 }
 
+// The end of training with a Hub that stopped answering: destroying the uploader returns after
+// the grace period instead of waiting for the request's own timeout (minutes).
+TEST_F(AsyncUploaderTest, ShutdownDoesNotHangOnASilentServer) {
+  HubClientOptions co;
+  co.endpoint = hub_->endpoint();
+  co.token = hub_->options().token;
+  co.clock = &clock_;
+  AsyncUploaderOptions uo{repo_, true, ""};
+  uo.shutdown_grace = absl::Milliseconds(100);
+  auto up = std::make_unique<AsyncUploader>(co, uo);
+  hub_->SetPaused(true);
+  up->Submit(Snapshot(1), "step 1");
+  WaitFor([&] { return hub_->requests_waiting() > 0; });
+  EXPECT_EQ(up->Flush(absl::Milliseconds(20)).code(), absl::StatusCode::kDeadlineExceeded);
+  up.reset();  // returns after ~100 ms; the worker is left to finish when the server answers
+  hub_->SetPaused(false);
+  WaitFor([&] { return hub_->requests_waiting() == 0; });
+  EXPECT_EQ(hub_->commits(), 0);  // cancelled: nothing more is sent
+}
+
 TEST_F(AsyncUploaderTest, MissingSnapshotFolderIsAFailureNotACrash) {
   auto up = MakeUploader();
   up->Submit("/nonexistent/step_5", "step 5");
