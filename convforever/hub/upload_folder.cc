@@ -70,7 +70,10 @@ absl::Status PlanFile(const LocalFile& f, const PreuploadResult& mode, UploadRes
     ++result->ignored_files;
     return absl::OkStatus();
   }
-  if (mode.lfs) {
+  std::error_code ec;
+  const int64_t size = static_cast<int64_t>(fs::file_size(f.local_path, ec));
+  // An empty file cannot be an LFS object; huggingface_hub commits it as regular too.
+  if (mode.lfs && size != 0) {
     ASSIGN_OR_RETURN(FileDigest digest, Sha256File(f.local_path));
     lfs->push_back({f.path_in_repo, f.local_path, digest.sha256, digest.size});
     ops->push_back(CommitOperation::Lfs(f.path_in_repo, digest.sha256, digest.size));
@@ -78,9 +81,8 @@ absl::Status PlanFile(const LocalFile& f, const PreuploadResult& mode, UploadRes
     result->bytes += digest.size;
     return absl::OkStatus();
   }
-  std::error_code ec;
-  const int64_t size = static_cast<int64_t>(fs::file_size(f.local_path, ec));
-  if (ec || size > kMaxRegularFileBytes) {
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot stat ", f.local_path, ": ", ec.message()));
+  if (size > kMaxRegularFileBytes) {
     return absl::FailedPreconditionError(absl::StrCat(
         f.local_path, ": the Hub asked for a regular upload of ", size, " bytes; files over ",
         kMaxRegularFileBytes, " bytes must go through LFS"));

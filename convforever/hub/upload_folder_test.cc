@@ -75,8 +75,12 @@ TEST_F(UploadFolderTest, CheckpointThroughBasicLfsIntoASubfolder) {
   Start();
   const std::string dir = Dir("ckpt_basic");
   ASSERT_TRUE(WriteFakeCheckpoint(dir, 300 * 1024, 2).ok());
+  std::filesystem::create_directories(dir + "/logs");
+  std::ofstream(dir + "/logs/empty.txt").close();
   auto r = UploadFolder(*client_, dir, repo_, "/checkpoints/last/", "basic");
   ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->regular_files, 3);
+  EXPECT_EQ(hub_->file("model", repo_.id, "checkpoints/last/logs/empty.txt"), "");
   EXPECT_EQ(hub_->basic_puts(), 1);
   EXPECT_EQ(hub_->part_puts(), 0);
   ExpectStored(dir, "checkpoints/last/");
