@@ -1,0 +1,98 @@
+#include "convforever/http/headers.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace cf::http {
+
+void Headers::Add(absl::string_view name, absl::string_view value) {
+  entries_.emplace_back(std::string(name), std::string(value));
+}
+
+void Headers::Set(absl::string_view name, absl::string_view value) {
+  Remove(name);
+  Add(name, value);
+}
+
+void Headers::Remove(absl::string_view name) {
+  entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                [&](const Entry& e) { return absl::EqualsIgnoreCase(e.first, name); }),
+                 entries_.end());
+}
+
+std::optional<std::string> Headers::Get(absl::string_view name) const {
+  for (const Entry& e : entries_) {
+    if (absl::EqualsIgnoreCase(e.first, name)) return e.second;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> Headers::GetAll(absl::string_view name) const {
+  std::vector<std::string> out;
+  for (const Entry& e : entries_) {
+    if (absl::EqualsIgnoreCase(e.first, name)) out.push_back(e.second);
+  }
+  return out;
+}
+
+std::string Headers::DebugString() const {
+  std::vector<std::string> lines;
+  for (const Entry& e : entries_) {
+    lines.push_back(absl::StrCat(e.first, ": ", IsSecretHeader(e.first) ? "REDACTED" : e.second));
+  }
+  return absl::StrJoin(lines, "\n");
+}
+
+bool IsSecretHeader(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||
+         lower == "set-cookie" || lower == "x-api-key" || absl::StrContains(lower, "token") ||
+         absl::StrContains(lower, "secret") || absl::StrContains(lower, "api-key");
+}
+
+namespace {
+
+bool IsSecretQueryName(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  for (absl::string_view word : {"key", "token", "secret", "sig", "auth", "password", "pass"}) {
+    if (absl::StrContains(lower, word)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string RedactUrl(absl::string_view url) {
+  std::string out(url);
+  // Userinfo: scheme://user:pass@host/...
+  const size_t scheme_end = out.find("://");
+  if (scheme_end != std::string::npos) {
+    const size_t host_start = scheme_end + 3;
+    const size_t path_start = out.find_first_of("/?#", host_start);
+    const size_t at = out.rfind('@', path_start == std::string::npos ? out.size() : path_start);
+    if (at != std::string::npos && at >= host_start) out.erase(host_start, at + 1 - host_start);
+  }
+  const size_t q = out.find('?');
+  if (q == std::string::npos) return out;
+  const size_t hash = out.find('#', q);
+  const std::string query = out.substr(q + 1, hash == std::string::npos ? std::string::npos
+                                                                        : hash - q - 1);
+  std::vector<std::string> parts;
+  for (absl::string_view kv : absl::StrSplit(query, '&')) {
+    const size_t eq = kv.find('=');
+    if (eq != absl::string_view::npos && IsSecretQueryName(kv.substr(0, eq))) {
+      parts.push_back(absl::StrCat(kv.substr(0, eq), "=REDACTED"));
+    } else {
+      parts.emplace_back(kv);
+    }
+  }
+  return absl::StrCat(out.substr(0, q + 1), absl::StrJoin(parts, "&"),
+                      hash == std::string::npos ? "" : out.substr(hash));
+}
+
+}  // namespace cf::http

@@ -1,0 +1,78 @@
+// MultiClient: many HTTP requests in flight at once on one thread driving libcurl multi, with
+// optional retries (retry.h) and a shared rate limiter (rate_limiter.h).
+//
+// Submit() queues a request and returns at once; at most `max_in_flight` transfers run together
+// (connections are reused across requests by the multi handle's connection cache). Each attempt,
+// first or retry, first takes a limiter token. A retryable outcome is re-queued after RetryDelay
+// (server hints honored) while attempts and the RetryBudget last; the callback then receives the
+// final outcome exactly once: a Response (any status; `attempts` set) or a transport error.
+// Callbacks run on the engine thread: keep them short and never block in them; they may call
+// Submit(). Submit/Wait/counters are thread-safe. The destructor (or Shutdown) stops the engine:
+// requests not finished get CANCELLED.
+#ifndef CONVFOREVER_HTTP_MULTI_CLIENT_H_
+#define CONVFOREVER_HTTP_MULTI_CLIENT_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "convforever/http/client.h"
+#include "convforever/http/rate_limiter.h"
+#include "convforever/http/retry.h"
+
+namespace cf::http {
+
+struct MultiClientOptions {
+  int max_in_flight = 64;
+  // Retries: nullopt = each request is tried once.
+  std::optional<RetryPolicy> retry;
+  RetryBudget* retry_budget = nullptr;  // not owned
+  RateLimiter* rate_limiter = nullptr;  // not owned; shared with other users is fine
+  // Connections kept open per host (0 = max_in_flight).
+  int max_host_connections = 0;
+};
+
+class MultiClient {
+ public:
+  using Callback = std::function<void(absl::StatusOr<Response>)>;
+
+  explicit MultiClient(MultiClientOptions options = {});
+  ~MultiClient();
+  MultiClient(const MultiClient&) = delete;
+  MultiClient& operator=(const MultiClient&) = delete;
+
+  void Submit(Request request, Callback done);
+  std::future<absl::StatusOr<Response>> Submit(Request request);
+
+  // Blocks until every submitted request has completed (callbacks returned).
+  void Wait();
+  // Stops the engine; unfinished requests complete with CANCELLED. Idempotent.
+  void Shutdown();
+
+  int64_t attempts() const { return attempts_.load(); }  // HTTP attempts started
+  int64_t retries() const { return retries_.load(); }
+  int64_t outstanding() const;  // submitted, not yet completed
+
+ private:
+  struct Job;
+  struct Impl;
+  void Loop();
+
+  MultiClientOptions options_;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<int64_t> attempts_{0};
+  std::atomic<int64_t> retries_{0};
+  std::thread thread_;
+};
+
+}  // namespace cf::http
+
+#endif  // CONVFOREVER_HTTP_MULTI_CLIENT_H_

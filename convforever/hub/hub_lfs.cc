@@ -1,0 +1,201 @@
+// HubClient's Git LFS half: the batch call, basic and multipart transfers, completion and verify.
+// Shapes follow the git-lfs batch API and huggingface_hub's lfs.py (multipart part URLs are the
+// digit keys "1".."N" of actions.upload.header, with chunk_size the size of every part but the
+// last; the completion body lists {partNumber, etag} in part order).
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/hub/hub_client.h"
+#include "nlohmann/json.hpp"
+
+namespace cf::hub {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kLfsBatch = 256;
+constexpr char kLfsType[] = "application/vnd.git-lfs+json";
+
+// Streams bytes [offset, offset + length) of a file; rewind() seeks back to `offset`. Reads fail
+// (ending the transfer) once `cancelled` is set, so shutdown never waits for a multi-GB PUT.
+absl::StatusOr<std::shared_ptr<http::BodyReader>> FileSliceBody(const std::string& path,
+                                                                int64_t offset, int64_t length,
+                                                                const std::atomic<bool>* cancelled) {
+  std::FILE* raw = std::fopen(path.c_str(), "rb");
+  if (raw == nullptr) return absl::NotFoundError(absl::StrCat("cannot open ", path, " to upload"));
+  std::shared_ptr<std::FILE> file(raw, [](std::FILE* f) { std::fclose(f); });
+  auto remaining = std::make_shared<int64_t>(length);
+  auto seek = [file, offset, length, remaining]() {
+    *remaining = length;
+    return fseeko(file.get(), offset, SEEK_SET) == 0;
+  };
+  if (!seek()) return absl::OutOfRangeError(absl::StrCat("cannot seek ", path, " to ", offset));
+  auto body = std::make_shared<http::BodyReader>();
+  body->size = length;
+  body->rewind = seek;
+  body->read = [file, remaining, cancelled](char* buf, size_t len) -> int64_t {
+    if (cancelled->load()) return -1;
+    const size_t want = static_cast<size_t>(std::min<int64_t>(*remaining, len));
+    if (want == 0) return 0;
+    const size_t n = std::fread(buf, 1, want, file.get());
+    if (n == 0) return -1;  // the file shrank under us, or a read error
+    *remaining -= static_cast<int64_t>(n);
+    return static_cast<int64_t>(n);
+  };
+  return body;
+}
+
+void AddActionHeaders(const json& action, http::Request* req) {
+  if (!action.contains("header") || !action["header"].is_object()) return;
+  for (const auto& [name, value] : action["header"].items()) {
+    if (value.is_string()) req->headers.Set(name, value.get<std::string>());
+  }
+}
+
+std::optional<int64_t> JsonInt(const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  int64_t n;
+  if (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n)) return n;
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::Status HubClient::UploadLfs(const RepoId& repo, const std::vector<LfsObject>& objects) {
+  for (size_t begin = 0; begin < objects.size(); begin += kLfsBatch) {
+    const size_t end = std::min(objects.size(), begin + kLfsBatch);
+    json list = json::array();
+    for (size_t i = begin; i < end; ++i) {
+      list.push_back({{"oid", objects[i].oid}, {"size", objects[i].size}});
+    }
+    json payload = {{"operation", "upload"},
+                    {"transfers", {"basic", "multipart"}},
+                    {"objects", list},
+                    {"hash_algo", "sha256"},
+                    {"ref", {{"name", options_.revision}}}};
+    http::Request req = ApiRequest("POST", LfsBatchUrl(repo));
+    req.headers.Set("Accept", kLfsType);
+    req.headers.Set("Content-Type", kLfsType);
+    req.body = payload.dump();
+    ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, &repo));
+    json body = json::parse(resp.body, nullptr, false);
+    if (!body.is_object() || !body.contains("objects") || !body["objects"].is_array()) {
+      return absl::DataLossError(
+          absl::StrCat(repo.Describe(), ": LFS batch answer has no objects: ", resp.body.substr(0, 200)));
+    }
+    for (size_t i = begin; i < end; ++i) {
+      const LfsObject& object = objects[i];
+      const json* found = nullptr;
+      for (const json& o : body["objects"]) {
+        if (o.is_object() && o.value("oid", std::string()) == object.oid) found = &o;
+      }
+      if (found == nullptr) {
+        return absl::DataLossError(absl::StrCat(repo.Describe(), ": LFS batch answer omits ",
+                                                object.path_in_repo, " (oid ", object.oid, ")"));
+      }
+      if (found->contains("error")) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            repo.Describe(), ": LFS batch refused ", object.path_in_repo, ": ",
+            (*found)["error"].dump()));
+      }
+      // No actions: the Hub already stores these bytes (e.g. an unchanged checkpoint file).
+      if (!found->contains("actions")) continue;
+      RETURN_IF_ERROR(UploadOneLfs(repo, object, (*found)["actions"]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HubClient::UploadOneLfs(const RepoId& repo, const LfsObject& object,
+                                     const json& actions) {
+  const std::string where = absl::StrCat(repo.Describe(), ", ", object.path_in_repo, ": ");
+  if (actions.contains("upload")) {
+    const json& upload = actions["upload"];
+    if (!upload.is_object() || !upload.contains("href") || !upload["href"].is_string()) {
+      return absl::DataLossError(absl::StrCat(where, "LFS upload action has no href"));
+    }
+    const bool multipart = upload.contains("header") && upload["header"].is_object() &&
+                           upload["header"].contains("chunk_size");
+    absl::Status s = multipart ? UploadMultipart(object, upload) : UploadBasic(object, upload);
+    if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
+  }
+  if (actions.contains("verify")) {
+    absl::Status s = PostLfsJson("verify", object, actions["verify"],
+                                 json{{"oid", object.oid}, {"size", object.size}});
+    if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HubClient::UploadBasic(const LfsObject& object, const json& upload) {
+  http::Request req = ApiRequest("PUT", upload["href"].get<std::string>());
+  req.timeout = options_.upload_timeout;
+  AddActionHeaders(upload, &req);
+  ASSIGN_OR_RETURN(req.body_stream, FileSliceBody(object.local_path, 0, object.size, &cancelled_));
+  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+  lfs_bytes_.fetch_add(object.size);
+  return absl::OkStatus();
+}
+
+absl::Status HubClient::UploadMultipart(const LfsObject& object, const json& upload) {
+  const json& header = upload["header"];
+  const std::optional<int64_t> chunk = JsonInt(header["chunk_size"]);
+  if (!chunk || *chunk <= 0) {
+    return absl::DataLossError(absl::StrCat("bad multipart chunk_size ", header["chunk_size"].dump()));
+  }
+  std::vector<std::pair<int64_t, std::string>> parts;
+  for (const auto& [key, value] : header.items()) {
+    int64_t n;
+    if (!key.empty() && std::all_of(key.begin(), key.end(), absl::ascii_isdigit) &&
+        absl::SimpleAtoi(key, &n) && value.is_string()) {
+      parts.emplace_back(n, value.get<std::string>());
+    }
+  }
+  std::sort(parts.begin(), parts.end());
+  const int64_t want_parts = (object.size + *chunk - 1) / *chunk;
+  if (static_cast<int64_t>(parts.size()) != want_parts) {
+    return absl::DataLossError(absl::StrCat("multipart answer has ", parts.size(), " part URLs for ",
+                                            object.size, " bytes in chunks of ", *chunk,
+                                            " (expected ", want_parts, ")"));
+  }
+  json etags = json::array();
+  for (int64_t i = 0; i < want_parts; ++i) {
+    const int64_t offset = i * *chunk;
+    const int64_t length = std::min(*chunk, object.size - offset);
+    http::Request req = ApiRequest("PUT", parts[i].second);
+    req.timeout = options_.upload_timeout;
+    ASSIGN_OR_RETURN(req.body_stream,
+                     FileSliceBody(object.local_path, offset, length, &cancelled_));
+    ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+    const std::optional<std::string> etag = resp.headers.Get("ETag");
+    if (!etag || etag->empty()) {
+      return absl::DataLossError(absl::StrCat("part ", i + 1, " of ", want_parts, " has no ETag"));
+    }
+    etags.push_back({{"partNumber", i + 1}, {"etag", *etag}});
+    lfs_bytes_.fetch_add(length);
+  }
+  return PostLfsJson("multipart completion", object, upload,
+                     json{{"oid", object.oid}, {"parts", etags}});
+}
+
+absl::Status HubClient::PostLfsJson(const std::string& what, const LfsObject& object,
+                                    const json& action, const json& payload) {
+  if (!action.is_object() || !action.contains("href") || !action["href"].is_string()) {
+    return absl::DataLossError(absl::StrCat("LFS ", what, " action has no href"));
+  }
+  // Like huggingface_hub, no action headers here: the completion's `header` holds part URLs, and
+  // verify is authenticated with the Hub token (Send adds it for the Hub's own origin).
+  http::Request req = ApiRequest("POST", action["href"].get<std::string>());
+  req.headers.Set("Accept", kLfsType);
+  req.headers.Set("Content-Type", kLfsType);
+  req.body = payload.dump();
+  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+  return absl::OkStatus();
+}
+
+}  // namespace cf::hub

@@ -1,0 +1,207 @@
+#include "convforever/hub/testing/fake_hub.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "convforever/hub/testing/fake_hub_impl.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "convforever/hub/sha256.h"
+#include "nlohmann/json.hpp"
+
+namespace cf::hub::testing {
+
+using http::testing::ServerRequest;
+using http::testing::ServerResponse;
+using nlohmann::json;
+
+std::optional<ServerResponse> FakeHub::Impl::TakeFault(const std::string& path) {
+  if (down) {
+    ++faults_served;
+    return Refuse(503, "service unavailable (down)");
+  }
+  for (FaultRule& rule : faults) {
+    if (rule.remaining <= 0 || !absl::StrContains(path, rule.path_contains)) continue;
+    --rule.remaining;
+    ++faults_served;
+    ServerResponse r;
+    switch (rule.fault) {
+      case Fault::k429:
+        r = Refuse(429, "rate limited");
+        r.headers.Set("RateLimit", "\"api\";r=0;t=2");
+        r.headers.Set("RateLimit-Policy", "\"fixed window\";\"api\";q=500;w=300");
+        return r;
+      case Fault::k503:
+        return Refuse(503, "service unavailable");
+      case Fault::k503WithRetryAfter:
+        r = Refuse(503, "service unavailable");
+        r.headers.Set("Retry-After", "3");
+        return r;
+      case Fault::k500:
+        return Refuse(500, "internal error");
+      case Fault::k401:
+        return Refuse(401, "Invalid credentials in Authorization header");
+      case Fault::kDrop:
+        r.drop_connection = true;
+        return r;
+    }
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::unique_ptr<FakeHub>> FakeHub::Start(FakeHubOptions options) {
+  std::unique_ptr<FakeHub> hub(new FakeHub());
+  hub->options_ = std::move(options);
+  hub->impl_ = std::make_unique<Impl>();
+  auto server = http::testing::TestServer::Start();
+  if (!server.ok()) return server.status();
+  hub->server_ = std::move(server).value();
+  FakeHub* raw = hub.get();
+  hub->server_->Handle("*", "/", [raw](const ServerRequest& r) { return raw->Dispatch(r); });
+  return hub;
+}
+
+FakeHub::~FakeHub() {
+  SetPaused(false);
+  if (server_ != nullptr) server_->Stop();
+}
+
+void FakeHub::SetPaused(bool paused) {
+  {
+    std::lock_guard<std::mutex> lock(pause_mu_);
+    paused_ = paused;
+  }
+  pause_cv_.notify_all();
+}
+
+int64_t FakeHub::requests_waiting() const {
+  std::lock_guard<std::mutex> lock(pause_mu_);
+  return waiting_;
+}
+
+std::string FakeHub::endpoint() const { return server_->base_url(); }
+
+void FakeHub::InjectFault(Fault fault, int times, const std::string& path_contains) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->faults.push_back({fault, times, path_contains});
+}
+
+void FakeHub::SetDown(bool down) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->down = down;
+}
+
+ServerResponse FakeHub::Dispatch(const ServerRequest& req) {
+  {
+    std::unique_lock<std::mutex> lock(pause_mu_);
+    ++waiting_;
+    pause_cv_.wait(lock, [this] { return !paused_; });
+    --waiting_;
+  }
+  const std::string path = req.path.substr(0, req.path.find('?'));
+  const bool storage = absl::StartsWith(path, "/storage/");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (auto fault = impl_->TakeFault(path)) return *fault;
+  const std::string auth = req.headers.Get("Authorization").value_or("");
+  if (storage) {
+    // Presigned storage: signed URLs, no token. A token here would be a leak to another host.
+    if (!auth.empty()) ++impl_->token_leaks;
+    const std::string host = req.headers.Get("Host").value_or("");
+    if (!absl::StartsWith(host, options_.storage_host + ":")) {
+      return impl_->Bad("storage request sent to host " + host);
+    }
+    if (req.method != "PUT") return Impl::Refuse(405, "storage takes PUT");
+    return impl_->StoragePut(options_, path, req.body);
+  }
+  if (auth != "Bearer " + options_.token) {
+    return Impl::Refuse(401, "Invalid credentials in Authorization header");
+  }
+  if (req.method == "GET" && path == "/api/whoami-v2") return impl_->Whoami(options_);
+  if (req.method == "POST" && path == "/api/repos/create") {
+    return impl_->CreateRepo(options_, req.body);
+  }
+  if (req.method == "POST" && absl::StartsWith(path, "/lfs-complete/")) {
+    return impl_->Complete(path.substr(strlen("/lfs-complete/")), req.body);
+  }
+  if (req.method == "POST" && absl::StartsWith(path, "/lfs-verify/")) {
+    return impl_->Verify(path.substr(strlen("/lfs-verify/")), req.body);
+  }
+  if (req.method == "POST" && absl::EndsWith(path, ".git/info/lfs/objects/batch")) {
+    const std::string storage_base =
+        absl::StrCat("http://", options_.storage_host, ":", server_->port(), "/storage/");
+    return impl_->Batch(options_, endpoint(), storage_base, req);
+  }
+  // /api/{models,datasets}/ORG/NAME/{preupload,commit}/REV
+  std::vector<std::string> parts = absl::StrSplit(path, '/');
+  if (req.method == "POST" && parts.size() == 7 && parts[1] == "api" &&
+      (parts[2] == "models" || parts[2] == "datasets")) {
+    const std::string type = parts[2] == "models" ? "model" : "dataset";
+    const std::string id = parts[3] + "/" + parts[4];
+    auto it = impl_->repos.find(RepoKey(type, id));
+    if (it == impl_->repos.end()) return Impl::Refuse(404, "Repository not found");
+    if (parts[6] != "main") return Impl::Refuse(404, "Revision not found: " + parts[6]);
+    if (parts[5] == "preupload") return impl_->Preupload(options_, it->second, req.body);
+    if (parts[5] == "commit") return impl_->Commit(endpoint(), id, it->second, req.body);
+  }
+  return Impl::Refuse(404, "no such endpoint: " + req.method + " " + path);
+}
+
+ServerResponse FakeHub::Impl::Whoami(const FakeHubOptions& o) {
+  json orgs = json::array();
+  for (const std::string& org : o.orgs) orgs.push_back({{"name", org}});
+  return JsonResponse(200, json{{"type", "user"}, {"name", o.user}, {"orgs", orgs}});
+}
+
+ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
+    return Bad("repos/create without a name: " + body);
+  }
+  const std::string type = j.value("type", std::string("model"));
+  if (type != "model" && type != "dataset") return Bad("repos/create with type " + type);
+  std::string org = o.user;
+  if (j.contains("organization") && j["organization"].is_string()) org = j["organization"];
+  if (org != o.user && std::find(o.orgs.begin(), o.orgs.end(), org) == o.orgs.end()) {
+    return Refuse(403, "You don't have the rights to create a repo under the namespace " + org);
+  }
+  const std::string id = org + "/" + j["name"].get<std::string>();
+  const std::string key = RepoKey(type, id);
+  if (repos.count(key)) return Refuse(409, "You already created this " + type + " repo");
+  FakeRepo& repo = repos[key];
+  repo.type = type;
+  repo.private_repo = j.value("private", false);
+  return JsonResponse(200, json{{"url", "/" + id}, {"name", id}});
+}
+
+ServerResponse FakeHub::Impl::Preupload(const FakeHubOptions& o, FakeRepo& repo,
+                                        const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("files") || !j["files"].is_array()) {
+    return Bad("preupload without files: " + body.substr(0, 200));
+  }
+  json out = json::array();
+  for (const json& f : j["files"]) {
+    std::string sample;
+    if (!f.is_object() || !f.contains("path") || !f.contains("size") || !f.contains("sample") ||
+        !f["sample"].is_string() || !absl::Base64Unescape(f["sample"].get<std::string>(), &sample)) {
+      return Bad("preupload entry malformed: " + f.dump().substr(0, 200));
+    }
+    const int64_t size = f["size"].get<int64_t>();
+    if (sample.size() > 512 || (size >= 512 && sample.size() != 512) ||
+        (size < 512 && static_cast<int64_t>(sample.size()) != size)) {
+      return Bad("preupload sample of " + f["path"].get<std::string>() + " is " +
+                 std::to_string(sample.size()) + " bytes for a file of " + std::to_string(size));
+    }
+    const bool binary = sample.find('\0') != std::string::npos;
+    const bool lfs = binary || size > o.regular_max_size;
+    out.push_back({{"path", f["path"]}, {"uploadMode", lfs ? "lfs" : "regular"},
+                   {"shouldIgnore", false}});
+  }
+  return JsonResponse(200, json{{"files", out}, {"commitOid", "0000"}});
+}
+
+}  // namespace cf::hub::testing
