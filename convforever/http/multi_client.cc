@@ -184,6 +184,10 @@ void MultiClient::Loop() {
         retries_.fetch_add(1);
         const absl::Time t = absl::Now();
         const absl::Duration delay = RetryDelay(*options_.retry, job->attempt - 1, outcome, t, s.rng);
+        if (options_.pause_limiter_on_429 && options_.rate_limiter != nullptr && outcome.ok() &&
+            outcome->status == 429) {
+          options_.rate_limiter->PauseFor(delay);
+        }
         s.free_transfers.push_back(std::move(job->transfer));
         s.delayed.emplace(t + delay, std::move(job));
         continue;

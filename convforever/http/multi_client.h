@@ -36,6 +36,9 @@ struct MultiClientOptions {
   std::optional<RetryPolicy> retry;
   RetryBudget* retry_budget = nullptr;  // not owned
   RateLimiter* rate_limiter = nullptr;  // not owned; shared with other users is fine
+  // A 429 means the whole account is limited, not one request: pause the limiter (everyone) for
+  // the retry delay instead of letting the other in-flight requests hit the wall too.
+  bool pause_limiter_on_429 = true;
   // Connections kept open per host (0 = max_in_flight).
   int max_host_connections = 0;
 };
