@@ -124,6 +124,14 @@ absl::Status Pipeline::Setup(ShardSink* sink) {
   mo.retry = policy_;
   mo.retry_budget = budget_.get();
   mo.rate_limiter = limiter_.get();
+  // 401/402/403, as a status or as an error object in a 200: no request may start after it.
+  mo.halt_on = [](const absl::StatusOr<http::Response>& r) {
+    if (!r.ok()) return false;
+    if (r->status == 401 || r->status == 402 || r->status == 403) return true;
+    if (r->status != 200) return false;
+    absl::StatusOr<Completion> c = ParseCompletion(r->body);
+    return !c.ok() && IsFatal(c.status());
+  };
   client_ = std::make_unique<http::MultiClient>(mo);
   max_window_ = static_cast<size_t>(mo.max_in_flight) * 8 + 256;
   return absl::OkStatus();

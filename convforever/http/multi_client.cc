@@ -72,7 +72,7 @@ void MultiClient::Submit(Request request, Callback done) {
   job->done = std::move(done);
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (!impl_->stopped && !impl_->stop) {
+    if (!impl_->stopped && !impl_->stop && !halted_.load()) {
       impl_->incoming.push_back(std::move(job));
       ++impl_->outstanding;
     }
@@ -109,6 +109,24 @@ void MultiClient::Loop() {
     job->done(std::move(outcome));
     std::lock_guard<std::mutex> lock(s.mu);
     if (--s.outstanding == 0) s.idle.notify_all();
+  };
+
+  // Halt: every request not on the wire is cancelled now.
+  auto cancel_waiting = [&]() {
+    std::vector<std::unique_ptr<Job>> waiting;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      for (auto& job : s.incoming) waiting.push_back(std::move(job));
+      s.incoming.clear();
+    }
+    for (auto& job : s.ready) waiting.push_back(std::move(job));
+    s.ready.clear();
+    for (auto& [t, job] : s.delayed) waiting.push_back(std::move(job));
+    s.delayed.clear();
+    for (auto& job : waiting) {
+      const std::string what = job->request.Describe();
+      complete(std::move(job), absl::CancelledError(absl::StrCat(what, ": halted after a fatal answer")));
+    }
   };
 
   for (;;) {
@@ -197,7 +215,9 @@ void MultiClient::Loop() {
                                absl::StrCat(outcome.status().message(), " (after ", job->attempt,
                                             " attempts)"));
       }
+      const bool halt = options_.halt_on && options_.halt_on(outcome);
       complete(std::move(job), std::move(outcome));
+      if (halt && !halted_.exchange(true)) cancel_waiting();
     }
     if (finished_any) continue;  // free slots: start more before sleeping
 
