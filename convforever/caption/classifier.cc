@@ -1,6 +1,7 @@
 #include "convforever/caption/classifier.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -107,7 +108,11 @@ absl::Status Pipeline::Setup(ShardSink* sink) {
   }
   double rpm = o_.requests_per_minute;
   if (o_.rate_limit_pause_s > 0) rpm = rpm > 0 ? std::min(rpm, 60.0 / o_.rate_limit_pause_s) : 60.0 / o_.rate_limit_pause_s;
-  limiter_ = std::make_unique<http::RateLimiter>(http::RateLimiterOptions{.requests_per_minute = rpm, .burst = 1});
+  // 100 ms of slack (at least 2 tokens) so the engine waking a little late loses no rate; the
+  // bucket starts with one token so the long-run rate is the setting, not the setting + a burst.
+  const int burst = std::max(2, static_cast<int>(std::ceil(rpm / 60.0 * 0.1)));
+  limiter_ = std::make_unique<http::RateLimiter>(
+      http::RateLimiterOptions{.requests_per_minute = rpm, .burst = burst, .initial_tokens = 1});
   budget_ = std::make_unique<http::RetryBudget>(o_.retry_budget_ratio, 100);
   policy_.max_attempts = std::max(1, o_.max_attempts);
   policy_.base_delay = o_.base_backoff;
