@@ -65,21 +65,15 @@ class MultiClient {
   // Stops the engine; unfinished requests complete with CANCELLED. Idempotent.
   void Shutdown();
 
-  int64_t attempts() const { return attempts_.load(); }  // HTTP attempts started
-  int64_t retries() const { return retries_.load(); }
+  int64_t attempts() const;     // HTTP attempts started
+  int64_t retries() const;
   int64_t outstanding() const;  // submitted, not yet completed
-  bool halted() const { return halted_.load(); }
+  bool halted() const;
 
  private:
-  struct Job;
-  struct Impl;
-  void Loop();
+  class Engine;  // the curl multi loop and everything only its thread touches
 
-  MultiClientOptions options_;
-  std::unique_ptr<Impl> impl_;
-  std::atomic<int64_t> attempts_{0};
-  std::atomic<int64_t> retries_{0};
-  std::atomic<bool> halted_{false};
+  std::unique_ptr<Engine> engine_;
   std::thread thread_;
 };
 
