@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <map>
-#include <queue>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -13,56 +12,257 @@
 
 namespace cf::http {
 
-struct MultiClient::Job {
+namespace {
+
+struct Job {
   Request request;
-  Callback done;
+  MultiClient::Callback done;
   int attempt = 0;  // attempts finished
   std::unique_ptr<internal::CurlTransfer> transfer;
 };
 
-struct MultiClient::Impl {
-  CURLM* multi = nullptr;
-  std::mutex mu;
-  std::condition_variable idle;
-  std::deque<std::unique_ptr<Job>> incoming;  // guarded by mu
-  int64_t outstanding = 0;                     // guarded by mu
-  bool stop = false;                           // guarded by mu
-  bool stopped = false;                        // guarded by mu
+}  // namespace
+
+class MultiClient::Engine {
+ public:
+  explicit Engine(MultiClientOptions options);
+  ~Engine() { curl_multi_cleanup(multi_); }
+
+  void Run();  // the engine thread's body; returns after RequestStop()
+  void RequestStop();
+  void Submit(std::unique_ptr<Job> job);
+  void Wait();
+  int64_t outstanding();
+
+  std::atomic<int64_t> attempts{0};
+  std::atomic<int64_t> retries{0};
+  std::atomic<bool> halted{false};
+
+ private:
+  void Complete(std::unique_ptr<Job> job, absl::StatusOr<Response> outcome);
+  void CancelWaiting(const char* why);  // everything not on the wire
+  absl::Duration StartReady();          // returns the limiter's wait if it held a start back
+  bool DrainFinished();                 // true if a transfer finished
+  void Finished(CURL* easy, CURLcode code);
+  int PollTimeoutMs(absl::Duration limiter_wait);
+
+  const MultiClientOptions options_;
+  CURLM* multi_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::deque<std::unique_ptr<Job>> incoming_;  // guarded by mu_
+  int64_t outstanding_ = 0;                     // guarded by mu_
+  bool stop_ = false;                           // guarded by mu_
+  bool stopped_ = false;                        // guarded by mu_
 
   // Engine thread only.
-  std::deque<std::unique_ptr<Job>> ready;
-  std::multimap<absl::Time, std::unique_ptr<Job>> delayed;
-  std::map<CURL*, std::unique_ptr<Job>> active;
-  std::vector<std::unique_ptr<internal::CurlTransfer>> free_transfers;
-  absl::BitGen rng;
+  std::deque<std::unique_ptr<Job>> ready_;
+  std::multimap<absl::Time, std::unique_ptr<Job>> delayed_;  // retries waiting for their time
+  std::map<CURL*, std::unique_ptr<Job>> active_;
+  std::vector<std::unique_ptr<internal::CurlTransfer>> free_transfers_;
+  absl::BitGen rng_;
 };
 
-MultiClient::MultiClient(MultiClientOptions options)
-    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+MultiClient::Engine::Engine(MultiClientOptions options) : options_(std::move(options)) {
   EnsureCurlInitialized();
-  options_.max_in_flight = std::max(1, options_.max_in_flight);
-  impl_->multi = curl_multi_init();
+  multi_ = curl_multi_init();
   const long host_conns = options_.max_host_connections > 0 ? options_.max_host_connections
                                                             : options_.max_in_flight;
-  curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS, host_conns);
-  curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_in_flight));
-  thread_ = std::thread([this] { Loop(); });
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, host_conns);
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_in_flight));
 }
 
-MultiClient::~MultiClient() {
-  Shutdown();
-  curl_multi_cleanup(impl_->multi);
+void MultiClient::Engine::RequestStop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  curl_multi_wakeup(multi_);
 }
+
+void MultiClient::Engine::Submit(std::unique_ptr<Job> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_ && !stop_ && !halted.load()) {
+      incoming_.push_back(std::move(job));
+      ++outstanding_;
+    }
+  }
+  if (job != nullptr) {  // not accepted: shut down or halted
+    job->done(absl::CancelledError(absl::StrCat(job->request.Describe(), ": client shut down or halted")));
+    return;
+  }
+  curl_multi_wakeup(multi_);
+}
+
+void MultiClient::Engine::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [this] { return outstanding_ == 0; });
+}
+
+int64_t MultiClient::Engine::outstanding() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return outstanding_;
+}
+
+void MultiClient::Engine::Complete(std::unique_ptr<Job> job, absl::StatusOr<Response> outcome) {
+  if (job->transfer != nullptr) free_transfers_.push_back(std::move(job->transfer));
+  job->done(std::move(outcome));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--outstanding_ == 0) idle_.notify_all();
+}
+
+void MultiClient::Engine::CancelWaiting(const char* why) {
+  std::vector<std::unique_ptr<Job>> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& job : incoming_) waiting.push_back(std::move(job));
+    incoming_.clear();
+  }
+  for (auto& job : ready_) waiting.push_back(std::move(job));
+  ready_.clear();
+  for (auto& [t, job] : delayed_) waiting.push_back(std::move(job));
+  delayed_.clear();
+  for (auto& job : waiting) {
+    const std::string what = job->request.Describe();
+    Complete(std::move(job), absl::CancelledError(absl::StrCat(what, ": ", why)));
+  }
+}
+
+absl::Duration MultiClient::Engine::StartReady() {
+  const absl::Time now = absl::Now();
+  while (!delayed_.empty() && delayed_.begin()->first <= now) {
+    ready_.push_back(std::move(delayed_.begin()->second));
+    delayed_.erase(delayed_.begin());
+  }
+  while (static_cast<int>(active_.size()) < options_.max_in_flight && !ready_.empty()) {
+    if (options_.rate_limiter != nullptr) {
+      const absl::Duration wait = options_.rate_limiter->TryAcquire();
+      if (wait > absl::ZeroDuration()) return wait;
+    }
+    std::unique_ptr<Job> job = std::move(ready_.front());
+    ready_.pop_front();
+    if (!free_transfers_.empty()) {
+      job->transfer = std::move(free_transfers_.back());
+      free_transfers_.pop_back();
+    } else {
+      job->transfer = std::make_unique<internal::CurlTransfer>();
+    }
+    absl::Status prepared = job->transfer->Prepare(&job->request);
+    if (!prepared.ok()) {
+      Complete(std::move(job), prepared);
+      continue;
+    }
+    attempts.fetch_add(1);
+    if (options_.retry_budget != nullptr) options_.retry_budget->RecordRequest();
+    CURL* easy = job->transfer->easy();
+    curl_multi_add_handle(multi_, easy);
+    active_.emplace(easy, std::move(job));
+  }
+  return absl::InfiniteDuration();
+}
+
+void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
+  curl_multi_remove_handle(multi_, easy);
+  auto it = active_.find(easy);
+  std::unique_ptr<Job> job = std::move(it->second);
+  active_.erase(it);
+  absl::StatusOr<Response> outcome = job->transfer->Finish(code);
+  ++job->attempt;
+  if (outcome.ok()) outcome->attempts = job->attempt;
+  const bool retry = options_.retry.has_value() && job->attempt < std::max(1, options_.retry->max_attempts) &&
+                     ShouldRetry(*options_.retry, outcome) &&
+                     (options_.retry_budget == nullptr || options_.retry_budget->TryConsumeRetry());
+  if (retry) {
+    retries.fetch_add(1);
+    const absl::Time t = absl::Now();
+    const absl::Duration delay = RetryDelay(*options_.retry, job->attempt - 1, outcome, t, rng_);
+    if (options_.pause_limiter_on_429 && options_.rate_limiter != nullptr && outcome.ok() &&
+        outcome->status == 429) {
+      options_.rate_limiter->PauseFor(delay);
+    }
+    free_transfers_.push_back(std::move(job->transfer));
+    delayed_.emplace(t + delay, std::move(job));
+    return;
+  }
+  if (!outcome.ok() && job->attempt > 1) {
+    outcome = absl::Status(outcome.status().code(),
+                           absl::StrCat(outcome.status().message(), " (after ", job->attempt, " attempts)"));
+  }
+  const bool halt = options_.halt_on && options_.halt_on(outcome);
+  Complete(std::move(job), std::move(outcome));
+  if (halt && !halted.exchange(true)) CancelWaiting("halted after a fatal answer");
+}
+
+bool MultiClient::Engine::DrainFinished() {
+  int running = 0;
+  curl_multi_perform(multi_, &running);
+  int queued = 0;
+  bool any = false;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Finished(msg->easy_handle, msg->data.result);
+    any = true;
+  }
+  return any;
+}
+
+int MultiClient::Engine::PollTimeoutMs(absl::Duration limiter_wait) {
+  absl::Duration timeout = absl::Seconds(1);
+  long curl_ms = -1;
+  curl_multi_timeout(multi_, &curl_ms);
+  if (curl_ms >= 0) timeout = std::min(timeout, absl::Milliseconds(curl_ms));
+  if (!delayed_.empty()) timeout = std::min(timeout, delayed_.begin()->first - absl::Now());
+  if (!ready_.empty() && static_cast<int>(active_.size()) < options_.max_in_flight) {
+    timeout = std::min(timeout, limiter_wait);
+  }
+  timeout = absl::Ceil(std::max(timeout, absl::ZeroDuration()), absl::Milliseconds(1));
+  return static_cast<int>(absl::ToInt64Milliseconds(timeout));
+}
+
+void MultiClient::Engine::Run() {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (!incoming_.empty()) {
+        ready_.push_back(std::move(incoming_.front()));
+        incoming_.pop_front();
+      }
+      if (stop_) break;
+    }
+    const absl::Duration limiter_wait = StartReady();
+    if (DrainFinished()) continue;  // slots freed: start more before sleeping
+    // Sleep until curl, a due retry or the limiter needs us (Submit and stop wake us early).
+    curl_multi_poll(multi_, nullptr, 0, PollTimeoutMs(limiter_wait), nullptr);
+  }
+  // Shutdown: whatever has not finished is cancelled.
+  std::vector<std::unique_ptr<Job>> on_wire;
+  for (auto& [easy, job] : active_) {
+    curl_multi_remove_handle(multi_, easy);
+    on_wire.push_back(std::move(job));
+  }
+  active_.clear();
+  for (auto& job : on_wire) {
+    const std::string what = job->request.Describe();
+    Complete(std::move(job), absl::CancelledError(absl::StrCat(what, ": client shut down")));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped_ = true;
+  }
+  CancelWaiting("client shut down");
+}
+
+MultiClient::MultiClient(MultiClientOptions options) {
+  options.max_in_flight = std::max(1, options.max_in_flight);
+  engine_ = std::make_unique<Engine>(std::move(options));
+  thread_ = std::thread([this] { engine_->Run(); });
+}
+
+MultiClient::~MultiClient() { Shutdown(); }
 
 void MultiClient::Shutdown() {
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->stop) {
-      // Already stopping; fall through to join if this is the first caller to get here.
-    }
-    impl_->stop = true;
-  }
-  curl_multi_wakeup(impl_->multi);
+  engine_->RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -70,18 +270,7 @@ void MultiClient::Submit(Request request, Callback done) {
   auto job = std::make_unique<Job>();
   job->request = std::move(request);
   job->done = std::move(done);
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    if (!impl_->stopped && !impl_->stop) {
-      impl_->incoming.push_back(std::move(job));
-      ++impl_->outstanding;
-    }
-  }
-  if (job != nullptr) {  // not accepted: the engine is shut down
-    job->done(absl::CancelledError(absl::StrCat(job->request.Describe(), ": client shut down")));
-    return;
-  }
-  curl_multi_wakeup(impl_->multi);
+  engine_->Submit(std::move(job));
 }
 
 std::future<absl::StatusOr<Response>> MultiClient::Submit(Request request) {
@@ -92,148 +281,10 @@ std::future<absl::StatusOr<Response>> MultiClient::Submit(Request request) {
   return future;
 }
 
-void MultiClient::Wait() {
-  std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->idle.wait(lock, [this] { return impl_->outstanding == 0; });
-}
-
-int64_t MultiClient::outstanding() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->outstanding;
-}
-
-void MultiClient::Loop() {
-  Impl& s = *impl_;
-  auto complete = [&](std::unique_ptr<Job> job, absl::StatusOr<Response> outcome) {
-    if (job->transfer != nullptr) s.free_transfers.push_back(std::move(job->transfer));
-    job->done(std::move(outcome));
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (--s.outstanding == 0) s.idle.notify_all();
-  };
-
-  for (;;) {
-    bool stopping;
-    {
-      std::lock_guard<std::mutex> lock(s.mu);
-      while (!s.incoming.empty()) {
-        s.ready.push_back(std::move(s.incoming.front()));
-        s.incoming.pop_front();
-      }
-      stopping = s.stop;
-    }
-    if (stopping) break;
-
-    // Due retries join the ready queue.
-    absl::Time now = absl::Now();
-    while (!s.delayed.empty() && s.delayed.begin()->first <= now) {
-      s.ready.push_back(std::move(s.delayed.begin()->second));
-      s.delayed.erase(s.delayed.begin());
-    }
-
-    // Start what the in-flight cap and the limiter allow.
-    absl::Duration limiter_wait = absl::InfiniteDuration();
-    while (static_cast<int>(s.active.size()) < options_.max_in_flight && !s.ready.empty()) {
-      if (options_.rate_limiter != nullptr) {
-        const absl::Duration wait = options_.rate_limiter->TryAcquire();
-        if (wait > absl::ZeroDuration()) {
-          limiter_wait = wait;
-          break;
-        }
-      }
-      std::unique_ptr<Job> job = std::move(s.ready.front());
-      s.ready.pop_front();
-      if (!s.free_transfers.empty()) {
-        job->transfer = std::move(s.free_transfers.back());
-        s.free_transfers.pop_back();
-      } else {
-        job->transfer = std::make_unique<internal::CurlTransfer>();
-      }
-      absl::Status prepared = job->transfer->Prepare(&job->request);
-      if (!prepared.ok()) {
-        complete(std::move(job), prepared);
-        continue;
-      }
-      attempts_.fetch_add(1);
-      if (options_.retry_budget != nullptr) options_.retry_budget->RecordRequest();
-      CURL* easy = job->transfer->easy();
-      curl_multi_add_handle(s.multi, easy);
-      s.active.emplace(easy, std::move(job));
-    }
-
-    int running = 0;
-    curl_multi_perform(s.multi, &running);
-    int queued = 0;
-    bool finished_any = false;
-    while (CURLMsg* msg = curl_multi_info_read(s.multi, &queued)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      CURL* easy = msg->easy_handle;
-      const CURLcode code = msg->data.result;
-      curl_multi_remove_handle(s.multi, easy);
-      auto it = s.active.find(easy);
-      std::unique_ptr<Job> job = std::move(it->second);
-      s.active.erase(it);
-      finished_any = true;
-      absl::StatusOr<Response> outcome = job->transfer->Finish(code);
-      ++job->attempt;
-      if (outcome.ok()) outcome->attempts = job->attempt;
-      const bool retry = options_.retry.has_value() &&
-                         job->attempt < std::max(1, options_.retry->max_attempts) &&
-                         ShouldRetry(*options_.retry, outcome) &&
-                         (options_.retry_budget == nullptr || options_.retry_budget->TryConsumeRetry());
-      if (retry) {
-        retries_.fetch_add(1);
-        const absl::Time t = absl::Now();
-        const absl::Duration delay = RetryDelay(*options_.retry, job->attempt - 1, outcome, t, s.rng);
-        s.free_transfers.push_back(std::move(job->transfer));
-        s.delayed.emplace(t + delay, std::move(job));
-        continue;
-      }
-      if (!outcome.ok() && job->attempt > 1) {
-        outcome = absl::Status(outcome.status().code(),
-                               absl::StrCat(outcome.status().message(), " (after ", job->attempt,
-                                            " attempts)"));
-      }
-      complete(std::move(job), std::move(outcome));
-    }
-    if (finished_any) continue;  // free slots: start more before sleeping
-
-    // Sleep until curl, a due retry or the limiter needs us (a Submit wakes us early).
-    absl::Duration timeout = absl::Seconds(1);
-    long curl_ms = -1;
-    curl_multi_timeout(s.multi, &curl_ms);
-    if (curl_ms >= 0) timeout = std::min(timeout, absl::Milliseconds(curl_ms));
-    if (!s.delayed.empty()) timeout = std::min(timeout, s.delayed.begin()->first - absl::Now());
-    if (!s.ready.empty() && static_cast<int>(s.active.size()) < options_.max_in_flight) {
-      timeout = std::min(timeout, limiter_wait);
-    }
-    const int timeout_ms =
-        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(absl::Ceil(
-                                                  std::max(timeout, absl::ZeroDuration()),
-                                                  absl::Milliseconds(1)))));
-    curl_multi_poll(s.multi, nullptr, 0, timeout_ms, nullptr);
-  }
-
-  // Shutdown: everything not finished is cancelled.
-  std::vector<std::unique_ptr<Job>> leftover;
-  for (auto& [easy, job] : s.active) {
-    curl_multi_remove_handle(s.multi, easy);
-    leftover.push_back(std::move(job));
-  }
-  s.active.clear();
-  for (auto& [t, job] : s.delayed) leftover.push_back(std::move(job));
-  s.delayed.clear();
-  for (auto& job : s.ready) leftover.push_back(std::move(job));
-  s.ready.clear();
-  {
-    std::lock_guard<std::mutex> lock(s.mu);
-    for (auto& job : s.incoming) leftover.push_back(std::move(job));
-    s.incoming.clear();
-    s.stopped = true;
-  }
-  for (auto& job : leftover) {
-    const std::string what = job->request.Describe();
-    complete(std::move(job), absl::CancelledError(absl::StrCat(what, ": client shut down")));
-  }
-}
+void MultiClient::Wait() { engine_->Wait(); }
+int64_t MultiClient::attempts() const { return engine_->attempts.load(); }
+int64_t MultiClient::retries() const { return engine_->retries.load(); }
+int64_t MultiClient::outstanding() const { return engine_->outstanding(); }
+bool MultiClient::halted() const { return engine_->halted.load(); }
 
 }  // namespace cf::http

@@ -7,7 +7,8 @@
 // (server hints honored) while attempts and the RetryBudget last; the callback then receives the
 // final outcome exactly once: a Response (any status; `attempts` set) or a transport error.
 // Callbacks run on the engine thread: keep them short and never block in them; they may call
-// Submit(). Submit/Wait/counters are thread-safe. The destructor (or Shutdown) stops the engine:
+// Submit(). A `halt_on` outcome stops new work at once (see the option). Submit/Wait/counters
+// are thread-safe. The destructor (or Shutdown) stops the engine:
 // requests not finished get CANCELLED.
 #ifndef CONVFOREVER_HTTP_MULTI_CLIENT_H_
 #define CONVFOREVER_HTTP_MULTI_CLIENT_H_
@@ -36,6 +37,13 @@ struct MultiClientOptions {
   std::optional<RetryPolicy> retry;
   RetryBudget* retry_budget = nullptr;  // not owned
   RateLimiter* rate_limiter = nullptr;  // not owned; shared with other users is fine
+  // A 429 means the whole account is limited, not one request: pause the limiter (everyone) for
+  // the retry delay instead of letting the other in-flight requests hit the wall too.
+  bool pause_limiter_on_429 = true;
+  // A final outcome for which this returns true (a revoked key, no credits) halts the engine:
+  // nothing new starts, every queued or waiting request completes with CANCELLED at once, and
+  // later Submits are cancelled; requests already on the wire finish normally. nullptr = never.
+  std::function<bool(const absl::StatusOr<Response>&)> halt_on;
   // Connections kept open per host (0 = max_in_flight).
   int max_host_connections = 0;
 };
@@ -57,19 +65,15 @@ class MultiClient {
   // Stops the engine; unfinished requests complete with CANCELLED. Idempotent.
   void Shutdown();
 
-  int64_t attempts() const { return attempts_.load(); }  // HTTP attempts started
-  int64_t retries() const { return retries_.load(); }
+  int64_t attempts() const;     // HTTP attempts started
+  int64_t retries() const;
   int64_t outstanding() const;  // submitted, not yet completed
+  bool halted() const;
 
  private:
-  struct Job;
-  struct Impl;
-  void Loop();
+  class Engine;  // the curl multi loop and everything only its thread touches
 
-  MultiClientOptions options_;
-  std::unique_ptr<Impl> impl_;
-  std::atomic<int64_t> attempts_{0};
-  std::atomic<int64_t> retries_{0};
+  std::unique_ptr<Engine> engine_;
   std::thread thread_;
 };
 

@@ -188,6 +188,37 @@ TEST(MultiClientTest, TimeoutReportedAndShutdownCancelsTheRest) {
   EXPECT_TRUE(absl::IsCancelled(after.status()));
 }
 
+TEST(MultiClientTest, HaltOnFatalCancelsEverythingNotOnTheWire) {
+  auto server = StartServer();
+  server->Handle("GET", "/", [](const ServerRequest&) {
+    ServerResponse r = ServerResponse::Text(401, "revoked");
+    r.delay = absl::Milliseconds(5);
+    return r;
+  });
+  MultiClient client({.max_in_flight = 2,
+                      .halt_on = [](const absl::StatusOr<Response>& r) { return r.ok() && r->status == 401; }});
+  std::vector<std::future<absl::StatusOr<Response>>> futures;
+  for (int i = 0; i < 50; ++i) {
+    Request req;
+    req.url = server->base_url() + "/";
+    futures.push_back(client.Submit(std::move(req)));
+  }
+  int unauthorized = 0, cancelled = 0;
+  for (auto& f : futures) {
+    auto r = f.get();
+    if (r.ok() && r->status == 401) ++unauthorized;
+    if (absl::IsCancelled(r.status())) ++cancelled;
+  }
+  EXPECT_TRUE(client.halted());
+  EXPECT_GE(unauthorized, 1);
+  EXPECT_LE(unauthorized, 2);  // only what was already on the wire
+  EXPECT_EQ(unauthorized + cancelled, 50);
+  EXPECT_LE(server->request_count(), 2);
+  Request late;
+  late.url = server->base_url() + "/";
+  EXPECT_TRUE(absl::IsCancelled(client.Submit(late).get().status()));
+}
+
 TEST(MultiClientTest, RateLimiterSpacesAttempts) {
   auto server = StartServer();
   server->Handle("GET", "/", [](const ServerRequest&) { return ServerResponse::Text(200, "ok"); });

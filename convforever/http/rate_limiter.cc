@@ -34,7 +34,7 @@ RateLimiter::RateLimiter(RateLimiterOptions options)
     : clock_(options.clock != nullptr ? options.clock : Clock::Real()),
       per_second_(options.requests_per_minute / 60.0),
       burst_(std::max(1, options.burst)),
-      tokens_(burst_),
+      tokens_(options.initial_tokens < 0 ? burst_ : std::min(burst_, options.initial_tokens)),
       last_(clock_->Now()) {}
 
 void RateLimiter::RefillLocked(absl::Time now) {

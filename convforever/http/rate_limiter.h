@@ -43,6 +43,10 @@ struct RateLimiterOptions {
   double requests_per_minute = 0;  // <= 0: unlimited
   int burst = 1;                   // bucket capacity (>= 1)
   Clock* clock = nullptr;          // nullptr: Clock::Real(); not owned
+  // Tokens at the start; < 0 = a full bucket. A caller that wants an exact long-run rate with some
+  // slack for late wake-ups uses burst > 1 and initial_tokens = 1: tokens that accrue while the
+  // caller is late are then kept instead of overflowing a one-token bucket.
+  double initial_tokens = -1;
 };
 
 class RateLimiter {

@@ -35,6 +35,31 @@ TEST(RateLimiterTest, AcquireAchievesConfiguredRateOnFakeClock) {
   EXPECT_NEAR(absl::ToDoubleSeconds(clock.Now() - start), 10.0, 1e-3);
 }
 
+TEST(RateLimiterTest, SlackKeepsTheLongRunRateWhenTheCallerIsLate) {
+  FakeClock clock;
+  const absl::Time start = clock.Now();
+  // 10/s; the caller always comes back 30 ms after the token was due.
+  RateLimiter exact({.requests_per_minute = 600, .burst = 3, .clock = &clock, .initial_tokens = 1});
+  RateLimiter tight({.requests_per_minute = 600, .burst = 1, .clock = &clock});
+  int granted_exact = 0, granted_tight = 0;
+  absl::Time next_exact = start, next_tight = start;
+  while (clock.Now() - start < absl::Seconds(10)) {
+    if (clock.Now() >= next_exact) {
+      const absl::Duration w = exact.TryAcquire();
+      if (w == absl::ZeroDuration()) ++granted_exact;
+      next_exact = clock.Now() + (w == absl::ZeroDuration() ? absl::ZeroDuration() : w + absl::Milliseconds(30));
+    }
+    if (clock.Now() >= next_tight) {
+      const absl::Duration w = tight.TryAcquire();
+      if (w == absl::ZeroDuration()) ++granted_tight;
+      next_tight = clock.Now() + (w == absl::ZeroDuration() ? absl::ZeroDuration() : w + absl::Milliseconds(30));
+    }
+    clock.Advance(absl::Milliseconds(1));
+  }
+  EXPECT_NEAR(granted_exact, 100, 2);  // 10 s at 10/s (+1 initial token)
+  EXPECT_LT(granted_tight, 80);        // a one-token bucket loses the late time every time
+}
+
 TEST(RateLimiterTest, PauseBlocksEveryoneUntilItEnds) {
   FakeClock clock;
   RateLimiter limiter({.requests_per_minute = 6000, .burst = 10, .clock = &clock});

@@ -271,6 +271,7 @@ void TestServer::ServeConnection(int fd, int64_t connection_id) {
     ServerRequest req;
     if (!ReadRequest(fd, in, &req)) break;
     req.connection_id = connection_id;
+    req.received = absl::Now();
     {
       std::lock_guard<std::mutex> lock(mu_);
       req.sequence = static_cast<int64_t>(log_.size());

@@ -35,6 +35,7 @@ struct ServerRequest {
   std::string body;  // de-chunked
   int64_t connection_id = 0;
   int64_t sequence = 0;  // 0-based order of arrival at the server
+  absl::Time received;   // when the whole request had arrived
 };
 
 struct ServerResponse {

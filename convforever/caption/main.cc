@@ -1,0 +1,163 @@
+// classify: label caption records with an LLM (see classifier.h). Run as `tools/cf classify`.
+//
+//   OPENROUTER_API_KEY=... classify --input captions.jsonl --output labeled.jsonl
+//   classify --input - --output out.jsonl --base_url http://127.0.0.1:8080/v1 --requests_per_minute 0
+//
+// The API key comes from OPENROUTER_API_KEY or --api_key_file, never from a flag value. Rerun the
+// same command after a crash or kill: it resumes. Exit codes: 0 done, 1 error, 2 bad flags,
+// 3 the endpoint refused the key or the account (401/402/403).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "convforever/base/signals.h"
+#include "convforever/caption/categories.h"
+#include "convforever/caption/classifier.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+
+DEFINE_string(input, "-", "caption JSONL file, or - for stdin");
+DEFINE_string(output, "", "labeled JSONL output (appended; rerun resumes)");
+DEFINE_string(categories, "", "categories file, one per line (default: the bundled 50 categories)");
+DEFINE_string(caption_field, "caption", "input field holding the caption");
+DEFINE_string(id_field, "id", "input field holding the record id");
+DEFINE_string(passthrough_fields, "url,path", "input fields copied to the output");
+DEFINE_string(base_url, "https://openrouter.ai/api/v1", "OpenAI-compatible API base URL");
+DEFINE_string(model, "amazon/nova-2-lite-v1:free", "model name");
+DEFINE_string(api_key_file, "", "file holding the API key (else $OPENROUTER_API_KEY)");
+DEFINE_int32(concurrency, 16, "requests in flight");
+DEFINE_double(requests_per_minute, 20, "token-bucket limit on requests started (0 = unlimited)");
+DEFINE_double(rate_limit_pause, 0, "seconds between request starts (the original tool's flag; the stricter of this and --requests_per_minute wins)");
+DEFINE_int32(max_attempts, 6, "attempts per request, the first included");
+DEFINE_double(timeout_s, 60, "per-request timeout in seconds");
+DEFINE_bool(json_schema, false, "ask for a JSON-schema answer (enum of categories); parsed strictly");
+DEFINE_int32(max_tokens, 20, "max_tokens of each answer");
+DEFINE_double(temperature, 0, "sampling temperature");
+DEFINE_string(on_failure, "unknown", "after the retries: 'unknown' (write label unknown + error) or 'retry_later' (leave for the next run)");
+DEFINE_int64(sync_every, 1000, "records per output shard");
+DEFINE_string(shard_dir, "", "directory for shard_<start>_<end>.jsonl files (default <output>.shards)");
+DEFINE_string(hub_repo, "", "ORG/NAME dataset repo for shards (Hub upload not wired yet: shards stay local)");
+DEFINE_string(cache, "", "SQLite caption->label cache (default <output>.cache.sqlite; 'none' disables)");
+DEFINE_int64(limit, 0, "stop after this many new records (0 = all)");
+DEFINE_bool(progress, true, "show the progress line");
+
+namespace {
+
+std::string DefaultCategoriesPath(const char* argv0) {
+  std::vector<std::string> candidates;
+  if (const char* r = std::getenv("RUNFILES_DIR")) {
+    candidates.push_back(std::string(r) + "/convforever/convforever/caption/data/categories.txt");
+  }
+  candidates.push_back(std::string(argv0) + ".runfiles/convforever/convforever/caption/data/categories.txt");
+  candidates.push_back("convforever/caption/data/categories.txt");
+  for (const std::string& c : candidates) {
+    if (access(c.c_str(), R_OK) == 0) return c;
+  }
+  return candidates.back();
+}
+
+// The key, or "" when none is configured. Never logged.
+absl::StatusOr<std::string> ReadApiKey() {
+  if (!FLAGS_api_key_file.empty()) {
+    std::ifstream in(FLAGS_api_key_file);
+    if (!in) return absl::NotFoundError("cannot read --api_key_file " + FLAGS_api_key_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return std::string(absl::StripAsciiWhitespace(ss.str()));
+  }
+  const char* env = std::getenv("OPENROUTER_API_KEY");
+  return std::string(env != nullptr ? absl::StripAsciiWhitespace(env) : "");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage("label caption records with an LLM: classify --input X.jsonl --output Y.jsonl");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  cf::base::InstallStopHandlers();
+
+  if (FLAGS_output.empty()) {
+    std::cerr << "classify: --output is required\n";
+    return 2;
+  }
+  if (FLAGS_on_failure != "unknown" && FLAGS_on_failure != "retry_later") {
+    std::cerr << "classify: --on_failure must be 'unknown' or 'retry_later'\n";
+    return 2;
+  }
+  const std::string categories_path = FLAGS_categories.empty() ? DefaultCategoriesPath(argv[0]) : FLAGS_categories;
+  auto categories = cf::caption::LoadCategories(categories_path);
+  if (!categories.ok()) {
+    std::cerr << "classify: " << categories.status().message() << "\n";
+    return 2;
+  }
+  auto key = ReadApiKey();
+  if (!key.ok()) {
+    std::cerr << "classify: " << key.status().message() << "\n";
+    return 2;
+  }
+  if (key->empty() && FLAGS_base_url.find("openrouter.ai") != std::string::npos) {
+    std::cerr << "classify: set OPENROUTER_API_KEY (or --api_key_file) for " << FLAGS_base_url << "\n";
+    return 2;
+  }
+
+  cf::caption::ClassifierOptions o;
+  o.base_url = FLAGS_base_url;
+  while (!o.base_url.empty() && o.base_url.back() == '/') o.base_url.pop_back();
+  o.api_key = *key;
+  o.prompt = {.model = FLAGS_model, .temperature = FLAGS_temperature, .max_tokens = FLAGS_max_tokens,
+              .json_schema = FLAGS_json_schema};
+  o.categories = *categories;
+  o.concurrency = FLAGS_concurrency;
+  o.requests_per_minute = FLAGS_requests_per_minute;
+  o.rate_limit_pause_s = FLAGS_rate_limit_pause;
+  o.max_attempts = FLAGS_max_attempts;
+  o.timeout = absl::Seconds(FLAGS_timeout_s);
+  o.on_failure = FLAGS_on_failure == "retry_later" ? cf::caption::OnFailure::kRetryLater
+                                                   : cf::caption::OnFailure::kUnknown;
+  o.input.caption_field = FLAGS_caption_field;
+  o.input.id_field = FLAGS_id_field;
+  o.input.passthrough_fields = absl::StrSplit(FLAGS_passthrough_fields, ',', absl::SkipEmpty());
+  o.output = {.path = FLAGS_output,
+              .shard_dir = FLAGS_shard_dir.empty() ? FLAGS_output + ".shards" : FLAGS_shard_dir,
+              .sync_every = FLAGS_sync_every,
+              .id_field = FLAGS_id_field};
+  o.cache_path = FLAGS_cache == "none" ? "" : (FLAGS_cache.empty() ? FLAGS_output + ".cache.sqlite" : FLAGS_cache);
+  o.limit = FLAGS_limit;
+  o.progress = FLAGS_progress;
+  if (!FLAGS_hub_repo.empty()) {
+    std::cerr << "classify: --hub_repo " << FLAGS_hub_repo
+              << ": Hub upload is not wired yet (issue 9); shards stay local in " << o.output.shard_dir << "\n";
+  }
+
+  cf::caption::LocalShardSink sink;
+  std::ifstream file;
+  std::istream* in = &std::cin;
+  if (FLAGS_input != "-") {
+    file.open(FLAGS_input, std::ios::binary);
+    if (!file) {
+      std::cerr << "classify: cannot open --input " << FLAGS_input << "\n";
+      return 2;
+    }
+    in = &file;
+  }
+  cf::caption::ClassifySummary summary;
+  const absl::Status status =
+      cf::caption::RunClassifier(o, *in, FLAGS_input == "-" ? "<stdin>" : FLAGS_input, &sink, &summary);
+  std::cerr << summary.Format();
+  if (!status.ok()) {
+    std::cerr << "classify: " << status.message() << "\n";
+    const bool auth = (absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status) ||
+                       absl::IsFailedPrecondition(status)) &&
+                      status.message().find("/chat/completions") != absl::string_view::npos;
+    if (auth) std::cerr << "classify: check the API key, credits and model access; rerun the same command to resume\n";
+    return auth ? 3 : 1;
+  }
+  return 0;
+}
