@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   const double err = (achieved - FLAGS_requests_per_minute) / FLAGS_requests_per_minute * 100.0;
   std::printf("limiter: set %.0f requests/min, achieved %.1f requests/min over %zu requests (%+.2f%%, target within 5%%)\n",
               FLAGS_requests_per_minute, achieved, reqs.size(), err);
-  std::string rm = "rm -rf " + root;
-  (void)std::system(rm.c_str());
+  const std::string rm = "rm -rf " + root;
+  if (std::system(rm.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", root.c_str());
   return 0;
 }

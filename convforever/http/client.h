@@ -49,8 +49,13 @@ struct Request {
   Headers headers;
   std::string body;                         // used when body_stream is null
   std::shared_ptr<BodyReader> body_stream;  // large uploads
-  absl::Duration timeout = absl::Seconds(60);          // whole transfer
+  // Whole transfer; zero or InfiniteDuration() = none (large uploads: use low_speed_* instead).
+  absl::Duration timeout = absl::Seconds(60);
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Stall detection: fail (DEADLINE_EXCEEDED) when fewer than low_speed_bytes_per_s bytes/s move
+  // for low_speed_window. 0 = off.
+  int64_t low_speed_bytes_per_s = 0;
+  absl::Duration low_speed_window = absl::Seconds(30);
   bool follow_redirects = true;
   int max_redirects = 10;
 

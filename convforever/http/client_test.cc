@@ -90,6 +90,32 @@ TEST(FetchTest, TimeoutIsDeadlineExceededNamingTheUrl) {
   EXPECT_EQ(resp.status().message().find("sk-SECRET"), std::string::npos);
 }
 
+TEST(FetchTest, NoTimeoutAndStallDetection) {
+  auto server = StartServer();
+  server->Handle("GET", "/late", [](const ServerRequest&) {
+    ServerResponse r = ServerResponse::Text(200, "late");
+    r.delay = absl::Milliseconds(300);
+    return r;
+  });
+  server->Handle("GET", "/stall", [](const ServerRequest&) {
+    ServerResponse r = ServerResponse::Text(200, "never");
+    r.delay = absl::Seconds(30);
+    return r;
+  });
+  Request req;
+  req.url = server->base_url() + "/late";
+  req.timeout = absl::InfiniteDuration();
+  auto resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->body, "late");
+  req.url = server->base_url() + "/stall";
+  req.low_speed_bytes_per_s = 1;
+  req.low_speed_window = absl::Seconds(1);
+  resp = Fetch(req);
+  ASSERT_FALSE(resp.ok());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(resp.status())) << resp.status();
+}
+
 TEST(FetchTest, DroppedConnectionIsUnavailable) {
   auto server = StartServer();
   server->Handle("GET", "/drop", [](const ServerRequest&) {

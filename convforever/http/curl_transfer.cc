@@ -36,8 +36,15 @@ absl::Status CurlTransfer::Prepare(const Request* request) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &CurlTransfer::WriteHeader);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
+  const bool no_timeout = request->timeout == absl::InfiniteDuration() || request->timeout <= absl::ZeroDuration();
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(request->timeout))));
+                   no_timeout ? 0L
+                              : static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(request->timeout))));
+  if (request->low_speed_bytes_per_s > 0) {
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(request->low_speed_bytes_per_s));
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                     static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(request->low_speed_window))));
+  }
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(
                                                               request->connect_timeout))));

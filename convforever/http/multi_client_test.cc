@@ -231,7 +231,7 @@ TEST(MultiClientTest, RateLimiterSpacesAttempts) {
     req.url = server->base_url() + "/";
     client.Submit(std::move(req), [&](absl::StatusOr<Response>) { done.fetch_add(1); });
   }
-  for (int i = 0; i < 200 && done.load() < 3; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 3000 && done.load() < 3; ++i) absl::SleepFor(absl::Milliseconds(10));
   absl::SleepFor(absl::Milliseconds(100));
   EXPECT_EQ(done.load(), 3);
   EXPECT_EQ(server->request_count(), 3);
