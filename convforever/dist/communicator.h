@@ -95,6 +95,10 @@ class Communicator {
   }
   virtual absl::Status Barrier() = 0;
 
+  // Per-rank counters (loss sums, sample counts, timings) reduced across ranks in one collective:
+  // each value becomes the sum/max/min over ranks. For metrics logged by rank 0.
+  absl::Status AllReduceScalars(std::vector<double>& values, ReduceOp op = ReduceOp::kSum);
+
  protected:
   Communicator(int rank, int world_size) : rank_(rank), world_size_(world_size) {}
 
