@@ -50,7 +50,7 @@ enum class ReduceOp { kSum, kMax, kMin };
 
 // Handle to a collective in flight. Wait() blocks up to the communicator's timeout; it may be
 // called more than once and returns the same status. Destroying an unwaited handle leaves the
-// collective running (its tensors must outlive it).
+// collective running (it keeps its tensors alive). A handle must not outlive its Communicator.
 class AsyncWork {
  public:
   AsyncWork() = default;
