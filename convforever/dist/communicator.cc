@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <exception>
 
+#include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -39,6 +40,18 @@ absl::Status Communicator::Broadcast(std::vector<at::Tensor>& tensors, int root)
   absl::Status status;
   for (AsyncWork& w : works) status.Update(w.Wait());
   return status;
+}
+
+absl::Status Communicator::AllReduceScalars(std::vector<double>& values, ReduceOp op) {
+  if (values.empty() || world_size() == 1) return absl::OkStatus();
+  at::Tensor t = at::tensor(values, at::kDouble);
+  if (backend_name() == "nccl") t = t.to(at::kCUDA);  // NCCL reduces device memory only
+  std::vector<at::Tensor> tensors = {t};
+  absl::Status status = AllReduce(tensors, op);
+  if (!status.ok()) return status;
+  t = t.cpu();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[i].item<double>();
+  return absl::OkStatus();
 }
 
 namespace {

@@ -50,7 +50,7 @@ enum class ReduceOp { kSum, kMax, kMin };
 
 // Handle to a collective in flight. Wait() blocks up to the communicator's timeout; it may be
 // called more than once and returns the same status. Destroying an unwaited handle leaves the
-// collective running (its tensors must outlive it).
+// collective running (it keeps its tensors alive). A handle must not outlive its Communicator.
 class AsyncWork {
  public:
   AsyncWork() = default;
@@ -94,6 +94,10 @@ class Communicator {
     return AllGatherAsync(std::move(input), std::move(output)).Wait();
   }
   virtual absl::Status Barrier() = 0;
+
+  // Per-rank counters (loss sums, sample counts, timings) reduced across ranks in one collective:
+  // each value becomes the sum/max/min over ranks. For metrics logged by rank 0.
+  absl::Status AllReduceScalars(std::vector<double>& values, ReduceOp op = ReduceOp::kSum);
 
  protected:
   Communicator(int rank, int world_size) : rank_(rank), world_size_(world_size) {}

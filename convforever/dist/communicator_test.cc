@@ -1,7 +1,10 @@
 // Communicator over real processes on 127.0.0.1 (Gloo): every collective, at 2 and 3 ranks.
 #include "convforever/dist/communicator.h"
 
+#include <chrono>
+
 #include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "convforever/dist/multiprocess_harness.h"
 #include "gtest/gtest.h"
@@ -21,6 +24,23 @@ void ExpectAllOk(const std::vector<testing::RankResult>& results) {
 TEST(Communicator, CollectivesTwoRanks) { ExpectAllOk(RunRanks(kWorker, 2, {"--mode=collectives"})); }
 
 TEST(Communicator, CollectivesThreeRanks) { ExpectAllOk(RunRanks(kWorker, 3, {"--mode=collectives"})); }
+
+TEST(Communicator, ConnectsToTorchrunAgentStoreAsClient) {
+  // Plays torchrun's agent: it serves the store on MASTER_PORT, so a rank that tried to bind
+  // that port itself would fail; ranks keep their keys under /worker/attempt_<restart count>.
+  c10d::TCPStoreOptions opts;
+  opts.port = 0;
+  opts.isServer = true;
+  opts.waitWorkers = false;
+  opts.timeout = std::chrono::seconds(30);
+  auto agent_store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", opts);
+  auto results = RunRanks(kWorker, 2, {"--mode=collectives"}, 50, 20, agent_store->getPort(),
+                          {{"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                           {"TORCHELASTIC_RESTART_COUNT", "1"},
+                           {"TORCHELASTIC_RUN_ID", "test"}});
+  ExpectAllOk(results);
+  EXPECT_TRUE(agent_store->check({"/worker/attempt_1/cf_heartbeat/1"}));
+}
 
 TEST(Communicator, OneRankIsLocal) {
   LaunchEnv env;

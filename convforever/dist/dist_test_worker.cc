@@ -85,6 +85,12 @@ absl::Status RunCollectives(Communicator& comm) {
   at::Tensor gathered = at::empty({3 * w});
   RETURN_IF_ERROR(comm.AllGather(at::full({3}, float(r)), gathered));
   RETURN_IF_ERROR(Check(at::allclose(gathered, at::arange(w, at::kFloat).repeat_interleave(3)), "all_gather"));
+  std::vector<double> counters = {double(r), 1.0, 0.5 * r};
+  RETURN_IF_ERROR(comm.AllReduceScalars(counters));
+  RETURN_IF_ERROR(Check(counters[0] == w * (w - 1) / 2.0 && counters[1] == w, "scalars sum"));
+  std::vector<double> peak = {double(r)};
+  RETURN_IF_ERROR(comm.AllReduceScalars(peak, ReduceOp::kMax));
+  RETURN_IF_ERROR(Check(peak[0] == w - 1, "scalars max"));
   return comm.Barrier();
 }
 

@@ -54,10 +54,11 @@ std::vector<float> ReadFloats(const std::string& path) {
 
 std::vector<RankResult> RunRanks(const std::string& binary, int world_size,
                                  const std::vector<std::string>& args, double deadline_s,
-                                 double grace_after_failure_s) {
+                                 double grace_after_failure_s, int given_port,
+                                 const std::vector<std::pair<std::string, std::string>>& extra_env) {
   static int run = 0;
   ++run;
-  const int port = FreePort();
+  const int port = given_port > 0 ? given_port : FreePort();
   const auto start = std::chrono::steady_clock::now();
   std::vector<pid_t> pids(world_size);
   std::vector<std::string> err_paths(world_size);
@@ -73,6 +74,7 @@ std::vector<RankResult> RunRanks(const std::string& binary, int world_size,
       setenv("LOCAL_WORLD_SIZE", std::to_string(world_size).c_str(), 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      for (const auto& [name, value] : extra_env) setenv(name.c_str(), value.c_str(), 1);
       std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
       for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);

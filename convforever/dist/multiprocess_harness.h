@@ -1,12 +1,13 @@
 // Test support: runs N copies of a helper binary as the ranks of one job on 127.0.0.1, with the
 // torchrun variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT on
-// a free port) in each environment, and collects exit codes and stderr. Every process is killed
+// a free port unless `port` is given) plus `extra_env` in each environment, and collects exit codes and stderr. Every process is killed
 // at the deadline, or `grace_after_failure_s` after some rank failed, so a hang fails the test
 // instead of blocking it.
 #ifndef CONVFOREVER_DIST_MULTIPROCESS_HARNESS_H_
 #define CONVFOREVER_DIST_MULTIPROCESS_HARNESS_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cf::dist::testing {
@@ -23,7 +24,8 @@ struct RankResult {
 // `binary` relative to the runfiles root (e.g. "convforever/dist/dist_test_worker").
 std::vector<RankResult> RunRanks(const std::string& binary, int world_size,
                                  const std::vector<std::string>& args, double deadline_s = 50,
-                                 double grace_after_failure_s = 20);
+                                 double grace_after_failure_s = 20, int port = 0,
+                                 const std::vector<std::pair<std::string, std::string>>& extra_env = {});
 
 // A temporary path under TEST_TMPDIR.
 std::string TempPath(const std::string& name);

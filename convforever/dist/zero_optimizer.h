@@ -32,13 +32,9 @@
 #include "convforever/dist/communicator.h"
 #include "convforever/dist/data_parallel.h"
 #include "convforever/dist/shard_updater.h"
+#include "convforever/dist/zero_options.h"
 
 namespace cf::dist {
-
-struct ZeroOptions {
-  int stage = 1;                   // 1 or 2
-  bool offload_optimizer = false;  // master shard + optimizer state on the CPU
-};
 
 class ZeroOptimizer {
  public:
