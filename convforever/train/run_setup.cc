@@ -124,18 +124,56 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
   } else if (options.device != "cpu") {
     return absl::InvalidArgumentError("--device: want cpu or cuda, got '" + options.device + "'");
   }
-  // Seeds weight init, dropout and drop path; the data pipeline seeds itself from (seed, epoch).
-  at::manual_seed(options.seed);
+  RETURN_IF_ERROR(run->BuildDistributed());
+  // Seeds weight init, dropout and drop path (rank 0's initial weights are broadcast anyway; the
+  // rank offset gives ranks different dropout masks, as different data would). The data pipeline
+  // seeds itself from (seed, epoch).
+  at::manual_seed(options.seed + run->rank());
   RETURN_IF_ERROR(run->BuildData());
   RETURN_IF_ERROR(run->BuildModel());
+  if (run->comm_) {
+    run->dp_ = std::make_unique<dist::DataParallel>(
+        run->comm_.get(), run->model_->named_parameters(/*recurse=*/true).pairs());
+    RETURN_IF_ERROR(run->dp_->BroadcastParameters(*run->model_));
+  }
   RETURN_IF_ERROR(run->BuildOptimizer());
   RETURN_IF_ERROR(run->BuildCheckpoints());
   return run;
 }
 
+// Joins the job described by the launcher's environment (torchrun, SLURM, DeepSpeed, Open MPI);
+// a plain single process has no communicator at all.
+absl::Status RunSetup::BuildDistributed() {
+  ASSIGN_OR_RETURN(dist::LaunchEnv env, dist::ReadLaunchEnv(dist::LaunchOverrides{}));
+  if (options_.device == "cuda") device_ = c10::Device(c10::kCUDA, env.local_rank);
+  if (env.world_size <= 1) return absl::OkStatus();
+  dist::CommOptions c;
+  c.backend = options_.dist_backend;
+  c.cuda = device_.is_cuda();
+  c.timeout = absl::Seconds(options_.dist_timeout_s);
+  ASSIGN_OR_RETURN(comm_, dist::Communicator::Create(env, c));
+  LOG(INFO) << "rank " << comm_->rank() << " of " << comm_->world_size() << " ("
+            << comm_->backend_name() << ", launched by " << env.source << ")";
+  if (options_.zero_stage > 0) {
+    return absl::UnimplementedError(
+        "--zero_stage > 0: ZeRO sharding is in convforever/dist (ZeroOptimizer) but not yet wired "
+        "into the trainer; use plain data parallel (--zero_stage=0)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RunSetup::AnyRankStopping(bool local) {
+  if (!comm_) return local;
+  std::vector<double> flag = {local ? 1.0 : 0.0};
+  RETURN_IF_ERROR(comm_->AllReduceScalars(flag, dist::ReduceOp::kMax));
+  return flag[0] > 0;
+}
+
 absl::Status RunSetup::BuildData() {
   ASSIGN_OR_RETURN(class_names_, ReadClassList(options_.class_list));
   ASSIGN_OR_RETURN(data::LoaderOptions train_opts, MakeLoaderOptions(options_, /*train=*/true));
+  train_opts.rank = rank();
+  train_opts.world_size = world_size();
   ASSIGN_OR_RETURN(train_loader_, data::Loader::Create(MakeSpec(options_, true), train_opts));
   ASSIGN_OR_RETURN(data::LoaderOptions eval_opts, MakeLoaderOptions(options_, /*train=*/false));
   eval_opts.channels = train_loader_->channels();
@@ -256,6 +294,7 @@ absl::Status RunSetup::BuildCheckpoints() {
 }
 
 absl::Status RunSetup::OpenOutputs(int64_t resumed_step) {
+  if (!is_main()) return absl::OkStatus();  // metrics and progress come from rank 0
   RunSinksOptions s;
   s.run_dir = options_.run_dir;
   s.tensorboard = options_.tensorboard;
@@ -298,10 +337,15 @@ at::Tensor RunSetup::ScaleLoss(const at::Tensor& loss) const {
   return scaler_ ? scaler_->Scale(loss) : loss;
 }
 
-void RunSetup::SetGradientSync(bool sync) { (void)sync; }
+void RunSetup::SetGradientSync(bool sync) {
+  if (dp_) dp_->SetSyncThisStep(sync);
+}
 
 absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
-  bool found_inf = !loss_finite;
+  if (dp_) RETURN_IF_ERROR(dp_->FinishGradientSync());  // .grad now holds the mean over ranks
+  // Every rank must take the same decision: one rank's non-finite loss skips the step everywhere.
+  ASSIGN_OR_RETURN(bool any_nonfinite, AnyRankStopping(!loss_finite));
+  bool found_inf = any_nonfinite;
   if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
   double norm = 0;
   if (!found_inf) {
@@ -334,6 +378,7 @@ absl::StatusOr<EvalResult> RunSetup::Evaluate(bool use_ema) {
 
 void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skipped) {
   if (skipped) ++skipped_total_;
+  if (!sinks_) return;
   if (std::isfinite(loss)) {
     loss_window_sum_ += loss;
     ++loss_window_count_;
@@ -357,6 +402,7 @@ void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skippe
 }
 
 void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema) {
+  if (!sinks_) return;
   Scalars s = {{"eval/loss", raw.loss}, {"eval/top1", raw.top1}, {"eval/top5", raw.top5}};
   std::string line = absl::StrFormat("eval step %d: loss %.4f top-1 %.2f%% top-5 %.2f%%", step,
                                      raw.loss, 100 * raw.top1, 100 * raw.top5);

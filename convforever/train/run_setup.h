@@ -19,6 +19,8 @@
 #include "absl/status/statusor.h"
 #include "convforever/base/progress.h"
 #include "convforever/data/loader.h"
+#include "convforever/dist/communicator.h"
+#include "convforever/dist/data_parallel.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
 #include "convforever/optim/loss_scaler.h"
@@ -68,6 +70,13 @@ class RunSetup {
   absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
 
+  // --- data parallel (one rank when not launched by torchrun/SLURM/DeepSpeed/mpirun) ---
+  int rank() const { return comm_ ? comm_->rank() : 0; }
+  int world_size() const { return comm_ ? comm_->world_size() : 1; }
+  bool is_main() const { return rank() == 0; }
+  // True when any rank asked to stop (signal): all ranks stop at the same step.
+  absl::StatusOr<bool> AnyRankStopping(bool local);
+
   // --- evaluation and metrics ---
   absl::StatusOr<EvalResult> Evaluate(bool use_ema);
   bool has_ema() const { return ema_ != nullptr; }
@@ -97,9 +106,12 @@ class RunSetup {
   absl::Status BuildModel();
   absl::Status BuildOptimizer();
   absl::Status BuildCheckpoints();
+  absl::Status BuildDistributed();
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
+  std::unique_ptr<dist::Communicator> comm_;
+  std::unique_ptr<dist::DataParallel> dp_;
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;

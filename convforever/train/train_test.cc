@@ -243,6 +243,48 @@ TEST(TrainerEvaluate, EvalOnlyReproducesFinalEvaluation) {
   EXPECT_NE(missing.output.find("no complete checkpoint"), std::string::npos) << missing.output;
 }
 
+// Data parallel through the real launcher: 2 Gloo ranks with micro-batch 4 end with the weights of
+// one rank with micro-batch 8 (strided sharding gives the two ranks the same 8 samples per step;
+// the all-reduce averages their gradients).
+TEST(TrainerDataParallel, TwoRanksMatchOneRankWithDoubleBatch) {
+  const std::string dir = TempDir("data_parallel");
+  const std::vector<std::string> common = {"--hflip=false", "--max_steps=5", "--optimizer=sgd",
+                                           "--lr=0.05", "--momentum=0.9", "--weight_decay=0",
+                                           "--lr_scheduler_type=constant"};
+  Outcome one = RunTrainer(With(With(SmallRun(dir + "/one"), common), {"--micro_batch_size=8"}), dir);
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open((dir + "/two.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<std::string> args = {"convforever/dist/launch.sh", "-n", "2", "--", kTrainBinary};
+    for (const std::string& a : With(With(SmallRun(dir + "/two"), common), {"--micro_batch_size=4"})) {
+      args.push_back(a);
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("convforever/dist/launch.sh", argv.data());
+    _exit(127);
+  }
+  Outcome two = Wait(pid, dir + "/two.log");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("rank 1 of 2"), std::string::npos) << two.output;
+
+  auto a = models::ReadSafetensors(dir + "/one/checkpoints/step-00000005/model.safetensors");
+  auto b = models::ReadSafetensors(dir + "/two/checkpoints/step-00000005/model.safetensors");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
+        << (*a)[i].first << " max diff "
+        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
+  }
+}
+
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
   const std::string dir = TempDir("nonfinite");
   Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--optimizer=sgd", "--lr=1e30",

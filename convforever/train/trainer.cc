@@ -91,7 +91,8 @@ class Trainer {
       if (o_.checkpoint_every_steps > 0 && step_ % o_.checkpoint_every_steps == 0) {
         RETURN_IF_ERROR(SaveCheckpoint());
       }
-      if (base::StopRequested()) {
+      ASSIGN_OR_RETURN(bool stopping, run_->AnyRankStopping(base::StopRequested()));
+      if (stopping) {
         LOG(WARNING) << "stop requested (signal " << base::StopSignal()
                      << "): checkpointing at step " << step_;
         result_.stopped_by_signal = true;
@@ -147,7 +148,8 @@ class Trainer {
         loss = ClassificationLoss(logits, batch.targets, batch.soft ? 0.0 : o_.label_smoothing);
       }
       const double value = loss.item<double>();
-      if (!std::isfinite(value)) return value;  // no backward through a non-finite loss
+      // Backward even through a non-finite loss: with several ranks, the others wait for this
+      // rank's gradient buckets. The step is then skipped on every rank (ApplyGradients).
       run_->ScaleLoss(loss / static_cast<double>(accum)).backward();
       return value;
     } catch (const c10::Error& e) {
@@ -173,6 +175,7 @@ class Trainer {
   absl::Status SaveCheckpoint() {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
+    if (!run_->is_main()) return absl::OkStatus();  // data parallel: identical state, rank 0 writes
     ASSIGN_OR_RETURN(result_.checkpoint_dir,
                      SaveTrainState(step_, is_best_, result_.best_top1, run_.get()));
     is_best_ = false;
