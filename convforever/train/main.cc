@@ -91,6 +91,9 @@ DEFINE_string(device, "cpu", "cpu|cuda");
 DEFINE_int32(max_nonfinite_steps, 5, "abort after this many non-finite steps in a row");
 DEFINE_bool(tensorboard, true, "write TensorBoard event files into --run_dir");
 DEFINE_string(trackio_project, "", "also log to the Trackio store of this project");
+DEFINE_string(hub_repo, "", "ORG/NAME: commit snapshots to this Hugging Face model repo (token from HF_TOKEN or ~/.cache/huggingface/token)");
+DEFINE_int64(upload_every, 0, "--hub_repo: snapshot every N steps (0 = only at the end)");
+DEFINE_bool(hub_private, true, "--hub_repo: create the repo private");
 DEFINE_string(run_name, "", "run name for metrics stores (default: the run directory's name)");
 // Distributed
 DEFINE_string(dist_backend, "auto", "auto|gloo|nccl");
@@ -179,6 +182,9 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.tensorboard = FLAGS_tensorboard;
   o.trackio_project = FLAGS_trackio_project;
   o.run_name = FLAGS_run_name;
+  o.hub_repo = FLAGS_hub_repo;
+  o.upload_every = FLAGS_upload_every;
+  o.hub_private = FLAGS_hub_private;
   o.dist_backend = FLAGS_dist_backend;
   o.zero_stage = FLAGS_zero_stage;
   o.dist_timeout_s = FLAGS_dist_timeout_s;

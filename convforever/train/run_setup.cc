@@ -303,6 +303,9 @@ absl::Status RunSetup::OpenOutputs(int64_t resumed_step) {
   s.trackio_options.run_name = options_.run_name;
   s.trackio_options.run_id = trackio_run_id_;  // continue the same Trackio run after a resume
   ASSIGN_OR_RETURN(sinks_, RunSinks::Open(s));
+  if (!options_.hub_repo.empty()) {
+    ASSIGN_OR_RETURN(hub_, HubSync::Create(options_));
+  }
   metrics_path_ = options_.run_dir + "/metrics.jsonl";
   if (sinks_->trackio() != nullptr) trackio_run_id_ = sinks_->trackio()->run_id();
   // A killed run logged steps past its last checkpoint; the resumed run logs them again.

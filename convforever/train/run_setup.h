@@ -27,6 +27,7 @@
 #include "convforever/optim/optimizer.h"
 #include "convforever/optim/schedule.h"
 #include "convforever/train/checkpoint.h"
+#include "convforever/train/hub_sync.h"
 #include "convforever/train/sinks.h"
 #include "convforever/train/trainer.h"
 
@@ -94,6 +95,7 @@ class RunSetup {
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
   data::Loader& train_loader() { return *train_loader_; }
   CheckpointManager& checkpoints() { return *checkpoints_; }
+  HubSync* hub() { return hub_.get(); }  // null without --hub_repo, and on ranks > 0
   const std::vector<std::string>& class_names() const { return class_names_; }
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
   // The Trackio run this run logs to (empty without Trackio), kept in checkpoints for resume.
@@ -123,6 +125,7 @@ class RunSetup {
   std::vector<at::Tensor> params_;  // every trainable parameter, for clipping
   std::unique_ptr<CheckpointManager> checkpoints_;
   std::unique_ptr<RunSinks> sinks_;
+  std::unique_ptr<HubSync> hub_;
   std::string trackio_run_id_;
   std::unique_ptr<base::ProgressLine> progress_;
   std::string metrics_path_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/models/export.h"
 #include "convforever/models/safetensors.h"
 #include "convforever/train/metrics.h"
 #include "convforever/train/rng_state.h"
@@ -32,21 +33,13 @@ absl::StatusOr<Json> ReadJsonFile(const std::string& path) {
   return j;
 }
 
-Json ModelConfig(RunSetup* run) {
-  const TrainerOptions& o = run->options();
-  Json c = {{"architecture", o.model},
-            {"num_classes", run->model().num_classes()},
-            {"in_chans", run->train_loader().channels()},
-            {"image_size", o.image_size}};
-  if (!run->class_names().empty()) c["label_names"] = run->class_names();
-  return c;
-}
-
 absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double best_metric,
                                   RunSetup* run) {
   RETURN_IF_ERROR(models::WriteSafetensors(dir + "/model.safetensors", run->model().StateDict(),
                                            kPtFormat));
-  RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/config.json", ModelConfig(run).dump(2)));
+  ASSIGN_OR_RETURN(std::string model_config, models::ConfigJson(run->model(), models::WeightFormat::kTimm,
+                                                         run->class_names(), run->options().image_size));
+  RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/config.json", model_config));
   models::NamedTensors optimizer_tensors;
   Json optimizer_meta;
   RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));

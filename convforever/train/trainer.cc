@@ -91,6 +91,7 @@ class Trainer {
       if (o_.checkpoint_every_steps > 0 && step_ % o_.checkpoint_every_steps == 0) {
         RETURN_IF_ERROR(SaveCheckpoint());
       }
+      MaybeUploadSnapshot(/*final_snapshot=*/false);
       ASSIGN_OR_RETURN(bool stopping, run_->AnyRankStopping(base::StopRequested()));
       if (stopping) {
         LOG(WARNING) << "stop requested (signal " << base::StopSignal()
@@ -182,11 +183,29 @@ class Trainer {
     return absl::OkStatus();
   }
 
+  // A Hub snapshot every --upload_every steps and at the end; a failure never stops training.
+  void MaybeUploadSnapshot(bool final_snapshot) {
+    HubSync* hub = run_->hub();
+    if (hub == nullptr || uploaded_at_step_ == step_) return;
+    if (!final_snapshot && (o_.upload_every <= 0 || step_ % o_.upload_every != 0)) return;
+    uploaded_at_step_ = step_;
+    std::vector<std::pair<std::string, double>> metrics;
+    if (!result_.step_losses.empty()) metrics.emplace_back("train_loss", result_.step_losses.back());
+    if (result_.final_eval.samples > 0) {
+      metrics.emplace_back("top1", 100 * result_.final_eval.top1);
+      metrics.emplace_back("top5", 100 * result_.final_eval.top5);
+    }
+    absl::Status s = hub->Snapshot(step_, run_->epoch(), run_->model(), run_->class_names(), metrics);
+    if (!s.ok()) LOG(WARNING) << "hub snapshot at step " << step_ << ": " << s;
+  }
+
   absl::StatusOr<TrainResult> Finish() {
     if (!result_.stopped_by_signal) {
       RETURN_IF_ERROR(RunEvaluation());
       RETURN_IF_ERROR(SaveCheckpoint());
     }
+    MaybeUploadSnapshot(/*final_snapshot=*/true);
+    if (HubSync* hub = run_->hub()) (void)hub->Finish(absl::Minutes(10));  // logged inside
     result_.steps = step_;
     run_->Close();
     return result_;
@@ -199,6 +218,7 @@ class Trainer {
   int nonfinite_in_a_row_ = 0;
   int64_t evaluated_at_step_ = -1;
   int64_t saved_at_step_ = -1;
+  int64_t uploaded_at_step_ = -1;
   bool is_best_ = false;
 };
 

@@ -113,6 +113,9 @@ struct TrainerOptions {
   std::string trackio_project;         // empty = no Trackio store
   std::string run_name;
   std::string config_json;             // the flags as JSON, stored in checkpoints and metrics
+  std::string hub_repo;                // ORG/NAME: push snapshots to this Hub model repo
+  int64_t upload_every = 0;            // snapshot every N steps (0 = only the final one)
+  bool hub_private = true;
 
   // --- Set from a DeepSpeed config (--deepspeed_config); they win over the flags above ---
   std::optional<optim::OptimizerOptions> optimizer_override;

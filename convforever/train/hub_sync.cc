@@ -1,0 +1,86 @@
+#include "convforever/train/hub_sync.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "convforever/base/atomic_file.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/hub/model_card.h"
+#include "convforever/models/export.h"
+#include "glog/logging.h"
+#include "nlohmann/json.hpp"
+
+namespace cf::train {
+namespace {
+
+constexpr int kKeepSnapshots = 3;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HubSync>> HubSync::Create(const TrainerOptions& options) {
+  if (absl::Status s = hub::ValidateRepoId(options.hub_repo); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--hub_repo: ", s.message()));
+  }
+  hub::AsyncUploaderOptions u;
+  u.repo = hub::RepoId{options.hub_repo, hub::RepoType::kModel};
+  u.private_repo = options.hub_private;
+  auto uploader = std::make_unique<hub::AsyncUploader>(hub::HubClientOptions::FromEnvironment(), u);
+  return std::unique_ptr<HubSync>(new HubSync(options, std::move(uploader)));
+}
+
+absl::Status HubSync::Snapshot(int64_t step, int64_t epoch, const models::Model& model,
+                               const std::vector<std::string>& class_names,
+                               const std::vector<std::pair<std::string, double>>& metrics) {
+  const bool transformers = model.family() == "convnext";
+  const models::WeightFormat format =
+      transformers ? models::WeightFormat::kTransformers : models::WeightFormat::kTimm;
+  const std::string dir = absl::StrFormat("%s/hub/step-%08d", options_.run_dir, step);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);  // a re-run of the same step replaces its snapshot
+  RETURN_IF_ERROR(models::SaveModel(model, dir, format, class_names, options_.image_size));
+
+  hub::ModelCardOptions card;
+  card.repo_id = options_.hub_repo;
+  card.model_name = options_.model;
+  card.description = absl::StrCat("Trained with ConvForever (", options_.model, " on ",
+                                  options_.data, "), snapshot at step ", step, ".");
+  card.library_name = transformers ? "transformers" : "timm";
+  card.metrics = metrics;
+  card.step = step;
+  card.epoch = epoch;
+  nlohmann::json flags = nlohmann::json::parse(options_.config_json, nullptr, false);
+  if (flags.is_object()) {
+    for (const auto& [name, value] : flags.items()) {
+      card.flags.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
+    }
+  }
+  RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/README.md", hub::ModelCard(card)));
+  uploader_->Submit(dir, absl::StrCat("ConvForever snapshot: step ", step));
+  snapshot_dirs_.push_back(dir);
+  PruneOldSnapshots();
+  return absl::OkStatus();
+}
+
+void HubSync::PruneOldSnapshots() {
+  while (snapshot_dirs_.size() > kKeepSnapshots) {
+    std::error_code ec;
+    std::filesystem::remove_all(snapshot_dirs_.front(), ec);
+    snapshot_dirs_.erase(snapshot_dirs_.begin());
+  }
+}
+
+absl::Status HubSync::Finish(absl::Duration timeout) {
+  absl::Status s = uploader_->Flush(timeout);
+  const hub::AsyncUploaderCounters c = uploader_->counters();
+  if (s.ok()) {
+    LOG(INFO) << "hub: " << c.uploaded << " snapshot commit(s) to " << options_.hub_repo;
+  } else {
+    LOG(WARNING) << "hub: final upload to " << options_.hub_repo << " failed (" << s.message()
+                 << "); the snapshot is in " << options_.run_dir
+                 << "/hub/ and `tools/cf hub upload` can push it";
+  }
+  return s;
+}
+
+}  // namespace cf::train
