@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 
 #include <ATen/ATen.h>
 
+#include "convforever/hub/testing/fake_hub.h"
 #include "convforever/models/safetensors.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -283,6 +285,44 @@ TEST(TrainerDataParallel, TwoRanksMatchOneRankWithDoubleBatch) {
         << (*a)[i].first << " max diff "
         << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
   }
+}
+
+// --hub_repo: snapshots land in ONE model repo (a commit per snapshot) in the layout transformers
+// loads for ConvNeXt, with a model card; with the Hub down, training finishes all the same.
+TEST(TrainerHub, SnapshotsGoToOneRepoAndAnOutageNeverStopsTraining) {
+  auto hub = hub::testing::FakeHub::Start();
+  ASSERT_TRUE(hub.ok()) << hub.status();
+  setenv("HF_ENDPOINT", (*hub)->endpoint().c_str(), 1);
+  setenv("HF_TOKEN", (*hub)->options().token.c_str(), 1);
+  const std::string dir = TempDir("hub");
+  std::vector<std::string> args = With(SmallRun(dir + "/up"), {"--model=convnext_pico_fmnist",
+                                                               "--max_steps=6", "--upload_every=2",
+                                                               "--hub_repo=convforever/run-up"});
+  Outcome up = RunTrainer(args, dir);
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  std::optional<hub::testing::FakeRepo> repo = (*hub)->repo("model", "convforever/run-up");
+  ASSERT_TRUE(repo.has_value()) << up.output;
+  EXPECT_GE(repo->commit_summaries.size(), 1u);
+  EXPECT_TRUE(repo->files.count("model.safetensors"));
+  ASSERT_TRUE(repo->files.count("config.json"));
+  EXPECT_NE(repo->files.at("config.json").content.find("ConvNextForImageClassification"),
+            std::string::npos);
+  ASSERT_TRUE(repo->files.count("README.md"));
+  EXPECT_NE(repo->files.at("README.md").content.find("step 6"), std::string::npos)
+      << repo->files.at("README.md").content;
+  EXPECT_TRUE((*hub)->violations().empty());
+  EXPECT_EQ(up.output.find((*hub)->options().token), std::string::npos) << "token leaked";
+
+  (*hub)->SetDown(true);
+  Outcome down = RunTrainer(With(SmallRun(dir + "/down"), {"--max_steps=6", "--upload_every=2",
+                                                           "--hub_repo=convforever/run-down"}),
+                            dir);
+  EXPECT_EQ(down.exit_code, 0) << down.output;
+  EXPECT_NE(down.output.find("finished after 6 steps"), std::string::npos) << down.output;
+  EXPECT_NE(down.output.find("tools/cf hub upload"), std::string::npos) << down.output;
+  EXPECT_EQ(down.output.find((*hub)->options().token), std::string::npos) << "token leaked";
+  unsetenv("HF_ENDPOINT");
+  unsetenv("HF_TOKEN");
 }
 
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
