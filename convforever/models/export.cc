@@ -62,7 +62,7 @@ absl::StatusOr<std::pair<std::string, Json>> TimmArchitecture(const Model& model
   if (const auto* c = dynamic_cast<const ConvNeXt*>(&model)) {
     const auto& o = c->options();
     const std::string& reg = model.registry_name();
-    const bool preset = reg.rfind("convnext_", 0) == 0 && reg != "convnext_nano_fmnist";
+    const bool preset = reg.rfind("convnext_", 0) == 0 && reg.find("fmnist") == std::string::npos;
     args["depths"] = o.depths();
     args["dims"] = o.dims();
     args["in_chans"] = o.in_chans();

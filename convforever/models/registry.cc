@@ -33,6 +33,9 @@ const std::map<std::string, ConvNeXtPreset>& ConvNeXtPresets() {
       // 28x28 -> 14x14 stem, three narrow stages (14, 7, 3): ~10 MMACs, fast on 2 CPU cores.
       {"convnext_nano_fmnist",
        {{2, 2, 2}, {32, 64, 128}, 2, "small ConvNeXt for 28x28 Fashion-MNIST on CPU"}},
+      // Half the blocks of nano: about twice the images/s on a CPU.
+      {"convnext_pico_fmnist",
+       {{1, 1, 1}, {32, 64, 128}, 2, "smaller ConvNeXt for 28x28 Fashion-MNIST on CPU"}},
   };
   return *presets;
 }
@@ -136,13 +139,13 @@ absl::StatusOr<std::shared_ptr<Model>> Build(const std::string& name, const Mode
 
 std::vector<std::string> ModelNames() {
   return {"convnext_tiny", "convnext_small", "convnext_base",  "convnext_large",
-          "convnext_xlarge", "convforever", "convnext_nano_fmnist", "resnet18",
+          "convnext_xlarge", "convforever", "convnext_nano_fmnist", "convnext_pico_fmnist", "resnet18",
           "resnet34", "resnet50", "simple_cnn", "vit_tiny_32"};
 }
 
 ModelOptions DefaultOptions(const std::string& name) {
   ModelOptions o;
-  if (name == "simple_cnn" || name == "convnext_nano_fmnist") {
+  if (name == "simple_cnn" || name == "convnext_nano_fmnist" || name == "convnext_pico_fmnist") {
     o.num_classes = 10;
     o.in_channels = 1;
     o.image_size = 28;

@@ -1,8 +1,9 @@
 // The model registry: every network by name, with its parameter count and analytic forward cost.
 //
 // Names: convnext_{tiny,small,base,large,xlarge} (paper depths/widths), convforever (ConvNeXt with
-// `ModelOptions.depth` blocks split over 4 stages), convnext_nano_fmnist (a small ConvNeXt for
-// 28x28x1 CPU training), resnet{18,34,50}, simple_cnn, vit_tiny_32.
+// `ModelOptions.depth` blocks split over 4 stages), convnext_nano_fmnist / convnext_pico_fmnist
+// (small ConvNeXts for 28x28x1 CPU training: stem 2x2/2 -> 14x14, stages 14/7/3 at widths
+// 32/64/128 with 2 or 1 blocks each), resnet{18,34,50}, simple_cnn, vit_tiny_32.
 // Thread-safe: the registry is immutable; each CreateModel returns a fresh model.
 #ifndef CONVFOREVER_MODELS_REGISTRY_H_
 #define CONVFOREVER_MODELS_REGISTRY_H_
