@@ -28,8 +28,9 @@ struct OptimizerOptions {
   bool decoupled_weight_decay = true;  // adamw only
   double max_trust = 0.0;              // lamb only; 0 = unclamped
   double min_trust = 0.0;              // lamb only
-  // "auto": the fused single-pass CPU kernel for float32 CPU tensors, foreach ops otherwise;
-  // "foreach": always at::_foreach_* ops; "fused": require the fused kernel where it applies.
+  // "auto": AdamW uses its fused single-pass kernel when every tensor of a group is a contiguous
+  // float32 CPU tensor, at::_foreach_* ops otherwise (GPU, other dtypes, other optimizers);
+  // "foreach": always the foreach ops.
   std::string implementation = "auto";
 };
 
