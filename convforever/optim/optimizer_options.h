@@ -18,7 +18,8 @@ namespace cf::optim {
 struct OptimizerOptions {
   std::string type = "adamw";  // adamw | sgd | lion | lamb
   double lr = 1e-3;            // default lr; Step(lr) passes the scheduled value
-  double weight_decay = 0.0;   // used by CreateOptimizer only for groups built without one
+  double weight_decay = 0.0;   // not read by the optimizers: each ParamGroup carries its own
+                               // (fill ParamGroupOptions::weight_decay from this)
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
