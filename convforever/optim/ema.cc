@@ -12,7 +12,7 @@ Ema::Ema(std::vector<std::pair<std::string, at::Tensor>> named_tensors, EmaOptio
     : options_(options) {
   at::NoGradGuard no_grad;
   for (auto& [name, t] : named_tensors) {
-    if (at::isFloatingType(t.scalar_type())) floating_.push_back(names_.size());
+    if (c10::isFloatingType(t.scalar_type())) floating_.push_back(names_.size());
     names_.push_back(name);
     shadow_.push_back(t.detach().clone());
     model_.push_back(std::move(t));

@@ -178,9 +178,9 @@ absl::Status Validate(const OptimizerOptions& o, const std::vector<ParamGroup>& 
   if (o.min_trust < 0 || (o.max_trust > 0 && o.min_trust > o.max_trust)) {
     return bad("min_trust", o.min_trust, "must be >= 0 and <= max_trust");
   }
-  if (o.implementation != "auto" && o.implementation != "foreach" && o.implementation != "fused") {
+  if (o.implementation != "auto" && o.implementation != "foreach") {
     return absl::InvalidArgumentError(absl::StrCat("optimizer option implementation=\"", o.implementation,
-                                                   "\": expected auto, foreach or fused"));
+                                                   "\": expected auto or foreach"));
   }
   std::set<std::string> seen;
   for (size_t g = 0; g < groups.size(); ++g) {

@@ -18,7 +18,8 @@ namespace cf::optim {
 struct OptimizerOptions {
   std::string type = "adamw";  // adamw | sgd | lion | lamb
   double lr = 1e-3;            // default lr; Step(lr) passes the scheduled value
-  double weight_decay = 0.0;   // used by CreateOptimizer only for groups built without one
+  double weight_decay = 0.0;   // not read by the optimizers: each ParamGroup carries its own
+                               // (fill ParamGroupOptions::weight_decay from this)
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
@@ -28,8 +29,9 @@ struct OptimizerOptions {
   bool decoupled_weight_decay = true;  // adamw only
   double max_trust = 0.0;              // lamb only; 0 = unclamped
   double min_trust = 0.0;              // lamb only
-  // "auto": the fused single-pass CPU kernel for float32 CPU tensors, foreach ops otherwise;
-  // "foreach": always at::_foreach_* ops; "fused": require the fused kernel where it applies.
+  // "auto": AdamW uses its fused single-pass kernel when every tensor of a group is a contiguous
+  // float32 CPU tensor, at::_foreach_* ops otherwise (GPU, other dtypes, other optimizers);
+  // "foreach": always the foreach ops.
   std::string implementation = "auto";
 };
 

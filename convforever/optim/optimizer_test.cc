@@ -157,6 +157,22 @@ TEST(Optimizer, LrScaleMultipliesLr) {
   EXPECT_TRUE(at::allclose(p.detach(), at::full({3}, 1.0 - 0.5 * 0.25 * 2.0)));
 }
 
+// Adam + L2 (decoupled_weight_decay=false, DeepSpeed's adam_w_mode=false), both paths, one step:
+// g' = g + wd*p = 0.6; m_hat = 0.6, v_hat = 0.36 -> p = 1 - 0.1 * 0.6 / (0.6 + eps) = 0.9.
+TEST(Optimizer, AdamL2BothPaths) {
+  for (const char* impl : {"auto", "foreach"}) {
+    at::Tensor p = at::ones({4}).requires_grad_(true);
+    p.mutable_grad() = at::full({4}, 0.5);
+    OptimizerOptions o;
+    o.decoupled_weight_decay = false;
+    o.implementation = impl;
+    auto opt = CreateOptimizer(o, {ParamGroup{{"p"}, {p}, 0.1, 1.0}});
+    ASSERT_TRUE(opt.ok());
+    (*opt)->Step(0.1);
+    EXPECT_TRUE(at::allclose(p.detach(), at::full({4}, 0.9), 1e-6, 1e-6)) << impl << p;
+  }
+}
+
 TEST(Optimizer, RejectsBadOptions) {
   Problem pr = MakeProblem();
   auto expect_error = [&](OptimizerOptions o, std::vector<ParamGroup> groups, const std::string& word) {
