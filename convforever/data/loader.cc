@@ -323,7 +323,9 @@ absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Pla
     batch.keys.push_back(std::move(r.key));
   }
   if (images.empty()) return std::optional<Batch>();
-  ASSIGN_OR_RETURN(batch.images, AssembleImages(images, mean_, std_, opts_.transforms.channels_last));
+  ASSIGN_OR_RETURN(batch.images,
+                   AssembleImages(images, mean_, std_, opts_.transforms.channels_last,
+                                  RecycledBuffer(images.size(), channels_, images[0].h, images[0].w)));
   const int64_t K = num_classes();
   const bool has_soft = std::any_of(soft.begin(), soft.end(), [](const auto& s) { return !s.empty(); });
   at::Tensor hard = at::tensor(labels, at::kLong);
@@ -351,6 +353,29 @@ absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Pla
   batch.epoch = plan.epoch;
   batch.index_in_epoch = b;
   return std::optional<Batch>(std::move(batch));
+}
+
+at::Tensor Loader::RecycledBuffer(int64_t b, int64_t c, int64_t h, int64_t w) const {
+  const auto fmt = opts_.transforms.channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  for (const at::Tensor& t : pool_) {
+    // Free when only the pool refers to it: no Batch, copy or view of it is alive.
+    if (t.use_count() == 1 && t.storage().use_count() == 1 && t.sizes() == at::IntArrayRef({b, c, h, w})) return t;
+  }
+  at::Tensor t = at::empty({b, c, h, w}, at::TensorOptions().dtype(at::kFloat), fmt);
+  const size_t cap = static_cast<size_t>(opts_.prefetch_batches + opts_.num_workers + 2);
+  if (pool_.size() >= cap) {
+    // Drop one buffer that is free (e.g. of an old image size) to make room, else do not pool.
+    for (size_t i = 0; i < pool_.size(); ++i) {
+      if (pool_[i].use_count() == 1 && pool_[i].storage().use_count() == 1) {
+        pool_[i] = t;
+        return t;
+      }
+    }
+    return t;
+  }
+  pool_.push_back(t);
+  return t;
 }
 
 int64_t Loader::batches_per_epoch() const {

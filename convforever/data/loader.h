@@ -150,6 +150,8 @@ class Loader {
   absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan, std::vector<FetchResult>* records,
                                                       std::map<std::string, int64_t>* skipped) const;
   void WorkerLoop();
+  // A batch buffer of this shape nobody else holds any more (or a new one, pooled up to a cap).
+  at::Tensor RecycledBuffer(int64_t b, int64_t c, int64_t h, int64_t w) const;
   void StopFeeder();
   void FeederLoop(std::shared_ptr<Plan> plan, uint64_t gen, int64_t start_batch);
   bool Publish(uint64_t gen, int64_t start_batch, int64_t b, std::vector<FetchResult> batch,
@@ -176,6 +178,9 @@ class Loader {
   std::atomic<bool> feeder_cancel_{false};
   bool stop_ = false;
   std::vector<std::thread> workers_;
+
+  mutable std::mutex pool_mu_;
+  mutable std::vector<at::Tensor> pool_;
 
   Counters counters_;
   std::optional<std::chrono::steady_clock::time_point> started_;

@@ -293,6 +293,23 @@ TEST(LoaderTest, RejectsBadOptionsAndTooSmallDatasets) {
   EXPECT_FALSE(Loader::Create(DatasetSpec{"folder", "/nonexistent/dir"}, TrainOptions(1)).ok());
 }
 
+TEST(LoaderTest, RecycledBuffersNeverOverwriteWhatTheConsumerStillHolds) {
+  LoaderOptions o = TrainOptions(2);
+  o.mix = MixOptions();
+  auto l = Loader::Create(Synthetic(), o);
+  ASSERT_TRUE(l.ok());
+  ASSERT_TRUE((*l)->StartEpoch(0).ok());
+  at::Tensor view, copy;
+  {
+    auto b = (*l)->Next();
+    ASSERT_TRUE(b.ok() && b->has_value());
+    view = (*b)->images.narrow(0, 0, 2);  // a view keeps the storage alive
+    copy = view.clone();
+  }
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE((*l)->Next().ok());
+  EXPECT_TRUE(view.equal(copy));
+}
+
 TEST(LoaderTest, SubsetKeepsEvenlyStridedSamples) {
   DatasetSpec spec = Synthetic(100);
   spec.subset = 10;
