@@ -149,6 +149,9 @@ class Loader {
   Produced Produce(int64_t b, const Plan& plan, std::vector<FetchResult>* records) const;
   absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan, std::vector<FetchResult>* records,
                                                       std::map<std::string, int64_t>* skipped) const;
+  absl::StatusOr<Image> PrepareImage(Record& r, const Plan& plan, uint64_t id) const;
+  absl::StatusOr<at::Tensor> MakeTargets(int64_t b, const Plan& plan, const std::vector<int64_t>& labels,
+                                         const std::vector<std::vector<float>>& soft, at::Tensor& images) const;
   void WorkerLoop();
   // A batch buffer of this shape nobody else holds any more (or a new one, pooled up to a cap).
   at::Tensor RecycledBuffer(int64_t b, int64_t c, int64_t h, int64_t w) const;
