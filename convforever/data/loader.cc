@@ -45,7 +45,8 @@ absl::Status ValidateLoaderOptions(const LoaderOptions& o) {
 std::string LoaderState::ToJson() const {
   nlohmann::json j = {{"epoch", epoch},           {"batches_consumed", batches_consumed},
                       {"seed", seed},             {"rank", rank},
-                      {"world_size", world_size}, {"num_samples", num_samples}};
+                      {"world_size", world_size}, {"num_samples", num_samples},
+                      {"batch_size", batch_size}};
   return j.dump();
 }
 
@@ -60,6 +61,7 @@ absl::StatusOr<LoaderState> LoaderState::FromJson(const std::string& text) {
     s.rank = j.at("rank").get<int>();
     s.world_size = j.at("world_size").get<int>();
     s.num_samples = j.at("num_samples").get<int64_t>();
+    s.batch_size = j.at("batch_size").get<int64_t>();
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("loader state ", text, ": ", e.what()));
   }
@@ -279,16 +281,17 @@ LoaderState Loader::state() const {
   s.rank = opts_.rank;
   s.world_size = opts_.world_size;
   s.num_samples = num_samples();
+  s.batch_size = opts_.batch_size;
   return s;
 }
 
 absl::Status Loader::Restore(const LoaderState& s) {
   if (s.seed != opts_.seed || s.rank != opts_.rank || s.world_size != opts_.world_size ||
-      s.num_samples != num_samples()) {
+      s.num_samples != num_samples() || s.batch_size != opts_.batch_size) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "loader state is from another run: seed/rank/world_size/num_samples ", s.seed, "/", s.rank, "/",
-        s.world_size, "/", s.num_samples, " vs this loader's ", opts_.seed, "/", opts_.rank, "/",
-        opts_.world_size, "/", num_samples()));
+        "loader state is from another run: seed/rank/world_size/num_samples/batch_size ", s.seed, "/", s.rank,
+        "/", s.world_size, "/", s.num_samples, "/", s.batch_size, " vs this loader's ", opts_.seed, "/",
+        opts_.rank, "/", opts_.world_size, "/", num_samples(), "/", opts_.batch_size));
   }
   return Begin(s.epoch, s.batches_consumed);
 }

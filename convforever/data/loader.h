@@ -91,6 +91,7 @@ struct LoaderState {
   uint64_t seed = 0;
   int rank = 0, world_size = 1;
   int64_t num_samples = 0;
+  int64_t batch_size = 0;  // LoaderOptions::batch_size (progressive stages derive from it)
   std::string ToJson() const;
   static absl::StatusOr<LoaderState> FromJson(const std::string& json);
 };

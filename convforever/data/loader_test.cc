@@ -144,6 +144,9 @@ TEST(LoaderTest, RestoreRejectsAnotherRunsState) {
   s.seed = 99;
   EXPECT_FALSE((*l)->Restore(s).ok());
   s = (*l)->state();
+  s.batch_size = 7;
+  EXPECT_FALSE((*l)->Restore(s).ok());
+  s = (*l)->state();
   s.batches_consumed = 1000;
   EXPECT_FALSE((*l)->Restore(s).ok());
   EXPECT_FALSE(LoaderState::FromJson("{\"epoch\": 1}").ok());
