@@ -9,7 +9,7 @@
 namespace cf::data {
 
 absl::StatusOr<at::Tensor> AssembleImages(const std::vector<Image>& images, const std::vector<float>& mean,
-                                          const std::vector<float>& std, bool channels_last) {
+                                          const std::vector<float>& std, bool channels_last, at::Tensor out) {
   if (images.empty()) return absl::InvalidArgumentError("cannot assemble an empty batch");
   const int h = images[0].h, w = images[0].w, c = images[0].c;
   if (static_cast<int>(mean.size()) != c || static_cast<int>(std.size()) != c) {
@@ -28,7 +28,10 @@ absl::StatusOr<at::Tensor> AssembleImages(const std::vector<Image>& images, cons
   try {
     const int64_t B = images.size();
     const auto fmt = channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    at::Tensor out = at::empty({B, c, h, w}, at::TensorOptions().dtype(at::kFloat), fmt);
+    if (!out.defined() || out.sizes() != at::IntArrayRef({B, c, h, w}) || !out.is_contiguous(fmt) ||
+        out.scalar_type() != at::kFloat) {
+      out = at::empty({B, c, h, w}, at::TensorOptions().dtype(at::kFloat), fmt);
+    }
     float* dst = out.data_ptr<float>();
     const size_t plane = static_cast<size_t>(h) * w;
     for (int64_t b = 0; b < B; ++b) {

@@ -33,9 +33,13 @@ struct MixOptions {
   bool enabled() const { return mixup_alpha > 0 || cutmix_alpha > 0; }
 };
 
+// `out`, when defined, is written instead of allocating (its shape and format must match); the
+// Loader passes recycled batch buffers, because a fresh 38 MB tensor per batch costs more in
+// page faults than the normalization itself.
 absl::StatusOr<at::Tensor> AssembleImages(const std::vector<Image>& images,
                                           const std::vector<float>& mean,
-                                          const std::vector<float>& std, bool channels_last);
+                                          const std::vector<float>& std, bool channels_last,
+                                          at::Tensor out = at::Tensor());
 
 // timm's mixup_target: [B] labels -> [B, K] soft targets.
 at::Tensor MixTargets(const at::Tensor& labels, int64_t num_classes, double lam, double smoothing);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -53,6 +54,11 @@ class TestServer {
     for (auto& t : conns_) t.join();
   }
   std::string Url(const std::string& path) const { return absl::StrCat("http://127.0.0.1:", port_, path); }
+  // Serves `bytes` at `path` (200) from now on.
+  void Put(const std::string& path, std::string bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_[path] = std::move(bytes);
+  }
   int Hits(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     return hits_[path];
@@ -78,13 +84,20 @@ class TestServer {
     const size_t sp1 = req.find(' '), sp2 = req.find(' ', sp1 + 1);
     const std::string path = req.substr(sp1 + 1, sp2 - sp1 - 1);
     int hit;
+    bool have_file = false;
+    std::string body, extra;
     {
       std::lock_guard<std::mutex> lock(mu_);
       hit = ++hits_[path];
+      if (auto it = files_.find(path); it != files_.end()) {
+        have_file = true;
+        body = it->second;
+      }
     }
     int code = 200;
-    std::string body, extra;
-    if (absl::StartsWith(path, "/img/")) {
+    if (have_file) {
+      // served as is
+    } else if (absl::StartsWith(path, "/img/")) {
       int n = 0;
       (void)absl::SimpleAtoi(path.substr(5, path.find('.') - 5), &n);
       body = *EncodePng(testing::PatternImage(12, 10, 3, n));
@@ -123,6 +136,7 @@ class TestServer {
   std::mutex mu_;
   std::vector<std::thread> conns_;
   std::map<std::string, int> hits_;
+  std::map<std::string, std::string> files_;
 };
 
 HttpFetchOptions FastOptions() {
@@ -211,6 +225,40 @@ TEST(HttpFetchTest, JsonlLoaderSkipsAndCountsFailedDownloads) {
   Counters c = (*l)->counters();
   EXPECT_EQ(c.skipped["fetch_failed"], 2);
   EXPECT_EQ(c.excluded["unknown_label"], 1);
+}
+
+TEST(HttpFetchTest, WebDatasetShardsOverHttpWithAFailingShardSkipped) {
+  TestServer server;
+  for (int s = 0; s < 3; ++s) {
+    std::vector<std::pair<std::string, std::string>> m;
+    for (int i = 0; i < 5; ++i) {
+      const std::string key = absl::StrCat("k", s, "_", i);
+      m.push_back({key + ".png", *EncodePng(testing::PatternImage(12, 10, 3, i))});
+      m.push_back({key + ".cls", absl::StrCat(i % 2)});
+    }
+    // Shard 2 is never served: /data/shard-2.tar answers 404.
+    if (s < 2) server.Put(absl::StrCat("/data/shard-", s, ".tar"), testing::TarBytes(m));
+  }
+  DatasetSpec spec{"wds", server.Url("/data/shard-{0..2}.tar")};
+  spec.num_classes = 2;
+  spec.http = FastOptions();
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_workers = 2;
+  o.drop_last = false;
+  o.image_size = 8;
+  auto l = Loader::Create(spec, o);
+  ASSERT_TRUE(l.ok()) << l.status();
+  ASSERT_TRUE((*l)->StartEpoch(0).ok());
+  std::set<std::string> keys;
+  for (;;) {
+    auto b = (*l)->Next();
+    ASSERT_TRUE(b.ok()) << b.status();
+    if (!b->has_value()) break;
+    keys.insert((*b)->keys.begin(), (*b)->keys.end());
+  }
+  EXPECT_EQ(keys.size(), 10u);
+  EXPECT_EQ((*l)->counters().skipped["shard_failed"], 1);
 }
 
 }  // namespace

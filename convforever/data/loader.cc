@@ -42,20 +42,11 @@ absl::Status ValidateLoaderOptions(const LoaderOptions& o) {
   return absl::OkStatus();
 }
 
-namespace {
-
-uint64_t Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
-
 std::string LoaderState::ToJson() const {
   nlohmann::json j = {{"epoch", epoch},           {"batches_consumed", batches_consumed},
                       {"seed", seed},             {"rank", rank},
-                      {"world_size", world_size}, {"num_samples", num_samples}};
+                      {"world_size", world_size}, {"num_samples", num_samples},
+                      {"batch_size", batch_size}};
   return j.dump();
 }
 
@@ -70,6 +61,7 @@ absl::StatusOr<LoaderState> LoaderState::FromJson(const std::string& text) {
     s.rank = j.at("rank").get<int>();
     s.world_size = j.at("world_size").get<int>();
     s.num_samples = j.at("num_samples").get<int64_t>();
+    s.batch_size = j.at("batch_size").get<int64_t>();
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("loader state ", text, ": ", e.what()));
   }
@@ -263,96 +255,6 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
   }
 }
 
-Loader::Produced Loader::Produce(int64_t b, const Plan& plan, std::vector<FetchResult>* records) const {
-  Produced p;
-  try {
-    p.batch = ProduceOrThrow(b, plan, records, &p.skipped);
-  } catch (const std::exception& e) {  // c10::Error included
-    p.batch = absl::InternalError(absl::StrCat("building batch ", b, " of epoch ", plan.epoch, ": ", e.what()));
-  }
-  return p;
-}
-
-absl::StatusOr<std::optional<Batch>> Loader::ProduceOrThrow(int64_t b, const Plan& plan,
-                                                            std::vector<FetchResult>* records,
-                                                            std::map<std::string, int64_t>* skipped) const {
-  std::vector<int64_t> ids;
-  std::vector<FetchResult> fetched;
-  if (records != nullptr) {
-    fetched = std::move(*records);
-  } else {
-    const int64_t begin = b * plan.batch_size;
-    const int64_t end = std::min<int64_t>(begin + plan.batch_size, plan.order.size());
-    for (int64_t k = begin; k < end; ++k) ids.push_back(SourceIndex(plan.order[k]));
-    fetched = source_->Fetch(ids);
-  }
-  const int size = static_cast<int>(plan.image_size);
-  const int min_side = DecodeMinSide(opts_.transforms, size, opts_.train);
-  std::vector<Image> images;
-  std::vector<int64_t> labels;
-  std::vector<std::vector<float>> soft;
-  Batch batch;
-  for (size_t k = 0; k < fetched.size(); ++k) {
-    if (!fetched[k].record.ok()) {
-      ++(*skipped)[fetched[k].skip_reason.empty() ? "fetch_failed" : fetched[k].skip_reason];
-      continue;
-    }
-    Record& r = *fetched[k].record;
-    Image img;
-    if (!r.encoded.empty()) {
-      auto decoded = DecodeImage(r.encoded, channels_, min_side, r.key);
-      if (!decoded.ok()) {
-        ++(*skipped)["decode_failed"];
-        continue;
-      }
-      img = std::move(*decoded);
-    } else {
-      img = ToChannels(r.image, channels_);
-    }
-    if (opts_.train) {
-      // Streams have no index: their samples are named by key.
-      const uint64_t id = records != nullptr ? Fnv1a(r.key) : static_cast<uint64_t>(ids[k]);
-      Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), id, 0x415547ull}));
-      img = TrainTransform(img, size, opts_.transforms, rng);
-    } else {
-      img = EvalTransform(img, size, opts_.transforms);
-    }
-    images.push_back(std::move(img));
-    labels.push_back(r.label);
-    soft.push_back(std::move(r.soft_label));
-    batch.keys.push_back(std::move(r.key));
-  }
-  if (images.empty()) return std::optional<Batch>();
-  ASSIGN_OR_RETURN(batch.images, AssembleImages(images, mean_, std_, opts_.transforms.channels_last));
-  const int64_t K = num_classes();
-  const bool has_soft = std::any_of(soft.begin(), soft.end(), [](const auto& s) { return !s.empty(); });
-  at::Tensor hard = at::tensor(labels, at::kLong);
-  if (has_soft) {
-    at::Tensor t = at::zeros({static_cast<int64_t>(soft.size()), K}, at::kFloat);
-    for (size_t i = 0; i < soft.size(); ++i) {
-      if (!soft[i].empty()) {
-        std::copy(soft[i].begin(), soft[i].end(), t[i].data_ptr<float>());
-      } else {
-        t[i][labels[i]] = 1.0f;
-      }
-    }
-    batch.targets = t;
-  } else if (opts_.train && (opts_.mix.enabled() || opts_.mix.label_smoothing > 0)) {
-    Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), static_cast<uint64_t>(opts_.rank),
-                      static_cast<uint64_t>(b), 0x4D4958ull}));
-    const MixDecision d = DrawMix(opts_.mix, size, size, rng);
-    ASSIGN_OR_RETURN(batch.targets, ApplyMix(d, batch.images, hard, K, opts_.mix.label_smoothing));
-  } else {
-    batch.targets = hard;
-  }
-#ifdef CF_WITH_CUDA
-  if (opts_.pin_memory && at::hasCUDA()) batch.images = batch.images.pin_memory();
-#endif
-  batch.epoch = plan.epoch;
-  batch.index_in_epoch = b;
-  return std::optional<Batch>(std::move(batch));
-}
-
 int64_t Loader::batches_per_epoch() const {
   std::lock_guard<std::mutex> lock(mu_);
   return plan_ ? plan_->num_batches : MakePlan(0)->num_batches;
@@ -379,16 +281,17 @@ LoaderState Loader::state() const {
   s.rank = opts_.rank;
   s.world_size = opts_.world_size;
   s.num_samples = num_samples();
+  s.batch_size = opts_.batch_size;
   return s;
 }
 
 absl::Status Loader::Restore(const LoaderState& s) {
   if (s.seed != opts_.seed || s.rank != opts_.rank || s.world_size != opts_.world_size ||
-      s.num_samples != num_samples()) {
+      s.num_samples != num_samples() || s.batch_size != opts_.batch_size) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "loader state is from another run: seed/rank/world_size/num_samples ", s.seed, "/", s.rank, "/",
-        s.world_size, "/", s.num_samples, " vs this loader's ", opts_.seed, "/", opts_.rank, "/",
-        opts_.world_size, "/", num_samples()));
+        "loader state is from another run: seed/rank/world_size/num_samples/batch_size ", s.seed, "/", s.rank,
+        "/", s.world_size, "/", s.num_samples, "/", s.batch_size, " vs this loader's ", opts_.seed, "/",
+        opts_.rank, "/", opts_.world_size, "/", num_samples(), "/", opts_.batch_size));
   }
   return Begin(s.epoch, s.batches_consumed);
 }

@@ -91,6 +91,7 @@ struct LoaderState {
   uint64_t seed = 0;
   int rank = 0, world_size = 1;
   int64_t num_samples = 0;
+  int64_t batch_size = 0;  // LoaderOptions::batch_size (progressive stages derive from it)
   std::string ToJson() const;
   static absl::StatusOr<LoaderState> FromJson(const std::string& json);
 };
@@ -149,7 +150,12 @@ class Loader {
   Produced Produce(int64_t b, const Plan& plan, std::vector<FetchResult>* records) const;
   absl::StatusOr<std::optional<Batch>> ProduceOrThrow(int64_t b, const Plan& plan, std::vector<FetchResult>* records,
                                                       std::map<std::string, int64_t>* skipped) const;
+  absl::StatusOr<Image> PrepareImage(Record& r, const Plan& plan, uint64_t id) const;
+  absl::StatusOr<at::Tensor> MakeTargets(int64_t b, const Plan& plan, const std::vector<int64_t>& labels,
+                                         const std::vector<std::vector<float>>& soft, at::Tensor& images) const;
   void WorkerLoop();
+  // A batch buffer of this shape nobody else holds any more (or a new one, pooled up to a cap).
+  at::Tensor RecycledBuffer(int64_t b, int64_t c, int64_t h, int64_t w) const;
   void StopFeeder();
   void FeederLoop(std::shared_ptr<Plan> plan, uint64_t gen, int64_t start_batch);
   bool Publish(uint64_t gen, int64_t start_batch, int64_t b, std::vector<FetchResult> batch,
@@ -176,6 +182,9 @@ class Loader {
   std::atomic<bool> feeder_cancel_{false};
   bool stop_ = false;
   std::vector<std::thread> workers_;
+
+  mutable std::mutex pool_mu_;
+  mutable std::vector<at::Tensor> pool_;
 
   Counters counters_;
   std::optional<std::chrono::steady_clock::time_point> started_;

@@ -144,6 +144,9 @@ TEST(LoaderTest, RestoreRejectsAnotherRunsState) {
   s.seed = 99;
   EXPECT_FALSE((*l)->Restore(s).ok());
   s = (*l)->state();
+  s.batch_size = 7;
+  EXPECT_FALSE((*l)->Restore(s).ok());
+  s = (*l)->state();
   s.batches_consumed = 1000;
   EXPECT_FALSE((*l)->Restore(s).ok());
   EXPECT_FALSE(LoaderState::FromJson("{\"epoch\": 1}").ok());
@@ -291,6 +294,62 @@ TEST(LoaderTest, RejectsBadOptionsAndTooSmallDatasets) {
   ASSERT_FALSE(small.ok());
   EXPECT_NE(std::string(small.status().message()).find("no batches"), std::string::npos);
   EXPECT_FALSE(Loader::Create(DatasetSpec{"folder", "/nonexistent/dir"}, TrainOptions(1)).ok());
+}
+
+TEST(LoaderTest, RecycledBuffersNeverOverwriteWhatTheConsumerStillHolds) {
+  LoaderOptions o = TrainOptions(2);
+  o.mix = MixOptions();
+  auto l = Loader::Create(Synthetic(), o);
+  ASSERT_TRUE(l.ok());
+  ASSERT_TRUE((*l)->StartEpoch(0).ok());
+  at::Tensor view, copy;
+  {
+    auto b = (*l)->Next();
+    ASSERT_TRUE(b.ok() && b->has_value());
+    view = (*b)->images.narrow(0, 0, 2);  // a view keeps the storage alive
+    copy = view.clone();
+  }
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE((*l)->Next().ok());
+  EXPECT_TRUE(view.equal(copy));
+}
+
+// A source whose samples carry soft labels (as from a distillation or caption-confidence step).
+class SoftSource : public Source {
+ public:
+  int64_t size() const override { return 6; }
+  int num_classes() const override { return 3; }
+  std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) override {
+    std::vector<FetchResult> out;
+    for (int64_t i : indices) {
+      Record r;
+      r.image = PatternImage(8, 8, 3, i);
+      r.label = i % 3;
+      r.soft_label = i == 5 ? std::vector<float>{1.0f} : std::vector<float>{0.2f, 0.3f, 0.5f};
+      if (i == 4) r.soft_label.clear();  // hard label only: becomes one-hot
+      r.key = absl::StrCat("soft:", i);
+      out.push_back({std::move(r), ""});
+    }
+    return out;
+  }
+};
+
+TEST(LoaderTest, SoftLabelsBecomeSoftTargetsAndBadOnesAreSkipped) {
+  LoaderOptions o;
+  o.batch_size = 6;
+  o.num_workers = 1;
+  o.shuffle = false;
+  o.drop_last = false;
+  o.train = false;
+  auto l = Loader::Create(std::make_unique<SoftSource>(), 0, o);
+  ASSERT_TRUE(l.ok()) << l.status();
+  ASSERT_TRUE((*l)->StartEpoch(0).ok());
+  auto b = (*l)->Next();
+  ASSERT_TRUE(b.ok() && b->has_value());
+  const at::Tensor t = (*b)->targets;
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{5, 3}));
+  EXPECT_NEAR(t[0][2].item<float>(), 0.5f, 1e-6);
+  EXPECT_NEAR(t[4][1].item<float>(), 1.0f, 1e-6);  // sample 4: hard label 1 as one-hot
+  EXPECT_EQ((*l)->counters().skipped["bad_soft_label"], 1);
 }
 
 TEST(LoaderTest, SubsetKeepsEvenlyStridedSamples) {

@@ -49,7 +49,9 @@ Image PatternImage(int h, int w, int c, int seed) {
 }
 
 std::string TarBytes(const std::vector<std::pair<std::string, std::string>>& members) {
-  std::string out(64 << 20, '\0');
+  size_t cap = 1 << 20;
+  for (const auto& m : members) cap += m.second.size() + 2048;
+  std::string out(cap, '\0');
   size_t used = 0;
   archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
