@@ -174,18 +174,17 @@ TEST_F(ResumeTest, KillNineTwiceThenFinishExactlyOnce) {
   EXPECT_EQ(final_log.find("skipped: already in output 0,"), std::string::npos) << final_log;
 }
 
-TEST_F(ResumeTest, HubRepoFlagSaysUploadIsNotWiredAndBadKeyExitsThree) {
+TEST_F(ResumeTest, BadKeyExitsThree) {
   const std::string bin = BinaryPath();
   const std::string cmd = absl::StrCat("OPENROUTER_API_KEY=wrong ", bin, " --input=", dir_, "/in.jsonl",
                                        " --output=", dir_, "/bad.jsonl --base_url=", fake_->base_url(),
-                                       " --hub_repo=org/name --progress=false",
+                                       " --progress=false",
                                        " --categories=convforever/caption/data/categories.txt > ", dir_,
                                        "/bad.log 2>&1");
   const int rc = std::system(cmd.c_str());
   ASSERT_TRUE(WIFEXITED(rc));
   EXPECT_EQ(WEXITSTATUS(rc), 3);
   const std::string log = ReadAll(dir_ + "/bad.log");
-  EXPECT_NE(log.find("Hub upload is not wired yet"), std::string::npos) << log;
   EXPECT_NE(log.find("HTTP 401"), std::string::npos) << log;
   EXPECT_EQ(log.find("wrong"), std::string::npos) << log;
 }

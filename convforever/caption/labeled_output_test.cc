@@ -104,6 +104,28 @@ TEST_F(LabeledOutputTest, ShardsOwedByAKilledRunAreRebuilt) {
             absl::StrCat(Rec(2).dump(), "\n", Rec(3).dump(), "\n"));
 }
 
+// HubShardSink keeps `.<shard>.uploaded` markers in the shard dir; they are not shards. Markers
+// naming positions beyond the output would make a resume fail if they were taken for shards.
+TEST_F(LabeledOutputTest, UploadMarkersAreNotShards) {
+  {
+    auto out = Open();
+    for (int i = 0; i < 6; ++i) ASSERT_TRUE(out->Append(Rec(i)).ok());
+    ASSERT_TRUE(out->Finish().ok());
+  }
+  const std::string d = options_.shard_dir;
+  for (const std::string name : {".shard_000000000_000000002.jsonl.uploaded", ".shard_000000006_000000010.jsonl.uploaded",
+                                 "shard_000000006_000000010.jsonl.uploaded"}) {
+    std::ofstream(d + "/" + name) << "convforever/data\n";
+  }
+  auto out = Open();
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->records(), 6);
+  for (int i = 6; i < 8; ++i) ASSERT_TRUE(out->Append(Rec(i)).ok());
+  ASSERT_TRUE(out->Finish().ok());
+  EXPECT_EQ(ReadAll(d + "/shard_000000006_000000008.jsonl"), absl::StrCat(Rec(6).dump(), "\n", Rec(7).dump(), "\n"));
+  EXPECT_EQ(ReadAll(d + "/.shard_000000000_000000002.jsonl.uploaded"), "convforever/data\n");
+}
+
 TEST_F(LabeledOutputTest, CorruptMiddleLineIsAnErrorNamingTheLine) {
   { std::ofstream(options_.path) << Rec(0).dump() << "\nnot json\n" << Rec(1).dump() << "\n"; }
   auto out = LabeledOutput::Open(options_, nullptr);

@@ -3,9 +3,14 @@
 //   OPENROUTER_API_KEY=... classify --input captions.jsonl --output labeled.jsonl
 //   classify --input - --output out.jsonl --base_url http://127.0.0.1:8080/v1 --requests_per_minute 0
 //
-// The API key comes from OPENROUTER_API_KEY or --api_key_file, never from a flag value. Rerun the
-// same command after a crash or kill: it resumes. Exit codes: 0 done, 1 error, 2 bad flags,
-// 3 the endpoint refused the key or the account (401/402/403).
+//   HF_TOKEN=... classify --input captions.jsonl --output labeled.jsonl --hub_repo ORG/ConvForever-data-attempt-1
+//
+// The API key comes from OPENROUTER_API_KEY or --api_key_file, never from a flag value; the Hub
+// token (for --hub_repo) from HF_TOKEN or huggingface_hub's token file, never from a flag. Rerun
+// the same command after a crash or kill: it resumes (and uploads shards an earlier run left
+// local). Exit codes: 0 done, 1 error, 2 bad flags (or the Hub refused the repo/token at start),
+// 3 the endpoint refused the key or the account (401/402/403), 4 labeling done but some shards
+// could not be uploaded to --hub_repo (they are complete on disk; rerun or `hub upload` them).
 #include <unistd.h>
 
 #include <cstdlib>
@@ -18,6 +23,8 @@
 #include "convforever/base/signals.h"
 #include "convforever/caption/categories.h"
 #include "convforever/caption/classifier.h"
+#include "convforever/caption/hub_shard_sink.h"
+#include "convforever/hub/hub_client.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -41,7 +48,11 @@ DEFINE_double(temperature, 0, "sampling temperature");
 DEFINE_string(on_failure, "unknown", "after the retries: 'unknown' (write label unknown + error) or 'retry_later' (leave for the next run)");
 DEFINE_int64(sync_every, 1000, "records per output shard");
 DEFINE_string(shard_dir, "", "directory for shard_<start>_<end>.jsonl files (default <output>.shards)");
-DEFINE_string(hub_repo, "", "ORG/NAME dataset repo for shards (Hub upload not wired yet: shards stay local)");
+DEFINE_string(hub_repo, "",
+              "ORG/NAME Hugging Face dataset repo: each shard is committed to it as it closes (token from "
+              "$HF_TOKEN or the huggingface token file; the original project names it "
+              "ORG/ConvForever-data-attempt-N). Empty: shards stay local");
+DEFINE_bool(hub_private, true, "create --hub_repo as a private dataset if it does not exist yet");
 DEFINE_string(cache, "", "SQLite caption->label cache (default <output>.cache.sqlite; 'none' disables)");
 DEFINE_int64(limit, 0, "stop after this many new records (0 = all)");
 DEFINE_bool(progress, true, "show the progress line");
@@ -131,12 +142,24 @@ int main(int argc, char** argv) {
   o.cache_path = FLAGS_cache == "none" ? "" : (FLAGS_cache.empty() ? FLAGS_output + ".cache.sqlite" : FLAGS_cache);
   o.limit = FLAGS_limit;
   o.progress = FLAGS_progress;
+  cf::caption::LocalShardSink local_sink;
+  std::unique_ptr<cf::caption::HubShardSink> hub_sink;
   if (!FLAGS_hub_repo.empty()) {
-    std::cerr << "classify: --hub_repo " << FLAGS_hub_repo
-              << ": Hub upload is not wired yet (issue 9); shards stay local in " << o.output.shard_dir << "\n";
+    // Created before any labeling: a bad repo id or a refused token is reported now, not hours later.
+    const cf::hub::HubClientOptions hub_options = cf::hub::HubClientOptions::FromEnvironment();
+    auto created = cf::caption::HubShardSink::Create(hub_options, FLAGS_hub_repo, o.output.shard_dir,
+                                                     FLAGS_hub_private);
+    if (!created.ok()) {
+      std::cerr << "classify: " << created.status().message() << "\n";
+      if (hub_options.token.empty()) {
+        std::cerr << "classify: no Hub token: set HF_TOKEN (or log in so that ~/.cache/huggingface/token exists)\n";
+      }
+      return 2;
+    }
+    hub_sink = std::move(created).value();
   }
-
-  cf::caption::LocalShardSink sink;
+  cf::caption::ShardSink* sink = hub_sink != nullptr ? static_cast<cf::caption::ShardSink*>(hub_sink.get())
+                                                     : &local_sink;
   std::ifstream file;
   std::istream* in = &std::cin;
   if (FLAGS_input != "-") {
@@ -149,8 +172,20 @@ int main(int argc, char** argv) {
   }
   cf::caption::ClassifySummary summary;
   const absl::Status status =
-      cf::caption::RunClassifier(o, *in, FLAGS_input == "-" ? "<stdin>" : FLAGS_input, &sink, &summary);
+      cf::caption::RunClassifier(o, *in, FLAGS_input == "-" ? "<stdin>" : FLAGS_input, sink, &summary);
   std::cerr << summary.Format();
+  bool hub_incomplete = false;
+  if (hub_sink != nullptr) {
+    std::cerr << "hub: " << hub_sink->uploaded() << " shard(s) uploaded to " << hub_sink->repo().Describe()
+              << ", " << hub_sink->failed() << " failed upload(s)\n";
+    if (!hub_sink->close_status().ok()) {
+      hub_incomplete = true;
+      std::cerr << "classify: " << hub_sink->close_status().message() << "\n"
+                << "classify: the shards are complete on disk in " << o.output.shard_dir
+                << "; rerun the same command, or push them with: tools/cf hub upload " << o.output.shard_dir
+                << " --repo " << FLAGS_hub_repo << " --repo_type dataset\n";
+    }
+  }
   if (!status.ok()) {
     std::cerr << "classify: " << status.message() << "\n";
     const bool auth = (absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status) ||
@@ -159,5 +194,7 @@ int main(int argc, char** argv) {
     if (auth) std::cerr << "classify: check the API key, credits and model access; rerun the same command to resume\n";
     return auth ? 3 : 1;
   }
-  return 0;
+  // Labeling succeeded; a distinct code (not 0) so that a script chaining classify with training on
+  // the Hub dataset does not go on without the data, and not 1, which means "labeling failed".
+  return hub_incomplete ? 4 : 0;
 }

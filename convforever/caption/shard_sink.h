@@ -2,8 +2,8 @@
 //
 // The classifier closes a shard (`shard_<start>_<end>.jsonl`, record positions [start, end) of
 // the output, zero-padded to 9 digits so names sort) every --sync_every records and hands its
-// path to a ShardSink. LocalShardSink keeps it local (the default, and what --hub_repo does until
-// the Hub client is wired: see issue 9); a Hub sink will upload it to a dataset repo. Publish is
+// path to a ShardSink. LocalShardSink keeps it local (the default); HubShardSink
+// (hub_shard_sink.h, --hub_repo) commits it to a Hugging Face dataset repo. Publish is
 // called from the classifier's main thread, in shard order; an error is logged and the run goes
 // on (the shard stays on disk). A resumed run publishes only shards it creates, so a sink that
 // must not miss one (the Hub uploader) compares the shard directory with what it has uploaded.
