@@ -82,7 +82,7 @@ class Communicator {
   // Every tensor overwritten with root's.
   virtual AsyncWork BroadcastAsync(at::Tensor tensor, int root) = 0;
   absl::Status Broadcast(std::vector<at::Tensor>& tensors, int root);
-  // input [world_size * S] (same on shapes on every rank) -> output [S]: rank r gets the sum over
+  // input [world_size * S] (same shape on every rank) -> output [S]: rank r gets the sum over
   // ranks of input[r*S : (r+1)*S].
   virtual AsyncWork ReduceScatterSumAsync(at::Tensor input, at::Tensor output) = 0;
   absl::Status ReduceScatterSum(at::Tensor input, at::Tensor output) {

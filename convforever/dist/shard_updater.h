@@ -44,7 +44,7 @@ using ShardUpdaterFactory =
     std::function<std::unique_ptr<ShardUpdater>(const std::vector<ShardParam>& shard)>;
 
 // Reference updaters (tests, benchmarks, and a trainer without its own optimizer).
-// SGD with momentum and decoupled-from-nothing L2 weight decay, as torch.optim.SGD:
+// SGD with momentum and (coupled) L2 weight decay, as torch.optim.SGD:
 //   g += wd * p; buf = momentum * buf + g (buf = g on the first step); p -= lr * buf.
 struct SgdOptions {
   double lr = 0.1;
