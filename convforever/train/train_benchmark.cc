@@ -1,0 +1,98 @@
+// End-to-end training throughput of the default recipe (data + step), ours vs the equivalent
+// script in Debian's python3-torch/torchvision (tools/bench/train_reference.py), same model,
+// batch, optimizer and threads, side by side in one run. Both are timed between step --warmup and
+// step --steps, so start-up, model build and evaluation are excluded. Run from the repo root:
+//   tools/cf bench train        (or bazel-bin/convforever/train/train_benchmark --threads=1)
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gflags/gflags.h"
+#include "nlohmann/json.hpp"
+
+DEFINE_int32(steps, 300, "optimizer steps per run");
+DEFINE_int32(warmup, 50, "steps before the clock starts");
+DEFINE_int32(threads, 1, "LibTorch intra-op threads on both sides");
+DEFINE_int32(rounds, 2, "alternating rounds; the best of each side is reported");
+
+namespace {
+
+constexpr int kBatch = 128;
+
+// Our trainer binary sits next to this one.
+std::string TrainerPath(const char* argv0) {
+  return (std::filesystem::path(argv0).parent_path() / "train").string();
+}
+
+double RunOurs(const std::string& trainer) {
+  const std::string dir = "/tmp/convforever_train_benchmark";
+  std::filesystem::remove_all(dir);
+  const std::string cmd = absl::StrCat(
+      trainer, " --flagfile=convforever/train/recipes/fashion_mnist.flags --max_steps=", FLAGS_steps,
+      " --log_every_steps=", FLAGS_warmup, " --threads=", FLAGS_threads, " --micro_batch_size=", kBatch,
+      " --warmup_steps=10 --tensorboard=false --run_dir=", dir, " > ", dir, ".log 2>&1");
+  if (std::system(cmd.c_str()) != 0) {
+    std::fprintf(stderr, "our trainer failed: see %s.log\n", dir.c_str());
+    return 0;
+  }
+  std::map<int64_t, double> wall;  // step -> wall time
+  std::ifstream in(dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("kind", "") == "metrics" && j.contains("train/step_loss")) {
+      wall[j["step"].get<int64_t>()] = j["wall_time"].get<double>();
+    }
+  }
+  if (!wall.count(FLAGS_warmup) || !wall.count(FLAGS_steps)) return 0;
+  return (FLAGS_steps - FLAGS_warmup) * kBatch / (wall[FLAGS_steps] - wall[FLAGS_warmup]);
+}
+
+double RunPython() {
+  const std::string cmd = absl::StrCat(
+      "/usr/bin/python3 tools/bench/train_reference.py --steps ", FLAGS_steps, " --warmup ",
+      FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch, " 2>/dev/null");
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return 0;
+  double value = 0;
+  char buf[256];
+  while (std::fgets(buf, sizeof(buf), p) != nullptr) {
+    std::sscanf(buf, "images_per_sec %lf", &value);
+  }
+  pclose(p);
+  return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (!std::filesystem::exists("tools/bench/train_reference.py")) {
+    std::fprintf(stderr, "run from the repository root (tools/cf bench train)\n");
+    return 2;
+  }
+  const std::string trainer = TrainerPath(argv[0]);
+  double ours = 0, python = 0;
+  for (int r = 0; r < FLAGS_rounds; ++r) {
+    const double o = RunOurs(trainer);
+    const double p = RunPython();
+    std::printf("round %d: convforever %.1f images/s, python3-torch %.1f images/s\n", r, o, p);
+    ours = std::max(ours, o);
+    python = std::max(python, p);
+  }
+  if (ours <= 0 || python <= 0) {
+    std::fprintf(stderr, "a side failed to report (python3-torch installed? `tools/cf setup --reference`)\n");
+    return 1;
+  }
+  std::printf("default recipe, batch %d, %d thread(s), steps %d..%d (data + step)\n", kBatch,
+              FLAGS_threads, FLAGS_warmup, FLAGS_steps);
+  std::printf("  convforever   : %8.1f images/s\n  python3-torch : %8.1f images/s\n", ours, python);
+  std::printf("  ratio         : %8.2fx (target >= 1.2x)\n", ours / python);
+  return 0;
+}

@@ -1,0 +1,76 @@
+"""Reference for //convforever/train:train_benchmark: the default recipe's training step in
+Debian's python3-torch/torchvision, as equivalent as the libraries allow.
+
+Same data (Debian's Fashion-MNIST, normalized (x/255 - 0.5) / 0.5, shuffled, batch 128, one
+loader worker), same model (torchvision's ConvNeXt blocks: stride-4 patchify stem from 1 channel,
+3 stages of widths 48/96/192 with 2 blocks each), same optimizer (AdamW lr 1e-3, wd 0.05), same
+intra-op threads. Prints `images_per_sec <value>` measured between --warmup and --steps, data
+loading included. Run with /usr/bin/python3.
+"""
+import argparse
+import gzip
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+class FashionMnist(torch.utils.data.Dataset):
+    def __init__(self):
+        self.images = read_idx(f"{DATA}/train-images-idx3-ubyte.gz")
+        self.labels = read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.images[i].astype(np.float32) / 255.0).unsqueeze(0)
+        return (x - 0.5) / 0.5, int(self.labels[i])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(FashionMnist(), batch_size=a.batch, shuffle=True,
+                                         num_workers=1, drop_last=True, persistent_workers=True)
+    model = ConvNeXt([CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2),
+                      CNBlockConfig(192, None, 2)], num_classes=10)
+    model.features[0][0] = nn.Conv2d(1, 48, kernel_size=4, stride=4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    loss_fn = nn.CrossEntropyLoss()
+    step, start = 0, None
+    while step < a.steps:
+        for x, y in loader:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step == a.warmup:
+                start = time.perf_counter()
+            if step == a.steps:
+                break
+    elapsed = time.perf_counter() - start
+    print(f"images_per_sec {(a.steps - a.warmup) * a.batch / elapsed:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
