@@ -235,8 +235,8 @@ TEST(TrainerEvaluate, EvalOnlyReproducesFinalEvaluation) {
   const size_t at = trained.output.find("test top-1 ");
   ASSERT_NE(at, std::string::npos) << trained.output;
   const std::string figures = trained.output.substr(at + 5, trained.output.find('\n', at) - at - 5);
-  for (const std::string& which : {"latest", "best"}) {
-    Outcome eval = RunTrainer(With(base, {"--eval_only", "--checkpoint=" + which}), dir);
+  for (const char* which : {"latest", "best"}) {
+    Outcome eval = RunTrainer(With(base, {"--eval_only", std::string("--checkpoint=") + which}), dir);
     ASSERT_EQ(eval.exit_code, 0) << eval.output;
     EXPECT_NE(eval.output.find(figures), std::string::npos) << figures << "\n" << eval.output;
   }
