@@ -336,6 +336,10 @@ absl::StatusOr<std::optional<StepBatch>> RunSetup::NextBatch() {
   return std::optional<StepBatch>(std::move(out));
 }
 
+int64_t RunSetup::MicroBatchesLeftInEpoch() const {
+  return train_loader_->batches_per_epoch() - train_loader_->state().batches_consumed;
+}
+
 at::Tensor RunSetup::ScaleLoss(const at::Tensor& loss) const {
   return scaler_ ? scaler_->Scale(loss) : loss;
 }

@@ -55,6 +55,8 @@ class RunSetup {
   // --- data ---
   absl::Status StartEpoch(int64_t epoch);
   absl::StatusOr<std::optional<StepBatch>> NextBatch();
+  // Micro-batches of the current epoch not yet taken (exact after a resume too).
+  int64_t MicroBatchesLeftInEpoch() const;
   int64_t epoch() const { return epoch_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t total_steps() const { return total_steps_; }

@@ -325,6 +325,18 @@ TEST(TrainerHub, SnapshotsGoToOneRepoAndAnOutageNeverStopsTraining) {
   unsetenv("HF_TOKEN");
 }
 
+// 256 samples / micro-batch 8 = 32 batches per epoch; with accumulation 3 that is 10 steps and a
+// remainder of 2 micro-batches, which each epoch drops instead of failing mid-cycle.
+TEST(TrainerAccumulation, EpochsNotDivisibleByAccumulationDropTheRemainder) {
+  const std::string dir = TempDir("uneven");
+  Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--gradient_accumulation_steps=3",
+                                                       "--epochs=2", "--lr_scheduler_type=constant"}),
+                         dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("10 steps/epoch"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("finished after 20 steps"), std::string::npos) << r.output;
+}
+
 TEST(TrainerFailures, NonFiniteLossAbortsWithHint) {
   const std::string dir = TempDir("nonfinite");
   Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--optimizer=sgd", "--lr=1e30",

@@ -54,7 +54,9 @@ class Trainer {
     RETURN_IF_ERROR(MaybeResume());
     RETURN_IF_ERROR(run_->OpenOutputs(step_));
     result_.metrics_path = run_->metrics_path();
-    while (step_ < run_->total_steps() && !base::StopRequested()) {
+    // Only the stop decision agreed across ranks (AnyRankStopping) ends the loop early, never the
+    // local flag: a rank that left on its own would leave the others waiting in a collective.
+    while (step_ < run_->total_steps() && !result_.stopped_by_signal) {
       RETURN_IF_ERROR(RunEpochUntilDone());
     }
     return Finish();
@@ -103,10 +105,12 @@ class Trainer {
     return absl::OkStatus();
   }
 
-  // One optimizer step over `accum` micro-batches. Returns false when the epoch ran out of
-  // micro-batches before the step began (a partial accumulation is never applied).
+  // One optimizer step over `accum` micro-batches. Returns false at the end of the epoch, which is
+  // when fewer than `accum` micro-batches remain: a partial accumulation is never applied (the
+  // remainder is dropped, as drop_last does for a partial batch).
   absl::StatusOr<bool> RunOneStep() {
     const int64_t accum = o_.gradient_accumulation_steps;
+    if (run_->MicroBatchesLeftInEpoch() < accum) return false;
     double loss_sum = 0;
     bool finite = true;
     for (int64_t micro = 0; micro < accum; ++micro) {
