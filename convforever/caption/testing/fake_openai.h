@@ -37,12 +37,17 @@ struct FakeOpenAiOptions {
 class FakeOpenAi {
  public:
   static absl::StatusOr<std::unique_ptr<FakeOpenAi>> Start(FakeOpenAiOptions options);
+  // Stops the server (joining its connection threads) before the members their handlers use
+  // (attempts_, mu_) are destroyed.
+  ~FakeOpenAi() { Stop(); }
   std::string base_url() const;  // ".../v1"
   http::testing::TestServer& server() { return *server_; }
   int64_t completions() const { return completions_.load(); }  // requests answered 200 with a label
   // Attempts seen for this caption.
   int attempts(const std::string& caption);
-  void Stop() { server_->Stop(); }
+  void Stop() {
+    if (server_ != nullptr) server_->Stop();
+  }
 
  private:
   http::testing::ServerResponse Answer(const http::testing::ServerRequest& req);
