@@ -33,11 +33,16 @@ expect_contains out.txt '^\[rank 1\] MASTER_PORT=4321$' "--master_port"
 "$LAUNCH" -n 2 -- false >out.txt 2>&1; rc=$?
 [[ $rc -eq 1 ]] || fail "false ranks: exit $rc, want 1"
 start=$SECONDS
-timeout 60 "$LAUNCH" -n 3 -- sh -c 'if [ "$RANK" = 1 ]; then exit 7; fi; sleep 100' >out.txt 2>&1; rc=$?
+# The sleep's argument is unique to this run, so a concurrent run of this test is not mistaken
+# for a survivor of this one.
+marker="100.$$"
+timeout 60 "$LAUNCH" -n 3 -- sh -c "if [ \"\$RANK\" = 1 ]; then exit 7; fi; sleep $marker" >out.txt 2>&1; rc=$?
 [[ $rc -eq 7 ]] || fail "one failing rank: exit $rc, want 7"
 ((SECONDS - start < 40)) || fail "the other ranks were not stopped ($((SECONDS - start)) s)"
 expect_contains out.txt 'rank 1 exited with code 7' "failure message"
-pgrep -f 'sleep 100' >/dev/null && fail "a rank's process survived"
+# Killed processes may take a moment to exit and be reaped: give them up to 5 s.
+for _ in $(seq 50); do pgrep -f "sleep $marker" >/dev/null || break; sleep 0.1; done
+pgrep -f "sleep $marker" >/dev/null && fail "a rank's process survived"
 
 # --- hostfile ------------------------------------------------------------------------------
 printf '# two local hosts\nlocalhost slots=2\n\n127.0.0.1 slots=1  # comment\n' >hosts.txt
