@@ -162,7 +162,7 @@ absl::Status RunSetup::BuildDistributed() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> RunSetup::AnyRankStopping(bool local) {
+absl::StatusOr<bool> RunSetup::AnyRank(bool local) {
   if (!comm_) return local;
   std::vector<double> flag = {local ? 1.0 : 0.0};
   RETURN_IF_ERROR(comm_->AllReduceScalars(flag, dist::ReduceOp::kMax));
@@ -351,7 +351,7 @@ void RunSetup::SetGradientSync(bool sync) {
 absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
   if (dp_) RETURN_IF_ERROR(dp_->FinishGradientSync());  // .grad now holds the mean over ranks
   // Every rank must take the same decision: one rank's non-finite loss skips the step everywhere.
-  ASSIGN_OR_RETURN(bool any_nonfinite, AnyRankStopping(!loss_finite));
+  ASSIGN_OR_RETURN(bool any_nonfinite, AnyRank(!loss_finite));
   bool found_inf = any_nonfinite;
   if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
   double norm = 0;

@@ -77,8 +77,9 @@ class RunSetup {
   int rank() const { return comm_ ? comm_->rank() : 0; }
   int world_size() const { return comm_ ? comm_->world_size() : 1; }
   bool is_main() const { return rank() == 0; }
-  // True when any rank asked to stop (signal): all ranks stop at the same step.
-  absl::StatusOr<bool> AnyRankStopping(bool local);
+  // True when `local` is true on any rank (a stop signal, a non-finite loss): every rank then
+  // takes the same decision at the same step. Without a communicator, `local` itself.
+  absl::StatusOr<bool> AnyRank(bool local);
 
   // --- evaluation and metrics ---
   absl::StatusOr<EvalResult> Evaluate(bool use_ema);

@@ -54,7 +54,7 @@ class Trainer {
     RETURN_IF_ERROR(MaybeResume());
     RETURN_IF_ERROR(run_->OpenOutputs(step_));
     result_.metrics_path = run_->metrics_path();
-    // Only the stop decision agreed across ranks (AnyRankStopping) ends the loop early, never the
+    // Only the stop decision agreed across ranks (AnyRank) ends the loop early, never the
     // local flag: a rank that left on its own would leave the others waiting in a collective.
     while (step_ < run_->total_steps() && !result_.stopped_by_signal) {
       RETURN_IF_ERROR(RunEpochUntilDone());
@@ -94,7 +94,7 @@ class Trainer {
         RETURN_IF_ERROR(SaveCheckpoint());
       }
       MaybeUploadSnapshot(/*final_snapshot=*/false);
-      ASSIGN_OR_RETURN(bool stopping, run_->AnyRankStopping(base::StopRequested()));
+      ASSIGN_OR_RETURN(bool stopping, run_->AnyRank(base::StopRequested()));
       if (stopping) {
         LOG(WARNING) << "stop requested (signal " << base::StopSignal()
                      << "): checkpointing at step " << step_;

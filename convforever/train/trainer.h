@@ -18,7 +18,6 @@
 #define CONVFOREVER_TRAIN_TRAINER_H_
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
