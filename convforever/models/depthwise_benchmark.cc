@@ -1,0 +1,76 @@
+// depthwise_benchmark: the backward of a depthwise 7x7 convolution (ConvNeXt's), LibTorch's
+// convolution_backward (what torch.nn.Conv2d's backward runs in python3-torch too) vs ours
+// (DepthwiseConv2d: oneDNN input gradient + our weight-gradient kernel + a sum for the bias),
+// same tensors, same threads, interleaved in one run. Prints ms per backward (median) and the
+// ratio libtorch_ms / ours_ms (> 1: ours faster).
+//
+//   bazel run //convforever/models:depthwise_benchmark -- --threads=1
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gflags/gflags.h>
+
+#include "convforever/models/depthwise_conv.h"
+
+DEFINE_int32(threads, 1, "intra-op threads");
+DEFINE_int32(iters, 20, "timed repetitions (median reported) after 3 warm-up ones");
+
+namespace {
+
+double MedianMs(const std::function<void()>& fn) {
+  std::vector<double> ms;
+  for (int i = 0; i < 3 + FLAGS_iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    auto t1 = std::chrono::steady_clock::now();
+    if (i >= 3) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  at::set_num_threads(FLAGS_threads);
+  struct Shape { int64_t b, c, hw; };
+  const std::vector<Shape> shapes = {{128, 48, 7}, {128, 96, 3}, {128, 192, 1}, {128, 48, 14},
+                                     {32, 96, 16}, {32, 192, 8}, {32, 384, 4}};
+  std::printf("depthwise 7x7 backward (grad input + weight + bias), %d thread(s), median of %d\n",
+              FLAGS_threads, FLAGS_iters);
+  std::printf("%-22s %14s %14s %10s %8s\n", "[B, C, H, W]", "libtorch NCHW", "libtorch NHWC", "ours", "ratio");
+  for (const Shape& s : shapes) {
+    at::manual_seed(0);
+    const at::Tensor x_nchw = at::randn({s.b, s.c, s.hw, s.hw});
+    const at::Tensor x = x_nchw.contiguous(at::MemoryFormat::ChannelsLast);
+    const at::Tensor g = at::randn_like(x);
+    const at::Tensor g_nchw = g.contiguous();
+    const at::Tensor w = at::randn({s.c, 1, 7, 7});
+    auto libtorch = [&](const at::Tensor& gg, const at::Tensor& xx) {
+      return [&, gg, xx] {
+        auto r = at::convolution_backward(gg, xx, w, c10::IntArrayRef{s.c}, {1, 1}, {3, 3}, {1, 1},
+                                          false, {0, 0}, s.c, {true, true, true});
+        (void)r;
+      };
+    };
+    const double nchw = MedianMs(libtorch(g_nchw, x_nchw));
+    const double nhwc = MedianMs(libtorch(g, x));
+    const double ours = MedianMs([&] {
+      auto gx = at::convolution_backward(g, x, w, c10::nullopt, {1, 1}, {3, 3}, {1, 1}, false,
+                                         {0, 0}, s.c, {true, false, false});
+      at::Tensor gw = cf::models::DepthwiseConv2dWeightGrad(g, x, 7);
+      at::Tensor gb = g.sum({0, 2, 3});
+    });
+    char name[64];
+    std::snprintf(name, sizeof(name), "[%ld, %ld, %ld, %ld]", s.b, s.c, s.hw, s.hw);
+    std::printf("%-22s %11.2f ms %11.2f ms %7.2f ms %7.2fx\n", name, nchw, nhwc, ours,
+                std::min(nchw, nhwc) / ours);
+  }
+  return 0;
+}
