@@ -3,6 +3,7 @@
 #include <torch/nn/functional/activation.h>
 
 #include "convforever/models/depthwise_conv.h"
+#include "convforever/models/gelu.h"
 
 namespace cf::models {
 
@@ -14,7 +15,7 @@ ConvNeXtMlpImpl::ConvNeXtMlpImpl(int64_t dim) {
 }
 
 at::Tensor ConvNeXtMlpImpl::forward(const at::Tensor& x) {
-  return fc2->forward(at::gelu(fc1->forward(x)));
+  return fc2->forward(Gelu(fc1->forward(x)));  // exact GELU, our faster CPU kernel
 }
 
 ConvNeXtBlockImpl::ConvNeXtBlockImpl(int64_t dim, double drop_path, double layer_scale_init)

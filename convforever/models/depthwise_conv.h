@@ -3,7 +3,7 @@
 //
 // Why: in a ConvNeXt block the 7x7 depthwise convolution is a small share of the FLOPs, yet on
 // the CPU its backward dominated the training step. Measured on the 2-core build machine (one
-// thread, batch 128, 48 channels at 7x7, channels_last; see models_benchmark --depthwise):
+// thread, batch 128, 48 channels at 7x7, channels_last; see kernels_benchmark):
 // oneDNN's forward took ~0.4 ms and its input gradient ~0.4 ms, but asking for the weight or the
 // bias gradient cost ~2.5-3.4 ms each, and in NCHW every part took ~10 ms. So this function
 //   - runs forward and the input gradient through LibTorch (oneDNN) on channels_last tensors,

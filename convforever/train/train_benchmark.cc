@@ -25,6 +25,7 @@ DEFINE_int32(rounds, 2, "alternating rounds; the best of each side is reported")
 namespace {
 
 constexpr int kBatch = 128;
+constexpr char kRecipe[] = "convforever/train/recipes/fashion_mnist.flags";
 
 // Our trainer binary sits next to this one.
 std::string TrainerPath(const char* argv0) {
@@ -35,7 +36,7 @@ double RunOurs(const std::string& trainer) {
   const std::string dir = "/tmp/convforever_train_benchmark";
   std::filesystem::remove_all(dir);
   const std::string cmd = absl::StrCat(
-      trainer, " --flagfile=convforever/train/recipes/fashion_mnist.flags --max_steps=", FLAGS_steps,
+      trainer, " --flagfile=", kRecipe, " --max_steps=", FLAGS_steps,
       " --log_every_steps=", FLAGS_warmup, " --threads=", FLAGS_threads, " --micro_batch_size=", kBatch,
       " --warmup_steps=10 --tensorboard=false --run_dir=", dir, " > ", dir, ".log 2>&1");
   if (std::system(cmd.c_str()) != 0) {
@@ -54,10 +55,21 @@ double RunOurs(const std::string& trainer) {
   return (FLAGS_steps - FLAGS_warmup) * kBatch / (wall[FLAGS_steps] - wall[FLAGS_warmup]);
 }
 
+// The reference uses the recipe's memory format too (a line `--channels_last` or
+// `--channels_last=true` in the flagfile).
+bool RecipeUsesChannelsLast() {
+  std::ifstream in(kRecipe);
+  for (std::string line; std::getline(in, line);) {
+    if (line == "--channels_last" || line == "--channels_last=true") return true;
+  }
+  return false;
+}
+
 double RunPython() {
   const std::string cmd = absl::StrCat(
       "/usr/bin/python3 tools/bench/train_reference.py --steps ", FLAGS_steps, " --warmup ",
-      FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch, " 2>/dev/null");
+      FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch,
+      RecipeUsesChannelsLast() ? " --channels_last" : "", " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return 0;
   double value = 0;
@@ -90,8 +102,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "a side failed to report (python3-torch installed? `tools/cf setup --reference`)\n");
     return 1;
   }
-  std::printf("default recipe, batch %d, %d thread(s), steps %d..%d (data + step)\n", kBatch,
-              FLAGS_threads, FLAGS_warmup, FLAGS_steps);
+  std::printf("default recipe, batch %d, %d thread(s), %s, steps %d..%d (data + step)\n", kBatch,
+              FLAGS_threads, RecipeUsesChannelsLast() ? "channels_last" : "NCHW", FLAGS_warmup,
+              FLAGS_steps);
   std::printf("  convforever   : %8.1f images/s\n  python3-torch : %8.1f images/s\n", ours, python);
   std::printf("  ratio         : %8.2fx (target >= 1.2x)\n", ours / python);
   return 0;

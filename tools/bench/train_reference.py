@@ -46,6 +46,7 @@ def main():
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--channels_last", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -54,12 +55,14 @@ def main():
     model = ConvNeXt([CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2),
                       CNBlockConfig(192, None, 2)], num_classes=10)
     model.features[0][0] = nn.Conv2d(1, 48, kernel_size=4, stride=4)
+    memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     loss_fn = nn.CrossEntropyLoss()
     step, start = 0, None
     while step < a.steps:
         for x, y in loader:
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(model(x.contiguous(memory_format=memory_format)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,10 +1,11 @@
-// depthwise_benchmark: the backward of a depthwise 7x7 convolution (ConvNeXt's), LibTorch's
-// convolution_backward (what torch.nn.Conv2d's backward runs in python3-torch too) vs ours
-// (DepthwiseConv2d: oneDNN input gradient + our weight-gradient kernel + a sum for the bias),
-// same tensors, same threads, interleaved in one run. Prints ms per backward (median) and the
-// ratio libtorch_ms / ours_ms (> 1: ours faster).
+// kernels_benchmark: our two CPU kernels against the LibTorch ones python3-torch runs, same
+// tensors, same threads, in one run; prints ms (median) and the ratio libtorch_ms / ours_ms.
+//  - the backward of a depthwise 7x7 convolution (ConvNeXt's): LibTorch's convolution_backward in
+//    NCHW and channels_last vs DepthwiseConv2d's (oneDNN input gradient + our weight-gradient
+//    kernel + a sum for the bias);
+//  - GELU forward and backward at ConvNeXt MLP sizes: at::gelu / at::gelu_backward vs ours.
 //
-//   bazel run //convforever/models:depthwise_benchmark -- --threads=1
+//   tools/cf bench kernels      (or bazel-bin/convforever/models/kernels_benchmark --threads=1)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <gflags/gflags.h>
 
 #include "convforever/models/depthwise_conv.h"
+#include "convforever/models/gelu.h"
 
 DEFINE_int32(threads, 1, "intra-op threads");
 DEFINE_int32(iters, 20, "timed repetitions (median reported) after 3 warm-up ones");
@@ -71,6 +73,19 @@ int main(int argc, char** argv) {
     std::snprintf(name, sizeof(name), "[%ld, %ld, %ld, %ld]", s.b, s.c, s.hw, s.hw);
     std::printf("%-22s %11.2f ms %11.2f ms %7.2f ms %7.2fx\n", name, nchw, nhwc, ours,
                 std::min(nchw, nhwc) / ours);
+  }
+  std::printf("\nGELU (exact erf), forward and backward, %d thread(s)\n", FLAGS_threads);
+  std::printf("%-22s %12s %10s %8s %12s %10s %8s\n", "elements", "libtorch fwd", "ours fwd", "ratio",
+              "libtorch bwd", "ours bwd", "ratio");
+  for (int64_t n : {int64_t{128} * 49 * 192, int64_t{128} * 196 * 128, int64_t{32} * 256 * 384}) {
+    const at::Tensor x = at::randn({n}) * 2;
+    const at::Tensor g = at::randn({n});
+    const double lf = MedianMs([&] { (void)at::gelu(x); });
+    const double of = MedianMs([&] { (void)cf::models::GeluForward(x); });
+    const double lb = MedianMs([&] { (void)at::gelu_backward(g, x); });
+    const double ob = MedianMs([&] { (void)cf::models::GeluBackward(g, x); });
+    std::printf("%-22ld %9.2f ms %7.2f ms %7.2fx %9.2f ms %7.2f ms %7.2fx\n", n, lf, of, lf / of,
+                lb, ob, lb / ob);
   }
   return 0;
 }

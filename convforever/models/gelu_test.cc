@@ -1,0 +1,77 @@
+// Our GELU against LibTorch's (at::gelu / at::gelu_backward, what torch.nn.GELU() runs): over a
+// dense grid of the range where it matters, large magnitudes, every tail length, autograd, and
+// NaN propagation (the trainer's non-finite-loss check relies on it); fallbacks for other dtypes.
+#include "convforever/models/gelu.h"
+
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/csrc/autograd/autograd.h>
+
+namespace cf::models {
+namespace {
+
+// |ours - ref| <= 1e-6 + 1e-6 |ref|: A&S 7.1.26's 1.5e-7 erf error, scaled by |x| in x * Phi(x).
+void ExpectClose(const at::Tensor& got, const at::Tensor& ref, const char* what) {
+  at::Tensor excess = (got - ref).abs() - (ref.abs() * 1e-6 + 1e-6);
+  const int64_t worst = excess.argmax().item<int64_t>();
+  EXPECT_LE(excess.max().item<double>(), 0.0)
+      << what << ": at element " << worst << " got " << got.flatten()[worst].item<double>()
+      << ", LibTorch " << ref.flatten()[worst].item<double>();
+}
+
+at::Tensor Inputs() {
+  at::manual_seed(3);
+  return at::cat({at::linspace(-12, 12, 200003), at::randn({4096}) * 3, at::randn({77}) * 30,
+                  at::tensor({0.0f, -0.0f, 1e-30f, -1e-30f, 50.0f, -50.0f, 1e4f, -1e4f})});
+}
+
+TEST(Gelu, ForwardAndBackwardMatchLibTorch) {
+  const at::Tensor x = Inputs();
+  const at::Tensor g = at::randn_like(x);
+  ExpectClose(GeluForward(x), at::gelu(x), "forward");
+  ExpectClose(GeluBackward(g, x), at::gelu_backward(g, x), "backward");
+}
+
+TEST(Gelu, EveryTailLengthAndShape) {
+  for (int64_t n = 1; n <= 40; ++n) {
+    const at::Tensor x = at::randn({n}) * 4;
+    ExpectClose(GeluForward(x), at::gelu(x), "forward tail");
+    ExpectClose(GeluBackward(at::ones_like(x), x), at::gelu_backward(at::ones_like(x), x), "backward tail");
+  }
+  const at::Tensor nd = at::randn({3, 5, 7, 11}).transpose(1, 3);  // non-contiguous
+  ExpectClose(GeluForward(nd), at::gelu(nd), "non-contiguous");
+  EXPECT_EQ(GeluForward(nd).sizes(), nd.sizes());
+}
+
+TEST(Gelu, AutogradMatchesLibTorch) {
+  const at::Tensor base = at::randn({64, 48}) * 2;
+  const at::Tensor upstream = at::randn({64, 48});
+  at::Tensor a = base.clone().requires_grad_(true);
+  at::Tensor b = base.clone().requires_grad_(true);
+  const at::Tensor ga = torch::autograd::grad({Gelu(a)}, {a}, {upstream})[0];
+  const at::Tensor gb = torch::autograd::grad({at::gelu(b)}, {b}, {upstream})[0];
+  ExpectClose(ga, gb, "autograd");
+}
+
+TEST(Gelu, NanStaysNan) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const at::Tensor x = at::tensor({1.0f, nan, -2.0f});
+  const at::Tensor y = GeluForward(x);
+  EXPECT_TRUE(std::isnan(y[1].item<float>()));
+  EXPECT_FALSE(std::isnan(y[0].item<float>()));
+  EXPECT_TRUE(std::isnan(GeluBackward(at::ones_like(x), x)[1].item<float>()));
+  EXPECT_TRUE(std::isinf(GeluForward(at::tensor({INFINITY}))[0].item<float>()));
+}
+
+TEST(Gelu, OtherDtypesGoToLibTorch) {
+  const at::Tensor x = at::randn({100}, at::kDouble);
+  EXPECT_TRUE(at::allclose(Gelu(x), at::gelu(x)));
+  EXPECT_THROW(GeluForward(x), c10::Error);
+  EXPECT_THROW(GeluBackward(at::ones({3}), at::ones({4})), c10::Error);
+}
+
+}  // namespace
+}  // namespace cf::models
