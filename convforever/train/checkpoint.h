@@ -74,6 +74,9 @@ class CheckpointManager {
 
   const std::string& checkpoints_dir() const { return dir_; }
   static std::string StepDirName(int64_t step);  // "step-00001000"
+  // Where Save(step, ...) lets its writer fill the checkpoint: `<checkpoints_dir>/.tmp-step-N`.
+  // Other processes (ZeRO ranks > 0) write their own files there while rank 0's writer runs.
+  std::string TempDirPath(int64_t step) const;
 
   // Test hook: runs after the rename to step-N and before DONE is written.
   std::function<void()> before_done_for_test;

@@ -15,6 +15,8 @@
 #include "convforever/models/safetensors.h"
 #include "convforever/train/metrics.h"
 #include "convforever/train/rng_state.h"
+#include "convforever/train/sharded_optimizer.h"
+#include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::train {
@@ -40,19 +42,24 @@ absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double b
   ASSIGN_OR_RETURN(std::string model_config, models::ConfigJson(run->model(), models::WeightFormat::kTimm,
                                                          run->class_names(), run->options().image_size));
   RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/config.json", model_config));
-  models::NamedTensors optimizer_tensors;
-  Json optimizer_meta;
-  RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));
-  RETURN_IF_ERROR(models::WriteSafetensors(dir + "/optimizer.safetensors", optimizer_tensors,
-                                           kPtFormat));
   ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
   Json state = {{"format_version", kTrainStateFormatVersion},
                 {"step", step},
                 {"epoch", run->epoch()},
                 {"loader", Json::parse(run->train_loader().state().ToJson())},
-                {"optimizer", optimizer_meta},
                 {"best_metric", JsonNumberOrString(best_metric)},
                 {"rng", absl::Base64Escape(EncodeRngState(rng))}};
+  if (run->zero() != nullptr) {
+    // The optimizer state is in the ranks' zero_rank<r>_of<W>.pt files (SaveShardedTrainState).
+    state["zero"] = {{"stage", run->options().zero_stage}, {"world_size", run->world_size()}};
+  } else {
+    models::NamedTensors optimizer_tensors;
+    Json optimizer_meta;
+    RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));
+    RETURN_IF_ERROR(models::WriteSafetensors(dir + "/optimizer.safetensors", optimizer_tensors,
+                                             kPtFormat));
+    state["optimizer"] = optimizer_meta;
+  }
   if (optim::Ema* ema = run->ema()) {
     models::NamedTensors ema_tensors;
     Json ema_meta;
@@ -75,8 +82,107 @@ absl::StatusOr<std::string> ResolveCheckpointDir(const std::string& resume, RunS
     }
     return resume;
   }
-  ASSIGN_OR_RETURN(std::optional<CheckpointInfo> latest, run->checkpoints().FindLatestComplete());
+  // Only rank 0 cleans leftovers: ranks removing the same directories at once race.
+  ASSIGN_OR_RETURN(std::optional<CheckpointInfo> latest,
+                   run->checkpoints().FindLatestComplete(/*clean=*/run->is_main()));
   return latest ? latest->path : std::string();
+}
+
+// Whether the checkpoint's optimizer state fits this run, checked before anything is loaded:
+// a ZeRO checkpoint needs ZeRO over the same number of ranks (the shards split the state by
+// rank); stage 1 and 2 shards are alike (the stage only changes how gradients are reduced).
+absl::Status CheckZeroCompatible(const std::string& dir, const Json& state, RunSetup* run) {
+  if (!state.contains("zero")) return absl::OkStatus();  // unsharded: loads into either
+  const int stage = state["zero"].value("stage", 0);
+  const int world = state["zero"].value("world_size", 0);
+  const std::string what = absl::StrCat(dir, " holds ZeRO stage ", stage,
+                                        " optimizer state sharded over ", world,
+                                        " ranks (zero_rank<r>_of", world, ".pt)");
+  if (run->zero() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, "; this run has world size ", run->world_size(), " without ZeRO (--zero_stage=",
+        run->options().zero_stage, "): resume it with ", world,
+        " ranks and --zero_stage=1 or 2 (tools/cf launch -n ", world, " -- ...)"));
+  }
+  if (world != run->world_size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, "; this run has world size ", run->world_size(), " (--zero_stage=",
+        run->options().zero_stage, "): sharded state resumes only with the same world size "
+        "(relaunch with -n ", world, ")"));
+  }
+  if (stage != run->options().zero_stage) {
+    LOG(INFO) << what << "; continuing with --zero_stage=" << run->options().zero_stage
+              << " (the shards of stage 1 and 2 are the same)";
+  }
+  return absl::OkStatus();
+}
+
+// Optimizer state into the run: the unsharded file, this rank's shard file, or (unsharded
+// checkpoint, ZeRO run) this rank's elements of the unsharded file.
+absl::Status LoadOptimizerState(const std::string& dir, const Json& state, RunSetup* run) {
+  if (run->zero() == nullptr) {
+    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
+    return run->optimizer().LoadState(opt, state.at("optimizer"));
+  }
+  if (state.contains("zero")) {
+    RETURN_IF_ERROR(run->zero()->LoadShard(dir));
+  } else {
+    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
+    absl::Status s = run->zero_updater()->LoadUnshardedState(opt, state.at("optimizer"));
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(dir, "/optimizer.safetensors: ", s.message()));
+    LOG(INFO) << "ZeRO: took this rank's shard of the unsharded optimizer state in " << dir;
+  }
+  // The shard's master copy must hold the weights just loaded into the model.
+  return CopyParamsIntoShard(run->model().named_parameters(/*recurse=*/true).pairs(), *run->zero());
+}
+
+// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory, between two
+// barriers inside rank 0's writer: the first says the directory exists, the second that every
+// shard is written, after which rank 0's CheckpointManager fsyncs, renames and writes DONE. A
+// failure on one rank still meets both barriers, and all ranks then agree (AnyRank) to fail
+// together. Only a rank that dies or hangs leaves the others to the communicator's timeout.
+absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, double best_metric,
+                                                  RunSetup* run) {
+  dist::Communicator* comm = run->comm();
+  absl::StatusOr<std::string> saved = std::string();
+  if (run->is_main()) {
+    bool writer_ran = false;
+    absl::Status barrier_status;
+    saved = run->checkpoints().Save(
+        step,
+        [&](const std::string& dir) -> absl::Status {
+          writer_ran = true;
+          barrier_status = comm->Barrier();
+          if (!barrier_status.ok()) return barrier_status;
+          absl::Status s = WriteCheckpointFiles(dir, step, best_metric, run);
+          if (s.ok()) s = run->zero()->SaveShard(dir);
+          barrier_status = comm->Barrier();
+          return s.ok() ? barrier_status : s;
+        },
+        is_best, best_metric);
+    if (!barrier_status.ok()) return barrier_status;  // the communicator is unusable now
+    if (!writer_ran) {  // Save failed before its writer: still meet the other ranks
+      RETURN_IF_ERROR(comm->Barrier());
+      RETURN_IF_ERROR(comm->Barrier());
+    }
+  } else {
+    RETURN_IF_ERROR(comm->Barrier());
+    absl::Status s = run->zero()->SaveShard(run->checkpoints().TempDirPath(step));
+    RETURN_IF_ERROR(comm->Barrier());
+    if (s.ok()) {
+      saved = absl::StrCat(run->checkpoints().checkpoints_dir(), "/",
+                           CheckpointManager::StepDirName(step));
+    } else {
+      saved = s;
+    }
+  }
+  ASSIGN_OR_RETURN(bool any_failed, run->AnyRank(!saved.ok()));
+  if (!saved.ok()) return saved.status();
+  if (any_failed) {
+    return absl::InternalError(absl::StrCat("checkpoint of step ", step,
+                                            ": another rank failed to write its part (see its log)"));
+  }
+  return saved;
 }
 
 }  // namespace
@@ -108,6 +214,7 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 
 absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
                                            RunSetup* run) {
+  if (run->zero() != nullptr) return SaveShardedTrainState(step, is_best, best_metric, run);
   return run->checkpoints().Save(
       step,
       [&](const std::string& dir) { return WriteCheckpointFiles(dir, step, best_metric, run); },
@@ -123,11 +230,11 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
         dir, "/trainer_state.json: format_version ", state.value("format_version", 0),
         ", this trainer reads ", kTrainStateFormatVersion));
   }
+  RETURN_IF_ERROR(CheckZeroCompatible(dir, state, run));
   try {
     ASSIGN_OR_RETURN(models::NamedTensors weights, models::ReadSafetensors(dir + "/model.safetensors"));
     RETURN_IF_ERROR(LoadModelState(weights, dir + "/model.safetensors", &run->model()));
-    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
-    RETURN_IF_ERROR(run->optimizer().LoadState(opt, state.at("optimizer")));
+    RETURN_IF_ERROR(LoadOptimizerState(dir, state, run));
     if (optim::Ema* ema = run->ema()) {
       if (!state.contains("ema")) {
         return absl::FailedPreconditionError(dir + ": EMA is on but the checkpoint has no EMA state");
