@@ -252,6 +252,9 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     ASSIGN_OR_RETURN(RngState rng, DecodeRngState(rng_blob));
     RETURN_IF_ERROR(RestoreRngState(rng, {}));
     ASSIGN_OR_RETURN(data::LoaderState loader, data::LoaderState::FromJson(state.at("loader").dump()));
+    // Rank 0 wrote its loader's state; the ranks consume their strided shards in lockstep, so
+    // the position is every rank's and only the rank differs.
+    if (loader.rank == 0 && loader.world_size == run->world_size()) loader.rank = run->rank();
     RETURN_IF_ERROR(run->train_loader().Restore(loader));
     run->set_epoch(state.at("epoch").get<int64_t>());
     run->set_trackio_run_id(state.value("trackio_run_id", ""));
