@@ -17,7 +17,9 @@
 // so the pointer never dangles. (Publishing a standalone "best" folder is the uploader's job.)
 //
 // Steps are zero-padded to 8 digits for `ls` ordering; larger steps simply get longer names and
-// ordering always uses the parsed number. One writer per run directory (rank 0); not thread-safe.
+// ordering always uses the parsed number. One writer per run directory (rank 0; under ZeRO the
+// other ranks only add their shard files to TempDirPath(step) while rank 0's writer runs);
+// not thread-safe.
 #ifndef CONVFOREVER_TRAIN_CHECKPOINT_H_
 #define CONVFOREVER_TRAIN_CHECKPOINT_H_
 

@@ -136,6 +136,36 @@ absl::Status LoadOptimizerState(const std::string& dir, const Json& state, RunSe
   return CopyParamsIntoShard(run->model().named_parameters(/*recurse=*/true).pairs(), *run->zero());
 }
 
+// Ranks > 0 draw different dropout / drop-path masks (their generators are seeded seed + rank);
+// under ZeRO, where every rank writes anyway, each keeps its generators in rng_rank<r>.bin so a
+// resumed run draws what the uninterrupted one would have (rank 0's are in trainer_state.json).
+std::string RankRngPath(const std::string& dir, int rank) {
+  return absl::StrCat(dir, "/rng_rank", rank, ".bin");
+}
+
+absl::Status WriteRankRngState(const std::string& dir, int rank) {
+  ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
+  return base::WriteFileAtomically(RankRngPath(dir, rank), EncodeRngState(rng));
+}
+
+// The blob of this rank's generators: rank 0's from trainer_state.json, the others' from their
+// rng_rank<r>.bin when the checkpoint has one (ZeRO), else rank 0's too.
+absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json& state, RunSetup* run) {
+  const std::string path = RankRngPath(dir, run->rank());
+  if (run->rank() > 0 && std::filesystem::exists(path)) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (!in) return absl::DataLossError(absl::StrCat("cannot read ", path));
+    return bytes.str();
+  }
+  std::string rng_blob;
+  if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng_blob)) {
+    return absl::DataLossError(dir + "/trainer_state.json: rng is not base64");
+  }
+  return rng_blob;
+}
+
 // ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory, between two
 // barriers inside rank 0's writer: the first says the directory exists, the second that every
 // shard is written, after which rank 0's CheckpointManager fsyncs, renames and writes DONE. A
@@ -167,7 +197,9 @@ absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, do
     }
   } else {
     RETURN_IF_ERROR(comm->Barrier());
-    absl::Status s = run->zero()->SaveShard(run->checkpoints().TempDirPath(step));
+    const std::string tmp_dir = run->checkpoints().TempDirPath(step);
+    absl::Status s = run->zero()->SaveShard(tmp_dir);
+    if (s.ok()) s = WriteRankRngState(tmp_dir, run->rank());
     RETURN_IF_ERROR(comm->Barrier());
     if (s.ok()) {
       saved = absl::StrCat(run->checkpoints().checkpoints_dir(), "/",
@@ -245,10 +277,7 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     if (optim::LossScaler* scaler = run->loss_scaler(); scaler && state.contains("loss_scaler")) {
       RETURN_IF_ERROR(scaler->LoadState(state.at("loss_scaler")));
     }
-    std::string rng_blob;
-    if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng_blob)) {
-      return absl::DataLossError(dir + "/trainer_state.json: rng is not base64");
-    }
+    ASSIGN_OR_RETURN(std::string rng_blob, RngBlobOfThisRank(dir, state, run));
     ASSIGN_OR_RETURN(RngState rng, DecodeRngState(rng_blob));
     RETURN_IF_ERROR(RestoreRngState(rng, {}));
     ASSIGN_OR_RETURN(data::LoaderState loader, data::LoaderState::FromJson(state.at("loader").dump()));

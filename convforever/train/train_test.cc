@@ -334,23 +334,27 @@ TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
 }
 
 // ZeRO checkpoints resume exactly: 3 steps, then --resume=auto to 6, gives the losses and weights
-// of 6 uninterrupted steps; an unsharded (plain data-parallel) checkpoint resumes under ZeRO too
-// (each rank takes its elements of optimizer.safetensors). A ZeRO checkpoint on one process is a
+// of 6 uninterrupted steps, drop path included (rank 1 draws its own masks again: its RNG state
+// is in the checkpoint). An unsharded (plain data-parallel) checkpoint resumes under ZeRO too,
+// each rank taking its elements of optimizer.safetensors. A ZeRO checkpoint on one process is a
 // clear error naming both world sizes.
 TEST(TrainerZero, ShardedCheckpointsResume) {
   const std::string dir = TempDir("zero_resume");
   const std::vector<std::string> common = {
       "--hflip=false", "--optimizer=adamw", "--lr=0.01", "--weight_decay=0.1",
       "--micro_batch_size=4", "--lr_scheduler_type=constant"};
+  const std::vector<std::string> drop_path = {"--model=convnext_pico_fmnist", "--drop_path_rate=0.2"};
+  int launches = 0;
   auto run = [&](const std::string& name, std::vector<std::string> more) {
     Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), common), more),
-                            dir + "/" + name + "." + std::to_string(more.size()) + ".log");
+                            dir + "/launch" + std::to_string(++launches) + ".log");
     EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
     return r;
   };
-  run("straight", {"--zero_stage=2", "--max_steps=6"});
-  run("halves", {"--zero_stage=2", "--max_steps=3"});
-  Outcome resumed = run("halves", {"--zero_stage=2", "--max_steps=6", "--resume=auto"});
+  run("straight", With(drop_path, {"--zero_stage=2", "--max_steps=6"}));
+  run("halves", With(drop_path, {"--zero_stage=2", "--max_steps=3"}));
+  EXPECT_TRUE(fs::exists(dir + "/halves/checkpoints/step-00000003/rng_rank1.bin"));
+  Outcome resumed = run("halves", With(drop_path, {"--zero_stage=2", "--max_steps=6", "--resume=auto"}));
   EXPECT_NE(resumed.output.find("resumed at step 3"), std::string::npos) << resumed.output;
   const std::map<int64_t, double> expected = StepLosses(dir + "/straight");
   const std::map<int64_t, double> actual = StepLosses(dir + "/halves");
@@ -360,16 +364,17 @@ TEST(TrainerZero, ShardedCheckpointsResume) {
   ExpectSameWeights(dir + "/straight/checkpoints/step-00000006",
                     dir + "/halves/checkpoints/step-00000006");
 
+  run("dp_straight", {"--zero_stage=0", "--max_steps=6"});
   run("from_dp", {"--zero_stage=0", "--max_steps=3"});
   Outcome from_dp = run("from_dp", {"--zero_stage=1", "--max_steps=6", "--resume=auto"});
   EXPECT_NE(from_dp.output.find("unsharded optimizer state"), std::string::npos) << from_dp.output;
   {
-    SCOPED_TRACE("plain data parallel checkpoint resumed under ZeRO-1");
-    ExpectSameWeights(dir + "/straight/checkpoints/step-00000006",
+    SCOPED_TRACE("plain data-parallel checkpoint resumed under ZeRO-1");
+    ExpectSameWeights(dir + "/dp_straight/checkpoints/step-00000006",
                       dir + "/from_dp/checkpoints/step-00000006");
   }
 
-  Outcome one = RunTrainer(With(With(SmallRun(dir + "/halves"), common),
+  Outcome one = RunTrainer(With(With(With(SmallRun(dir + "/halves"), common), drop_path),
                                 {"--zero_stage=2", "--max_steps=9", "--resume=auto"}),
                            dir);
   EXPECT_EQ(one.exit_code, 1) << one.output;
