@@ -298,7 +298,8 @@ TEST(TrainerDataParallel, TwoRanksMatchOneRankWithDoubleBatch) {
 }
 
 // ZeRO through the real launcher: 2 Gloo ranks with ZeRO-1 (optimizer "offloaded", a no-op move
-// on CPU) and ZeRO-2 end with the weights of plain 2-rank data parallel. AdamW with weight decay
+// on CPU), ZeRO-2, and ZeRO-2 + offload from a DeepSpeed config end with the weights of plain
+// 2-rank data parallel. AdamW with weight decay
 // (biases and 1-D parameters excluded by the param-group rules, which the shards must follow),
 // accumulation 2 and global-norm clipping. Each rank writes its shard into the checkpoint.
 TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
@@ -313,14 +314,29 @@ TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
   const std::string dp_ckpt = dir + "/dp/checkpoints/step-00000005";
   EXPECT_TRUE(fs::exists(dp_ckpt + "/optimizer.safetensors"));
   EXPECT_FALSE(fs::exists(dp_ckpt + "/zero_rank0_of2.pt"));
-  for (const std::vector<std::string>& zero :
-       {std::vector<std::string>{"--zero_stage=1", "--zero_offload_optimizer"},
-        std::vector<std::string>{"--zero_stage=2"}}) {
-    const std::string name = zero[0].substr(2);
-    Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), common), zero),
+  // DeepSpeed users select ZeRO in the config; offload_optimizer.device "cpu" maps to
+  // --zero_offload_optimizer.
+  const std::string ds_config = dir + "/ds_zero2_offload.json";
+  std::ofstream(ds_config) << R"({"train_micro_batch_size_per_gpu": "auto",
+      "gradient_accumulation_steps": "auto",
+      "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}})";
+  struct Variant {
+    std::string name;
+    std::vector<std::string> flags;
+    std::string log;  // how the run describes its ZeRO setup
+  };
+  const std::vector<Variant> variants = {
+      {"zero1_offload", {"--zero_stage=1", "--zero_offload_optimizer"},
+       "ZeRO stage 1 (optimizer on the CPU): this rank holds"},
+      {"zero2", {"--zero_stage=2"}, "ZeRO stage 2: this rank holds"},
+      {"deepspeed", {"--deepspeed_config=" + ds_config},
+       "ZeRO stage 2 (optimizer on the CPU): this rank holds"}};
+  for (const Variant& v : variants) {
+    const std::string& name = v.name;
+    Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), common), v.flags),
                             dir + "/" + name + ".log");
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_NE(r.output.find("this rank holds"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(v.log), std::string::npos) << r.output;
     const std::string ckpt = dir + "/" + name + "/checkpoints/step-00000005";
     for (const char* file : {"DONE", "model.safetensors", "trainer_state.json",
                              "zero_rank0_of2.pt", "zero_rank1_of2.pt"}) {
