@@ -166,53 +166,68 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
   return rng_blob;
 }
 
-// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory, between two
-// barriers inside rank 0's writer: the first says the directory exists, the second that every
-// shard is written, after which rank 0's CheckpointManager fsyncs, renames and writes DONE. A
-// failure on one rank still meets both barriers, and all ranks then agree (AnyRank) to fail
-// together. Only a rank that dies or hangs leaves the others to the communicator's timeout.
+// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
+// writer runs. Collectives, in the same order on every rank:
+//   Barrier            the temp directory exists (rank 0's writer has started)
+//   AnyRank(failed)    every shard is written, or some rank failed: rank 0's writer then fails,
+//                      so the CheckpointManager drops the temp directory and no DONE appears
+//   AnyRank(failed)    rank 0's fsync / rename / DONE went through (or the save failed anywhere)
+// A failure on one rank still takes part in all three, so every rank returns an error together.
+// Only a rank that dies or hangs leaves the others to the communicator's timeout (its error names
+// the rank).
 absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, double best_metric,
                                                   RunSetup* run) {
   dist::Communicator* comm = run->comm();
   absl::StatusOr<std::string> saved = std::string();
   if (run->is_main()) {
     bool writer_ran = false;
-    absl::Status barrier_status;
+    absl::Status comm_status;  // a failed collective: the communicator is unusable then
     saved = run->checkpoints().Save(
         step,
         [&](const std::string& dir) -> absl::Status {
           writer_ran = true;
-          barrier_status = comm->Barrier();
-          if (!barrier_status.ok()) return barrier_status;
+          comm_status = comm->Barrier();
+          if (!comm_status.ok()) return comm_status;
           absl::Status s = WriteCheckpointFiles(dir, step, best_metric, run);
           if (s.ok()) s = run->zero()->SaveShard(dir);
-          barrier_status = comm->Barrier();
-          return s.ok() ? barrier_status : s;
+          absl::StatusOr<bool> others_failed = run->AnyRank(!s.ok());
+          if (!others_failed.ok()) comm_status = others_failed.status();
+          if (!comm_status.ok()) return comm_status;
+          if (!s.ok()) return s;
+          if (*others_failed) {
+            return absl::InternalError("another rank could not write its ZeRO shard (see its log)");
+          }
+          return absl::OkStatus();
         },
         is_best, best_metric);
-    if (!barrier_status.ok()) return barrier_status;  // the communicator is unusable now
+    if (!comm_status.ok()) return comm_status;
     if (!writer_ran) {  // Save failed before its writer: still meet the other ranks
       RETURN_IF_ERROR(comm->Barrier());
-      RETURN_IF_ERROR(comm->Barrier());
+      RETURN_IF_ERROR(run->AnyRank(true).status());
     }
   } else {
     RETURN_IF_ERROR(comm->Barrier());
     const std::string tmp_dir = run->checkpoints().TempDirPath(step);
     absl::Status s = run->zero()->SaveShard(tmp_dir);
     if (s.ok()) s = WriteRankRngState(tmp_dir, run->rank());
-    RETURN_IF_ERROR(comm->Barrier());
-    if (s.ok()) {
+    ASSIGN_OR_RETURN(bool some_rank_failed, run->AnyRank(!s.ok()));
+    if (!s.ok()) {
+      saved = s;
+    } else if (some_rank_failed) {
+      saved = absl::InternalError("rank 0 or another rank could not write its part (see its log)");
+    } else {
       saved = absl::StrCat(run->checkpoints().checkpoints_dir(), "/",
                            CheckpointManager::StepDirName(step));
-    } else {
-      saved = s;
     }
   }
   ASSIGN_OR_RETURN(bool any_failed, run->AnyRank(!saved.ok()));
-  if (!saved.ok()) return saved.status();
+  if (!saved.ok()) {
+    return absl::Status(saved.status().code(), absl::StrCat("checkpoint of step ", step, " on rank ",
+                                                            run->rank(), ": ", saved.status().message()));
+  }
   if (any_failed) {
     return absl::InternalError(absl::StrCat("checkpoint of step ", step,
-                                            ": another rank failed to write its part (see its log)"));
+                                            ": rank 0 could not complete it (see its log)"));
   }
   return saved;
 }
