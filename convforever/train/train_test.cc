@@ -399,6 +399,24 @@ TEST(TrainerZero, ShardedCheckpointsResume) {
   EXPECT_NE(one.output.find("world size 1"), std::string::npos) << one.output;
 }
 
+// A ZeRO checkpoint that cannot be written (here `checkpoints` is a file) ends the run with the
+// save's error naming the step, the rank and the path (whichever rank reports first; the launcher
+// then stops the other), and leaves no checkpoint.
+TEST(TrainerZero, FailedCheckpointIsAClearError) {
+  const std::string dir = TempDir("zero_save_fails");
+  fs::create_directories(dir + "/run");
+  std::ofstream(dir + "/run/checkpoints").put('x');
+  ASSERT_TRUE(fs::is_regular_file(dir + "/run/checkpoints"));
+  Outcome r = RunLaunched(2, With(SmallRun(dir + "/run"), {"--zero_stage=1", "--max_steps=2",
+                                                          "--dist_timeout_s=120"}),
+                          dir + "/launch.log");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("train: error: INTERNAL: checkpoint of step 2 on rank "),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/run/checkpoints/.tmp-step-00000002"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/run/checkpoints/step-00000002"));
+}
+
 // --hub_repo: snapshots land in ONE model repo (a commit per snapshot) in the layout transformers
 // loads for ConvNeXt, with a model card; with the Hub down, training finishes all the same.
 TEST(TrainerHub, SnapshotsGoToOneRepoAndAnOutageNeverStopsTraining) {
