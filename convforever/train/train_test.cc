@@ -353,7 +353,7 @@ TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
 // of 6 uninterrupted steps, drop path included (rank 1 draws its own masks again: its RNG state
 // is in the checkpoint). An unsharded (plain data-parallel) checkpoint resumes under ZeRO too,
 // each rank taking its elements of optimizer.safetensors. A ZeRO checkpoint on one process is a
-// clear error naming both world sizes.
+// clear error naming both world sizes; under the other ZeRO stage it continues.
 TEST(TrainerZero, ShardedCheckpointsResume) {
   const std::string dir = TempDir("zero_resume");
   const std::vector<std::string> common = {
@@ -397,6 +397,11 @@ TEST(TrainerZero, ShardedCheckpointsResume) {
   EXPECT_NE(one.output.find("nothing to shard"), std::string::npos) << one.output;
   EXPECT_NE(one.output.find("sharded over 2 ranks"), std::string::npos) << one.output;
   EXPECT_NE(one.output.find("world size 1"), std::string::npos) << one.output;
+
+  // Stage 1 and 2 shards are alike: a ZeRO-2 checkpoint continues under ZeRO-1.
+  Outcome restaged = run("halves", With(drop_path, {"--zero_stage=1", "--max_steps=7", "--resume=auto"}));
+  EXPECT_NE(restaged.output.find("continuing with --zero_stage=1"), std::string::npos)
+      << restaged.output;
 }
 
 // A ZeRO checkpoint that cannot be written (here `checkpoints` is a file) ends the run with the
