@@ -349,28 +349,34 @@ TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
   }
 }
 
-// ZeRO checkpoints resume exactly: 3 steps, then --resume=auto to 6, gives the losses and weights
-// of 6 uninterrupted steps, drop path included (rank 1 draws its own masks again: its RNG state
-// is in the checkpoint). An unsharded (plain data-parallel) checkpoint resumes under ZeRO too,
-// each rank taking its elements of optimizer.safetensors. A ZeRO checkpoint on one process is a
-// clear error naming both world sizes; under the other ZeRO stage it continues.
-TEST(TrainerZero, ShardedCheckpointsResume) {
-  const std::string dir = TempDir("zero_resume");
-  const std::vector<std::string> common = {
+const std::vector<std::string>& ZeroResumeFlags() {
+  static const std::vector<std::string> flags = {
       "--hflip=false", "--optimizer=adamw", "--lr=0.01", "--weight_decay=0.1",
       "--micro_batch_size=4", "--lr_scheduler_type=constant"};
+  return flags;
+}
+
+// Launches 2 ranks of SmallRun(dir/name) + ZeroResumeFlags() + `more`; expects success.
+Outcome LaunchZeroRun(const std::string& dir, const std::string& name, std::vector<std::string> more) {
+  static int launches = 0;
+  Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), ZeroResumeFlags()), more),
+                          dir + "/launch" + std::to_string(++launches) + ".log");
+  EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
+  return r;
+}
+
+// ZeRO checkpoints resume exactly: 3 steps, then --resume=auto to 6, gives the losses and weights
+// of 6 uninterrupted steps, drop path included (rank 1 draws its own masks again: its RNG state
+// is in the checkpoint). A ZeRO checkpoint on one process is a clear error naming both world
+// sizes; under the other ZeRO stage it continues.
+TEST(TrainerZero, ShardedCheckpointsResumeExactly) {
+  const std::string dir = TempDir("zero_resume");
   const std::vector<std::string> drop_path = {"--model=convnext_pico_fmnist", "--drop_path_rate=0.2"};
-  int launches = 0;
-  auto run = [&](const std::string& name, std::vector<std::string> more) {
-    Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), common), more),
-                            dir + "/launch" + std::to_string(++launches) + ".log");
-    EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
-    return r;
-  };
-  run("straight", With(drop_path, {"--zero_stage=2", "--max_steps=6"}));
-  run("halves", With(drop_path, {"--zero_stage=2", "--max_steps=3"}));
+  LaunchZeroRun(dir, "straight", With(drop_path, {"--zero_stage=2", "--max_steps=6"}));
+  LaunchZeroRun(dir, "halves", With(drop_path, {"--zero_stage=2", "--max_steps=3"}));
   EXPECT_TRUE(fs::exists(dir + "/halves/checkpoints/step-00000003/rng_rank1.bin"));
-  Outcome resumed = run("halves", With(drop_path, {"--zero_stage=2", "--max_steps=6", "--resume=auto"}));
+  Outcome resumed =
+      LaunchZeroRun(dir, "halves", With(drop_path, {"--zero_stage=2", "--max_steps=6", "--resume=auto"}));
   EXPECT_NE(resumed.output.find("resumed at step 3"), std::string::npos) << resumed.output;
   const std::map<int64_t, double> expected = StepLosses(dir + "/straight");
   const std::map<int64_t, double> actual = StepLosses(dir + "/halves");
@@ -380,17 +386,7 @@ TEST(TrainerZero, ShardedCheckpointsResume) {
   ExpectSameWeights(dir + "/straight/checkpoints/step-00000006",
                     dir + "/halves/checkpoints/step-00000006");
 
-  run("dp_straight", {"--zero_stage=0", "--max_steps=6"});
-  run("from_dp", {"--zero_stage=0", "--max_steps=3"});
-  Outcome from_dp = run("from_dp", {"--zero_stage=1", "--max_steps=6", "--resume=auto"});
-  EXPECT_NE(from_dp.output.find("unsharded optimizer state"), std::string::npos) << from_dp.output;
-  {
-    SCOPED_TRACE("plain data-parallel checkpoint resumed under ZeRO-1");
-    ExpectSameWeights(dir + "/dp_straight/checkpoints/step-00000006",
-                      dir + "/from_dp/checkpoints/step-00000006");
-  }
-
-  Outcome one = RunTrainer(With(With(With(SmallRun(dir + "/halves"), common), drop_path),
+  Outcome one = RunTrainer(With(With(With(SmallRun(dir + "/halves"), ZeroResumeFlags()), drop_path),
                                 {"--zero_stage=2", "--max_steps=9", "--resume=auto"}),
                            dir);
   EXPECT_EQ(one.exit_code, 1) << one.output;
@@ -399,9 +395,22 @@ TEST(TrainerZero, ShardedCheckpointsResume) {
   EXPECT_NE(one.output.find("world size 1"), std::string::npos) << one.output;
 
   // Stage 1 and 2 shards are alike: a ZeRO-2 checkpoint continues under ZeRO-1.
-  Outcome restaged = run("halves", With(drop_path, {"--zero_stage=1", "--max_steps=7", "--resume=auto"}));
+  Outcome restaged = LaunchZeroRun(dir, "halves",
+                                   With(drop_path, {"--zero_stage=1", "--max_steps=7", "--resume=auto"}));
   EXPECT_NE(restaged.output.find("continuing with --zero_stage=1"), std::string::npos)
       << restaged.output;
+}
+
+// An unsharded (plain data-parallel) checkpoint resumes under ZeRO: each rank takes its elements
+// of optimizer.safetensors, and the run ends where plain data parallel would.
+TEST(TrainerZero, UnshardedCheckpointResumesUnderZero) {
+  const std::string dir = TempDir("zero_from_dp");
+  LaunchZeroRun(dir, "dp_straight", {"--zero_stage=0", "--max_steps=6"});
+  LaunchZeroRun(dir, "from_dp", {"--zero_stage=0", "--max_steps=3"});
+  Outcome from_dp = LaunchZeroRun(dir, "from_dp", {"--zero_stage=1", "--max_steps=6", "--resume=auto"});
+  EXPECT_NE(from_dp.output.find("unsharded optimizer state"), std::string::npos) << from_dp.output;
+  ExpectSameWeights(dir + "/dp_straight/checkpoints/step-00000006",
+                    dir + "/from_dp/checkpoints/step-00000006");
 }
 
 // A ZeRO checkpoint that cannot be written (here `checkpoints` is a file) ends the run with the
