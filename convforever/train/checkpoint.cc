@@ -116,6 +116,10 @@ std::string CheckpointManager::StepDirName(int64_t step) {
   return absl::StrFormat("%s%08d", kStepPrefix, step);
 }
 
+std::string CheckpointManager::TempDirPath(int64_t step) const {
+  return absl::StrFormat("%s/%s%08d", dir_, kTmpPrefix, step);
+}
+
 absl::StatusOr<std::string> CheckpointManager::Save(int64_t step, const WriterFn& writer,
                                                     bool is_best, double metric) {
   if (step < 0) return absl::InvalidArgumentError(absl::StrCat("negative checkpoint step ", step));
@@ -124,7 +128,7 @@ absl::StatusOr<std::string> CheckpointManager::Save(int64_t step, const WriterFn
     RETURN_IF_ERROR(base::SyncDirectory(run_dir_));  // the new checkpoints/ entry itself
   }
   const std::string final_dir = absl::StrCat(dir_, "/", StepDirName(step));
-  const std::string tmp_dir = absl::StrFormat("%s/%s%08d", dir_, kTmpPrefix, step);
+  const std::string tmp_dir = TempDirPath(step);
   RETURN_IF_ERROR(RemoveTree(tmp_dir));  // a killed earlier attempt at the same step
   if (::mkdir(tmp_dir.c_str(), 0755) != 0) return ErrnoError("cannot create", tmp_dir);
 

@@ -17,7 +17,9 @@
 // so the pointer never dangles. (Publishing a standalone "best" folder is the uploader's job.)
 //
 // Steps are zero-padded to 8 digits for `ls` ordering; larger steps simply get longer names and
-// ordering always uses the parsed number. One writer per run directory (rank 0); not thread-safe.
+// ordering always uses the parsed number. One writer per run directory (rank 0; under ZeRO the
+// other ranks only add their shard files to TempDirPath(step) while rank 0's writer runs);
+// not thread-safe.
 #ifndef CONVFOREVER_TRAIN_CHECKPOINT_H_
 #define CONVFOREVER_TRAIN_CHECKPOINT_H_
 
@@ -74,6 +76,9 @@ class CheckpointManager {
 
   const std::string& checkpoints_dir() const { return dir_; }
   static std::string StepDirName(int64_t step);  // "step-00001000"
+  // Where Save(step, ...) lets its writer fill the checkpoint: `<checkpoints_dir>/.tmp-step-N`.
+  // Other processes (ZeRO ranks > 0) write their own files there while rank 0's writer runs.
+  std::string TempDirPath(int64_t step) const;
 
   // Test hook: runs after the rename to step-N and before DONE is written.
   std::function<void()> before_done_for_test;

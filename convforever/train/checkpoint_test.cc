@@ -70,6 +70,23 @@ TEST(CheckpointManager, SaveWritesFilesAndDoneManifest) {
   EXPECT_EQ((*latest)->step, 100);
 }
 
+// ZeRO ranks > 0 write their shard into TempDirPath(step) while rank 0's writer runs: it must be
+// the directory the writer gets, and what they put there is fsynced and listed in DONE.
+TEST(CheckpointManager, TempDirPathIsTheWritersDirectory) {
+  const std::string run = TempDir();
+  CheckpointManager manager(run, 3);
+  EXPECT_EQ(manager.TempDirPath(7), run + "/checkpoints/.tmp-step-00000007");
+  std::string seen;
+  auto path = manager.Save(7, [&](const std::string& dir) {
+    seen = dir;
+    std::ofstream(manager.TempDirPath(7) + "/zero_rank1_of2.pt") << "shard";
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(seen, manager.TempDirPath(7));
+  EXPECT_EQ(ReadAll(*path + "/DONE"), "{\"files\":[\"zero_rank1_of2.pt\"],\"step\":7}\n");
+}
+
 TEST(CheckpointManager, EmptyRunHasNoCheckpoint) {
   CheckpointManager manager(TempDir() + "/never-created", 2);
   auto latest = manager.FindLatestComplete();

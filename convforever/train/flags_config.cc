@@ -62,6 +62,7 @@ absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* o) {
   }
   if (ds.gradient_clipping > 0) o->gradient_clipping = ds.gradient_clipping;
   o->zero_stage = ds.zero_stage;
+  o->zero_offload_optimizer = ds.offload_optimizer_device == "cpu";
   return absl::OkStatus();
 }
 

@@ -98,6 +98,9 @@ DEFINE_string(run_name, "", "run name for metrics stores (default: the run direc
 // Distributed
 DEFINE_string(dist_backend, "auto", "auto|gloo|nccl");
 DEFINE_int32(zero_stage, 0, "ZeRO stage 0, 1 or 2 (or from --deepspeed_config)");
+DEFINE_bool(zero_offload_optimizer, false,
+            "ZeRO: keep the shard's master weights and optimizer state on the CPU (or from "
+            "--deepspeed_config zero_optimization.offload_optimizer.device=cpu)");
 DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
 
 namespace {
@@ -187,6 +190,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.hub_private = FLAGS_hub_private;
   o.dist_backend = FLAGS_dist_backend;
   o.zero_stage = FLAGS_zero_stage;
+  o.zero_offload_optimizer = FLAGS_zero_offload_optimizer;
   o.dist_timeout_s = FLAGS_dist_timeout_s;
   if (!FLAGS_deepspeed_config.empty()) {
     RETURN_IF_ERROR(cf::train::ApplyDeepSpeedConfig(FLAGS_deepspeed_config, &o));

@@ -131,11 +131,7 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
   at::manual_seed(options.seed + run->rank());
   RETURN_IF_ERROR(run->BuildData());
   RETURN_IF_ERROR(run->BuildModel());
-  if (run->comm_) {
-    run->dp_ = std::make_unique<dist::DataParallel>(
-        run->comm_.get(), run->model_->named_parameters(/*recurse=*/true).pairs());
-    RETURN_IF_ERROR(run->dp_->BroadcastParameters(*run->model_));
-  }
+  RETURN_IF_ERROR(run->BroadcastInitialWeights());
   RETURN_IF_ERROR(run->BuildOptimizer());
   RETURN_IF_ERROR(run->BuildCheckpoints());
   return run;
@@ -146,7 +142,14 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
 absl::Status RunSetup::BuildDistributed() {
   ASSIGN_OR_RETURN(dist::LaunchEnv env, dist::ReadLaunchEnv(dist::LaunchOverrides{}));
   if (options_.device == "cuda") device_ = c10::Device(c10::kCUDA, env.local_rank);
-  if (env.world_size <= 1) return absl::OkStatus();
+  if (env.world_size <= 1) {
+    if (options_.zero_stage > 0) {
+      LOG(INFO) << "--zero_stage=" << options_.zero_stage
+                << ": ZeRO shards optimizer state over several ranks; a single process has "
+                   "nothing to shard and trains unsharded";
+    }
+    return absl::OkStatus();
+  }
   dist::CommOptions c;
   c.backend = options_.dist_backend;
   c.cuda = device_.is_cuda();
@@ -154,11 +157,21 @@ absl::Status RunSetup::BuildDistributed() {
   ASSIGN_OR_RETURN(comm_, dist::Communicator::Create(env, c));
   LOG(INFO) << "rank " << comm_->rank() << " of " << comm_->world_size() << " ("
             << comm_->backend_name() << ", launched by " << env.source << ")";
-  if (options_.zero_stage > 0) {
-    return absl::UnimplementedError(
-        "--zero_stage > 0: ZeRO sharding is in convforever/dist (ZeroOptimizer) but not yet wired "
-        "into the trainer; use plain data parallel (--zero_stage=0)");
-  }
+  return absl::OkStatus();
+}
+
+// Every rank starts from rank 0's weights. Plain data parallel keeps its DataParallel (hooks
+// all-reduce gradients); ZeRO uses one without hooks for the broadcast only and drops it, so no
+// hook runs during backward (ZeroOptimizer reduces in ApplyGradients).
+absl::Status RunSetup::BroadcastInitialWeights() {
+  if (!comm_) return absl::OkStatus();
+  const bool zero = options_.zero_stage > 0;
+  dist::DataParallelOptions d;
+  d.overlap = !zero;
+  auto dp = std::make_unique<dist::DataParallel>(
+      comm_.get(), model_->named_parameters(/*recurse=*/true).pairs(), d);
+  RETURN_IF_ERROR(dp->BroadcastParameters(*model_));
+  if (!zero) dp_ = std::move(dp);
   return absl::OkStatus();
 }
 
@@ -243,7 +256,19 @@ absl::Status RunSetup::BuildOptimizer() {
   opt.momentum = options_.momentum;
   opt.nesterov = options_.nesterov;
   if (options_.optimizer_override) opt = *options_.optimizer_override;
-  ASSIGN_OR_RETURN(optimizer_, optim::CreateOptimizer(opt, std::move(groups)));
+  if (comm_ && options_.zero_stage > 0) {
+    dist::ZeroOptions z;
+    z.stage = options_.zero_stage;
+    z.offload_optimizer = options_.zero_offload_optimizer;
+    ASSIGN_OR_RETURN(zero_, CreateShardedOptimizer(comm_.get(),
+                                                   model_->named_parameters(/*recurse=*/true).pairs(),
+                                                   groups, opt, z, &zero_updater_));
+    LOG(INFO) << "ZeRO stage " << z.stage << (z.offload_optimizer ? " (optimizer on the CPU)" : "")
+              << ": this rank holds " << zero_->shard_numel() << " of " << zero_->total_numel()
+              << " parameters' optimizer state";
+  } else {
+    ASSIGN_OR_RETURN(optimizer_, optim::CreateOptimizer(opt, std::move(groups)));
+  }
 
   schedule_.type = options_.lr_scheduler_type;
   schedule_.base_lr = options_.lr;
@@ -349,6 +374,7 @@ void RunSetup::SetGradientSync(bool sync) {
 }
 
 absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
+  if (zero_) return ApplyShardedGradients(step, loss_finite);
   if (dp_) RETURN_IF_ERROR(dp_->FinishGradientSync());  // .grad now holds the mean over ranks
   // Every rank must take the same decision: one rank's non-finite loss skips the step everywhere.
   ASSIGN_OR_RETURN(bool any_nonfinite, AnyRank(!loss_finite));
@@ -365,6 +391,29 @@ absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
   if (!found_inf && ema_) ema_->Update(step + 1);
   last_grad_norm_ = norm;
   return !found_inf;
+}
+
+// The unscale before the reduction is exact (it is linear), and lets every rank agree on
+// skipping before any gradient collective, so all ranks skip or reduce together. The clip norm
+// is the global one, identical on every rank, so a non-finite norm skips everywhere too.
+absl::StatusOr<bool> RunSetup::ApplyShardedGradients(int64_t step, bool loss_finite) {
+  bool found_inf = !loss_finite;
+  if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
+  ASSIGN_OR_RETURN(bool skip, AnyRank(found_inf));
+  double norm = 0;
+  if (!skip) {
+    RETURN_IF_ERROR(zero_->ReduceGradients());
+    ASSIGN_OR_RETURN(norm, zero_->ClipGradNorm(options_.gradient_clipping));
+    skip = !std::isfinite(norm);
+    if (!skip) RETURN_IF_ERROR(zero_->Step(LearningRate(step)));
+  }
+  for (at::Tensor& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().reset();
+  }
+  if (scaler_) scaler_->Update(skip);
+  if (!skip && ema_) ema_->Update(step + 1);
+  last_grad_norm_ = norm;
+  return !skip;
 }
 
 double RunSetup::LearningRate(int64_t step) const { return optim::LearningRate(schedule_, step); }

@@ -4,6 +4,14 @@
 // mechanics of each piece (batches to the device, loss scaling, unscale/clip/step/EMA update,
 // metrics, evaluation), and train_state.cc saves and restores it.
 //
+// Several ranks come in two modes. Plain data parallel (--zero_stage=0): a DataParallel
+// all-reduces gradients from autograd hooks and every rank holds the full optimizer state.
+// ZeRO (--zero_stage=1|2, dist::ZeroOptimizer): no hooks; gradients sum locally over the
+// micro-steps, ApplyGradients reduces them (stage 1 all-reduce, stage 2 reduce-scatter), and each
+// rank keeps the optimizer state of its 1/world_size shard only (the trainer's own optimizer on
+// the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Rank 0's
+// initial weights are broadcast in both modes. With one rank, --zero_stage is logged and ignored.
+//
 // Not thread-safe: the training thread owns it. The loaders run their own worker threads.
 #ifndef CONVFOREVER_TRAIN_RUN_SETUP_H_
 #define CONVFOREVER_TRAIN_RUN_SETUP_H_
@@ -21,6 +29,7 @@
 #include "convforever/data/loader.h"
 #include "convforever/dist/communicator.h"
 #include "convforever/dist/data_parallel.h"
+#include "convforever/dist/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
 #include "convforever/optim/loss_scaler.h"
@@ -28,6 +37,7 @@
 #include "convforever/optim/schedule.h"
 #include "convforever/train/checkpoint.h"
 #include "convforever/train/hub_sync.h"
+#include "convforever/train/sharded_optimizer.h"
 #include "convforever/train/sinks.h"
 #include "convforever/train/trainer.h"
 
@@ -65,11 +75,13 @@ class RunSetup {
   // The loss to call backward() on: multiplied by the fp16 loss scale when one is active.
   at::Tensor ScaleLoss(const at::Tensor& loss) const;
   // Data parallel: whether this micro-batch's backward all-reduces gradients (the last one of an
-  // accumulation cycle). No-op with one rank.
+  // accumulation cycle). No-op with one rank and under ZeRO (which reduces in ApplyGradients).
   void SetGradientSync(bool sync);
   // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with the
   // scheduled lr of `step` (0-based), zeroes gradients, updates EMA and the loss scaler. Returns
-  // false when the step was skipped (non-finite loss or gradients).
+  // false when the step was skipped (non-finite loss or gradients); every rank takes the same
+  // decision. Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
+  // norm, step the shard and all-gather the parameters.
   absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
 
@@ -93,7 +105,10 @@ class RunSetup {
   const TrainerOptions& options() const { return options_; }
   const c10::Device& device() const { return device_; }
   models::Model& model() { return *model_; }
-  optim::Optimizer& optimizer() { return *optimizer_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }  // unsharded runs only (zero() null)
+  dist::Communicator* comm() { return comm_.get(); }     // null with one rank
+  dist::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
+  OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
   data::Loader& train_loader() { return *train_loader_; }
@@ -112,6 +127,8 @@ class RunSetup {
   absl::Status BuildOptimizer();
   absl::Status BuildCheckpoints();
   absl::Status BuildDistributed();
+  absl::Status BroadcastInitialWeights();
+  absl::StatusOr<bool> ApplyShardedGradients(int64_t step, bool loss_finite);
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
@@ -121,7 +138,9 @@ class RunSetup {
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;
   std::shared_ptr<models::Model> model_;
-  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<optim::Optimizer> optimizer_;       // null under ZeRO
+  std::unique_ptr<dist::ZeroOptimizer> zero_;         // ZeRO stage 1/2 with several ranks
+  OptimizerShardUpdater* zero_updater_ = nullptr;     // owned by zero_
   optim::ScheduleOptions schedule_;
   std::unique_ptr<optim::Ema> ema_;
   std::unique_ptr<optim::LossScaler> scaler_;

@@ -15,6 +15,8 @@
 #include "convforever/models/safetensors.h"
 #include "convforever/train/metrics.h"
 #include "convforever/train/rng_state.h"
+#include "convforever/train/sharded_optimizer.h"
+#include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::train {
@@ -40,19 +42,24 @@ absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double b
   ASSIGN_OR_RETURN(std::string model_config, models::ConfigJson(run->model(), models::WeightFormat::kTimm,
                                                          run->class_names(), run->options().image_size));
   RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/config.json", model_config));
-  models::NamedTensors optimizer_tensors;
-  Json optimizer_meta;
-  RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));
-  RETURN_IF_ERROR(models::WriteSafetensors(dir + "/optimizer.safetensors", optimizer_tensors,
-                                           kPtFormat));
   ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
   Json state = {{"format_version", kTrainStateFormatVersion},
                 {"step", step},
                 {"epoch", run->epoch()},
                 {"loader", Json::parse(run->train_loader().state().ToJson())},
-                {"optimizer", optimizer_meta},
                 {"best_metric", JsonNumberOrString(best_metric)},
                 {"rng", absl::Base64Escape(EncodeRngState(rng))}};
+  if (run->zero() != nullptr) {
+    // The optimizer state is in the ranks' zero_rank<r>_of<W>.pt files (SaveShardedTrainState).
+    state["zero"] = {{"stage", run->options().zero_stage}, {"world_size", run->world_size()}};
+  } else {
+    models::NamedTensors optimizer_tensors;
+    Json optimizer_meta;
+    RETURN_IF_ERROR(run->optimizer().SaveState(&optimizer_tensors, &optimizer_meta));
+    RETURN_IF_ERROR(models::WriteSafetensors(dir + "/optimizer.safetensors", optimizer_tensors,
+                                             kPtFormat));
+    state["optimizer"] = optimizer_meta;
+  }
   if (optim::Ema* ema = run->ema()) {
     models::NamedTensors ema_tensors;
     Json ema_meta;
@@ -75,8 +82,154 @@ absl::StatusOr<std::string> ResolveCheckpointDir(const std::string& resume, RunS
     }
     return resume;
   }
-  ASSIGN_OR_RETURN(std::optional<CheckpointInfo> latest, run->checkpoints().FindLatestComplete());
+  // Only rank 0 cleans leftovers: ranks removing the same directories at once race.
+  ASSIGN_OR_RETURN(std::optional<CheckpointInfo> latest,
+                   run->checkpoints().FindLatestComplete(/*clean=*/run->is_main()));
   return latest ? latest->path : std::string();
+}
+
+// Whether the checkpoint's optimizer state fits this run, checked before anything is loaded:
+// a ZeRO checkpoint needs ZeRO over the same number of ranks (the shards split the state by
+// rank); stage 1 and 2 shards are alike (the stage only changes how gradients are reduced).
+absl::Status CheckZeroCompatible(const std::string& dir, const Json& state, RunSetup* run) {
+  if (!state.contains("zero")) return absl::OkStatus();  // unsharded: loads into either
+  const int stage = state["zero"].value("stage", 0);
+  const int world = state["zero"].value("world_size", 0);
+  const std::string what = absl::StrCat(dir, " holds ZeRO stage ", stage,
+                                        " optimizer state sharded over ", world,
+                                        " ranks (zero_rank<r>_of", world, ".pt)");
+  if (run->zero() == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, "; this run has world size ", run->world_size(), " without ZeRO (--zero_stage=",
+        run->options().zero_stage, "): resume it with ", world,
+        " ranks and --zero_stage=1 or 2 (tools/cf launch -n ", world, " -- ...)"));
+  }
+  if (world != run->world_size()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, "; this run has world size ", run->world_size(), " (--zero_stage=",
+        run->options().zero_stage, "): sharded state resumes only with the same world size "
+        "(relaunch with -n ", world, ")"));
+  }
+  if (stage != run->options().zero_stage) {
+    LOG(INFO) << what << "; continuing with --zero_stage=" << run->options().zero_stage
+              << " (the shards of stage 1 and 2 are the same)";
+  }
+  return absl::OkStatus();
+}
+
+// Optimizer state into the run: the unsharded file, this rank's shard file, or (unsharded
+// checkpoint, ZeRO run) this rank's elements of the unsharded file.
+absl::Status LoadOptimizerState(const std::string& dir, const Json& state, RunSetup* run) {
+  if (run->zero() == nullptr) {
+    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
+    return run->optimizer().LoadState(opt, state.at("optimizer"));
+  }
+  if (state.contains("zero")) {
+    RETURN_IF_ERROR(run->zero()->LoadShard(dir));
+  } else {
+    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
+    absl::Status s = run->zero_updater()->LoadUnshardedState(opt, state.at("optimizer"));
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(dir, "/optimizer.safetensors: ", s.message()));
+    LOG(INFO) << "ZeRO: took this rank's shard of the unsharded optimizer state in " << dir;
+  }
+  // The shard's master copy must hold the weights just loaded into the model.
+  return CopyParamsIntoShard(run->model().named_parameters(/*recurse=*/true).pairs(), *run->zero());
+}
+
+// Ranks > 0 draw different dropout / drop-path masks (their generators are seeded seed + rank);
+// under ZeRO, where every rank writes anyway, each keeps its generators in rng_rank<r>.bin so a
+// resumed run draws what the uninterrupted one would have (rank 0's are in trainer_state.json).
+std::string RankRngPath(const std::string& dir, int rank) {
+  return absl::StrCat(dir, "/rng_rank", rank, ".bin");
+}
+
+absl::Status WriteRankRngState(const std::string& dir, int rank) {
+  ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
+  return base::WriteFileAtomically(RankRngPath(dir, rank), EncodeRngState(rng));
+}
+
+// The blob of this rank's generators: rank 0's from trainer_state.json, the others' from their
+// rng_rank<r>.bin when the checkpoint has one (ZeRO), else rank 0's too.
+absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json& state, RunSetup* run) {
+  const std::string path = RankRngPath(dir, run->rank());
+  if (run->rank() > 0 && std::filesystem::exists(path)) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    if (!in) return absl::DataLossError(absl::StrCat("cannot read ", path));
+    return bytes.str();
+  }
+  std::string rng_blob;
+  if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng_blob)) {
+    return absl::DataLossError(dir + "/trainer_state.json: rng is not base64");
+  }
+  return rng_blob;
+}
+
+// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
+// writer runs. Collectives, in the same order on every rank:
+//   Barrier            the temp directory exists (rank 0's writer has started)
+//   AnyRank(failed)    every shard is written, or some rank failed: rank 0's writer then fails,
+//                      so the CheckpointManager drops the temp directory and no DONE appears
+//   AnyRank(failed)    rank 0's fsync / rename / DONE went through (or the save failed anywhere)
+// A failure on one rank still takes part in all three, so every rank returns an error together.
+// Only a rank that dies or hangs leaves the others to the communicator's timeout (its error names
+// the rank).
+absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, double best_metric,
+                                                  RunSetup* run) {
+  dist::Communicator* comm = run->comm();
+  absl::StatusOr<std::string> saved = std::string();
+  if (run->is_main()) {
+    bool writer_ran = false;
+    absl::Status comm_status;  // a failed collective: the communicator is unusable then
+    saved = run->checkpoints().Save(
+        step,
+        [&](const std::string& dir) -> absl::Status {
+          writer_ran = true;
+          comm_status = comm->Barrier();
+          if (!comm_status.ok()) return comm_status;
+          absl::Status s = WriteCheckpointFiles(dir, step, best_metric, run);
+          if (s.ok()) s = run->zero()->SaveShard(dir);
+          absl::StatusOr<bool> others_failed = run->AnyRank(!s.ok());
+          if (!others_failed.ok()) comm_status = others_failed.status();
+          if (!comm_status.ok()) return comm_status;
+          if (!s.ok()) return s;
+          if (*others_failed) {
+            return absl::InternalError("another rank could not write its ZeRO shard (see its log)");
+          }
+          return absl::OkStatus();
+        },
+        is_best, best_metric);
+    if (!comm_status.ok()) return comm_status;
+    if (!writer_ran) {  // Save failed before its writer: still meet the other ranks
+      RETURN_IF_ERROR(comm->Barrier());
+      RETURN_IF_ERROR(run->AnyRank(true).status());
+    }
+  } else {
+    RETURN_IF_ERROR(comm->Barrier());
+    const std::string tmp_dir = run->checkpoints().TempDirPath(step);
+    absl::Status s = run->zero()->SaveShard(tmp_dir);
+    if (s.ok()) s = WriteRankRngState(tmp_dir, run->rank());
+    ASSIGN_OR_RETURN(bool some_rank_failed, run->AnyRank(!s.ok()));
+    if (!s.ok()) {
+      saved = s;
+    } else if (some_rank_failed) {
+      saved = absl::InternalError("rank 0 or another rank could not write its part (see its log)");
+    } else {
+      saved = absl::StrCat(run->checkpoints().checkpoints_dir(), "/",
+                           CheckpointManager::StepDirName(step));
+    }
+  }
+  ASSIGN_OR_RETURN(bool any_failed, run->AnyRank(!saved.ok()));
+  if (!saved.ok()) {
+    return absl::Status(saved.status().code(), absl::StrCat("checkpoint of step ", step, " on rank ",
+                                                            run->rank(), ": ", saved.status().message()));
+  }
+  if (any_failed) {
+    return absl::InternalError(absl::StrCat("checkpoint of step ", step,
+                                            ": rank 0 could not complete it (see its log)"));
+  }
+  return saved;
 }
 
 }  // namespace
@@ -108,6 +261,7 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 
 absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
                                            RunSetup* run) {
+  if (run->zero() != nullptr) return SaveShardedTrainState(step, is_best, best_metric, run);
   return run->checkpoints().Save(
       step,
       [&](const std::string& dir) { return WriteCheckpointFiles(dir, step, best_metric, run); },
@@ -123,11 +277,11 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
         dir, "/trainer_state.json: format_version ", state.value("format_version", 0),
         ", this trainer reads ", kTrainStateFormatVersion));
   }
+  RETURN_IF_ERROR(CheckZeroCompatible(dir, state, run));
   try {
     ASSIGN_OR_RETURN(models::NamedTensors weights, models::ReadSafetensors(dir + "/model.safetensors"));
     RETURN_IF_ERROR(LoadModelState(weights, dir + "/model.safetensors", &run->model()));
-    ASSIGN_OR_RETURN(models::NamedTensors opt, models::ReadSafetensors(dir + "/optimizer.safetensors"));
-    RETURN_IF_ERROR(run->optimizer().LoadState(opt, state.at("optimizer")));
+    RETURN_IF_ERROR(LoadOptimizerState(dir, state, run));
     if (optim::Ema* ema = run->ema()) {
       if (!state.contains("ema")) {
         return absl::FailedPreconditionError(dir + ": EMA is on but the checkpoint has no EMA state");
@@ -138,13 +292,13 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     if (optim::LossScaler* scaler = run->loss_scaler(); scaler && state.contains("loss_scaler")) {
       RETURN_IF_ERROR(scaler->LoadState(state.at("loss_scaler")));
     }
-    std::string rng_blob;
-    if (!absl::Base64Unescape(state.at("rng").get<std::string>(), &rng_blob)) {
-      return absl::DataLossError(dir + "/trainer_state.json: rng is not base64");
-    }
+    ASSIGN_OR_RETURN(std::string rng_blob, RngBlobOfThisRank(dir, state, run));
     ASSIGN_OR_RETURN(RngState rng, DecodeRngState(rng_blob));
     RETURN_IF_ERROR(RestoreRngState(rng, {}));
     ASSIGN_OR_RETURN(data::LoaderState loader, data::LoaderState::FromJson(state.at("loader").dump()));
+    // Rank 0 wrote its loader's state; the ranks consume their strided shards in lockstep, so
+    // the position is every rank's and only the rank differs.
+    if (loader.rank == 0 && loader.world_size == run->world_size()) loader.rank = run->rank();
     RETURN_IF_ERROR(run->train_loader().Restore(loader));
     run->set_epoch(state.at("epoch").get<int64_t>());
     run->set_trackio_run_id(state.value("trackio_run_id", ""));

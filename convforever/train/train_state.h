@@ -3,12 +3,22 @@
 // A checkpoint directory (managed by CheckpointManager: temp dir, fsync, rename, DONE) holds:
 //   model.safetensors      weights + buffers under timm's names (loads into timm unchanged)
 //   config.json            timm-style model config (architecture, num_classes, label_names)
-//   optimizer.safetensors  optimizer slots "<param>/<slot>"
+//   optimizer.safetensors  optimizer slots "<param>/<slot>" (unsharded runs)
+//   zero_rank<r>_of<W>.pt  ZeRO runs instead: one per rank r of W, written by that rank
+//                          (dist::ZeroOptimizer::SaveShard: its master weights and optimizer
+//                          state, sharded_optimizer.h); the directory must be shared by the ranks
+//   rng_rank<r>.bin        ZeRO, ranks r > 0: their RNG states (rank 0's are in trainer_state.json)
 //   ema.safetensors        EMA shadow weights (when EMA is on)
 //   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
-//                          loss-scaler state, RNG states, best metric, the run's flags
+//                          loss-scaler state, RNG states, best metric, the run's flags, and
+//                          {"zero": {"stage", "world_size"}} for a ZeRO checkpoint
+// Rank 0 writes everything but the other ranks' shards. Under ZeRO every rank takes part in
+// SaveTrainState (two barriers around rank 0's writer; see train_state.cc); a rank that dies
+// mid-save leaves the others to the communicator's timeout, and the temp directory unused.
 // Restoring checks names and shapes and reports the first mismatch; a checkpoint from another
-// model or optimizer is an error, never a silent partial load.
+// model or optimizer is an error, never a silent partial load. A ZeRO checkpoint resumes only
+// under ZeRO (stage 1 or 2) with the same world size (else an error naming the directory and both
+// world sizes); an unsharded one resumes under ZeRO too (each rank keeps its elements).
 #ifndef CONVFOREVER_TRAIN_TRAIN_STATE_H_
 #define CONVFOREVER_TRAIN_TRAIN_STATE_H_
 
@@ -23,7 +33,8 @@ namespace cf::train {
 
 inline constexpr int kTrainStateFormatVersion = 1;
 
-// Writes a checkpoint of `run` at `step`; returns its directory.
+// Writes a checkpoint of `run` at `step`; returns its directory. Called by rank 0 only, or by
+// every rank under ZeRO.
 absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
                                            RunSetup* run);
 

@@ -1,7 +1,7 @@
 // End-to-end tests of the trainer binary on synthetic data: every recipe runs (the "check before
 // the real job"), a run killed with SIGKILL and resumed matches an uninterrupted one step for
-// step, SIGTERM checkpoints and exits 0, non-finite losses abort with a clear message, and bad
-// flags are rejected before any work.
+// step, SIGTERM checkpoints and exits 0, non-finite losses abort with a clear message, bad flags
+// are rejected before any work, and data parallel / ZeRO over 2 launched Gloo ranks match.
 #include <signal.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -81,6 +81,40 @@ Outcome Wait(pid_t pid, const std::string& log_path) {
 Outcome RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
   const std::string log = dir + "/train.log";
   return Wait(Spawn(args, log), log);
+}
+
+// `n` ranks of the trainer through the real launcher (convforever/dist/launch.sh, 127.0.0.1).
+Outcome RunLaunched(int n, const std::vector<std::string>& trainer_args, const std::string& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<std::string> args = {"convforever/dist/launch.sh", "-n", std::to_string(n), "--",
+                                     kTrainBinary};
+    args.insert(args.end(), trainer_args.begin(), trainer_args.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("convforever/dist/launch.sh", argv.data());
+    _exit(127);
+  }
+  return Wait(pid, log);
+}
+
+// The model.safetensors of two checkpoint directories agree tensor by tensor.
+void ExpectSameWeights(const std::string& dir_a, const std::string& dir_b) {
+  auto a = models::ReadSafetensors(dir_a + "/model.safetensors");
+  auto b = models::ReadSafetensors(dir_b + "/model.safetensors");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(a->size(), b->size());
+  for (size_t i = 0; i < a->size(); ++i) {
+    ASSERT_EQ((*a)[i].first, (*b)[i].first);
+    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
+        << (*a)[i].first << " max diff "
+        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
+  }
 }
 
 // Synthetic data, small images, deterministic single-threaded math.
@@ -256,35 +290,145 @@ TEST(TrainerDataParallel, TwoRanksMatchOneRankWithDoubleBatch) {
   Outcome one = RunTrainer(With(With(SmallRun(dir + "/one"), common), {"--micro_batch_size=8"}), dir);
   ASSERT_EQ(one.exit_code, 0) << one.output;
 
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open((dir + "/two.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<std::string> args = {"convforever/dist/launch.sh", "-n", "2", "--", kTrainBinary};
-    for (const std::string& a : With(With(SmallRun(dir + "/two"), common), {"--micro_batch_size=4"})) {
-      args.push_back(a);
-    }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("convforever/dist/launch.sh", argv.data());
-    _exit(127);
-  }
-  Outcome two = Wait(pid, dir + "/two.log");
+  Outcome two = RunLaunched(2, With(With(SmallRun(dir + "/two"), common), {"--micro_batch_size=4"}),
+                            dir + "/two.log");
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_NE(two.output.find("rank 1 of 2"), std::string::npos) << two.output;
+  ExpectSameWeights(dir + "/one/checkpoints/step-00000005", dir + "/two/checkpoints/step-00000005");
+}
 
-  auto a = models::ReadSafetensors(dir + "/one/checkpoints/step-00000005/model.safetensors");
-  auto b = models::ReadSafetensors(dir + "/two/checkpoints/step-00000005/model.safetensors");
-  ASSERT_TRUE(a.ok()) << a.status();
-  ASSERT_TRUE(b.ok()) << b.status();
-  ASSERT_EQ(a->size(), b->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
-        << (*a)[i].first << " max diff "
-        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
+// ZeRO through the real launcher: 2 Gloo ranks with ZeRO-1 (optimizer "offloaded", a no-op move
+// on CPU), ZeRO-2, and ZeRO-2 + offload from a DeepSpeed config end with the weights of plain
+// 2-rank data parallel. AdamW with weight decay
+// (biases and 1-D parameters excluded by the param-group rules, which the shards must follow),
+// accumulation 2 and global-norm clipping. Each rank writes its shard into the checkpoint.
+TEST(TrainerZero, StagesOneAndTwoMatchDataParallel) {
+  const std::string dir = TempDir("zero");
+  const std::vector<std::string> common = {
+      "--hflip=false", "--max_steps=5", "--optimizer=adamw", "--lr=0.01", "--weight_decay=0.1",
+      "--micro_batch_size=4", "--gradient_accumulation_steps=2", "--gradient_clipping=0.5",
+      "--lr_scheduler_type=cosine", "--warmup_steps=2"};
+  Outcome dp = RunLaunched(2, With(With(SmallRun(dir + "/dp"), common), {"--zero_stage=0"}),
+                           dir + "/dp.log");
+  ASSERT_EQ(dp.exit_code, 0) << dp.output;
+  const std::string dp_ckpt = dir + "/dp/checkpoints/step-00000005";
+  EXPECT_TRUE(fs::exists(dp_ckpt + "/optimizer.safetensors"));
+  EXPECT_FALSE(fs::exists(dp_ckpt + "/zero_rank0_of2.pt"));
+  // DeepSpeed users select ZeRO in the config; offload_optimizer.device "cpu" maps to
+  // --zero_offload_optimizer.
+  const std::string ds_config = dir + "/ds_zero2_offload.json";
+  std::ofstream(ds_config) << R"({"train_micro_batch_size_per_gpu": "auto",
+      "gradient_accumulation_steps": "auto",
+      "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}})";
+  struct Variant {
+    std::string name;
+    std::vector<std::string> flags;
+    std::string log;  // how the run describes its ZeRO setup
+  };
+  const std::vector<Variant> variants = {
+      {"zero1_offload", {"--zero_stage=1", "--zero_offload_optimizer"},
+       "ZeRO stage 1 (optimizer on the CPU): this rank holds"},
+      {"zero2", {"--zero_stage=2"}, "ZeRO stage 2: this rank holds"},
+      {"deepspeed", {"--deepspeed_config=" + ds_config},
+       "ZeRO stage 2 (optimizer on the CPU): this rank holds"}};
+  for (const Variant& v : variants) {
+    const std::string& name = v.name;
+    Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), common), v.flags),
+                            dir + "/" + name + ".log");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(v.log), std::string::npos) << r.output;
+    const std::string ckpt = dir + "/" + name + "/checkpoints/step-00000005";
+    for (const char* file : {"DONE", "model.safetensors", "trainer_state.json",
+                             "zero_rank0_of2.pt", "zero_rank1_of2.pt"}) {
+      EXPECT_TRUE(fs::exists(ckpt + "/" + file)) << name << ": " << file;
+    }
+    EXPECT_FALSE(fs::exists(ckpt + "/optimizer.safetensors")) << name;
+    EXPECT_NE(ReadFile(ckpt + "/DONE").find("zero_rank1_of2.pt"), std::string::npos) << name;
+    SCOPED_TRACE(name);
+    ExpectSameWeights(dp_ckpt, ckpt);
   }
+}
+
+const std::vector<std::string>& ZeroResumeFlags() {
+  static const std::vector<std::string> flags = {
+      "--hflip=false", "--optimizer=adamw", "--lr=0.01", "--weight_decay=0.1",
+      "--micro_batch_size=4", "--lr_scheduler_type=constant"};
+  return flags;
+}
+
+// Launches 2 ranks of SmallRun(dir/name) + ZeroResumeFlags() + `more`; expects success.
+Outcome LaunchZeroRun(const std::string& dir, const std::string& name, std::vector<std::string> more) {
+  static int launches = 0;
+  Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + name), ZeroResumeFlags()), more),
+                          dir + "/launch" + std::to_string(++launches) + ".log");
+  EXPECT_EQ(r.exit_code, 0) << name << ":\n" << r.output;
+  return r;
+}
+
+// ZeRO checkpoints resume exactly: 3 steps, then --resume=auto to 6, gives the losses and weights
+// of 6 uninterrupted steps, drop path included (rank 1 draws its own masks again: its RNG state
+// is in the checkpoint). A ZeRO checkpoint on one process is a clear error naming both world
+// sizes; under the other ZeRO stage it continues.
+TEST(TrainerZero, ShardedCheckpointsResumeExactly) {
+  const std::string dir = TempDir("zero_resume");
+  const std::vector<std::string> drop_path = {"--model=convnext_pico_fmnist", "--drop_path_rate=0.2"};
+  LaunchZeroRun(dir, "straight", With(drop_path, {"--zero_stage=2", "--max_steps=6"}));
+  LaunchZeroRun(dir, "halves", With(drop_path, {"--zero_stage=2", "--max_steps=3"}));
+  EXPECT_TRUE(fs::exists(dir + "/halves/checkpoints/step-00000003/rng_rank1.bin"));
+  Outcome resumed =
+      LaunchZeroRun(dir, "halves", With(drop_path, {"--zero_stage=2", "--max_steps=6", "--resume=auto"}));
+  EXPECT_NE(resumed.output.find("resumed at step 3"), std::string::npos) << resumed.output;
+  const std::map<int64_t, double> expected = StepLosses(dir + "/straight");
+  const std::map<int64_t, double> actual = StepLosses(dir + "/halves");
+  ASSERT_EQ(expected.size(), 6u);
+  ASSERT_EQ(actual.size(), 6u);
+  for (const auto& [step, loss] : expected) EXPECT_EQ(actual.at(step), loss) << "step " << step;
+  ExpectSameWeights(dir + "/straight/checkpoints/step-00000006",
+                    dir + "/halves/checkpoints/step-00000006");
+
+  Outcome one = RunTrainer(With(With(With(SmallRun(dir + "/halves"), ZeroResumeFlags()), drop_path),
+                                {"--zero_stage=2", "--max_steps=9", "--resume=auto"}),
+                           dir);
+  EXPECT_EQ(one.exit_code, 1) << one.output;
+  EXPECT_NE(one.output.find("nothing to shard"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("sharded over 2 ranks"), std::string::npos) << one.output;
+  EXPECT_NE(one.output.find("world size 1"), std::string::npos) << one.output;
+
+  // Stage 1 and 2 shards are alike: a ZeRO-2 checkpoint continues under ZeRO-1.
+  Outcome restaged = LaunchZeroRun(dir, "halves",
+                                   With(drop_path, {"--zero_stage=1", "--max_steps=7", "--resume=auto"}));
+  EXPECT_NE(restaged.output.find("continuing with --zero_stage=1"), std::string::npos)
+      << restaged.output;
+}
+
+// An unsharded (plain data-parallel) checkpoint resumes under ZeRO: each rank takes its elements
+// of optimizer.safetensors, and the run ends where plain data parallel would.
+TEST(TrainerZero, UnshardedCheckpointResumesUnderZero) {
+  const std::string dir = TempDir("zero_from_dp");
+  LaunchZeroRun(dir, "dp_straight", {"--zero_stage=0", "--max_steps=6"});
+  LaunchZeroRun(dir, "from_dp", {"--zero_stage=0", "--max_steps=3"});
+  Outcome from_dp = LaunchZeroRun(dir, "from_dp", {"--zero_stage=1", "--max_steps=6", "--resume=auto"});
+  EXPECT_NE(from_dp.output.find("unsharded optimizer state"), std::string::npos) << from_dp.output;
+  ExpectSameWeights(dir + "/dp_straight/checkpoints/step-00000006",
+                    dir + "/from_dp/checkpoints/step-00000006");
+}
+
+// A ZeRO checkpoint that cannot be written (here `checkpoints` is a file) ends the run with the
+// save's error naming the step, the rank and the path (whichever rank reports first; the launcher
+// then stops the other), and leaves no checkpoint.
+TEST(TrainerZero, FailedCheckpointIsAClearError) {
+  const std::string dir = TempDir("zero_save_fails");
+  fs::create_directories(dir + "/run");
+  std::ofstream(dir + "/run/checkpoints").put('x');
+  ASSERT_TRUE(fs::is_regular_file(dir + "/run/checkpoints"));
+  Outcome r = RunLaunched(2, With(SmallRun(dir + "/run"), {"--zero_stage=1", "--max_steps=2",
+                                                          "--dist_timeout_s=120"}),
+                          dir + "/launch.log");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("train: error: INTERNAL: checkpoint of step 2 on rank "),
+            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/run/checkpoints/.tmp-step-00000002"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir + "/run/checkpoints/step-00000002"));
 }
 
 // --hub_repo: snapshots land in ONE model repo (a commit per snapshot) in the layout transformers
@@ -363,6 +507,8 @@ TEST(TrainerFailures, BadFlagsAreRejectedBeforeWork) {
       {{"--micro_batch_size=0"}, "--micro_batch_size"},
       {{"--widths=96,x"}, "--widths"},
       {{"--model=no_such_model"}, "no_such_model"},
+      {{"--optimizer=lamb", "--zero_stage=1"}, "lamb cannot run under --zero_stage > 0"},
+      {{"--zero_offload_optimizer"}, "--zero_offload_optimizer: needs --zero_stage"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = With(SmallRun(dir + "/run"), c.flags);

@@ -180,7 +180,9 @@ class Trainer {
   absl::Status SaveCheckpoint() {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
-    if (!run_->is_main()) return absl::OkStatus();  // data parallel: identical state, rank 0 writes
+    // Plain data parallel: identical state, rank 0 writes. ZeRO: every rank writes its shard of
+    // the optimizer state into rank 0's checkpoint directory (train_state.cc).
+    if (!run_->is_main() && run_->zero() == nullptr) return absl::OkStatus();
     ASSIGN_OR_RETURN(result_.checkpoint_dir,
                      SaveTrainState(step_, is_best_, result_.best_top1, run_.get()));
     is_best_ = false;

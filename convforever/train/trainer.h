@@ -123,7 +123,8 @@ struct TrainerOptions {
 
   // --- Data parallel (convforever/dist); world_size 1 = single process ---
   std::string dist_backend = "auto";   // auto|gloo|nccl
-  int zero_stage = 0;                  // 0, 1 or 2
+  int zero_stage = 0;                  // 0, 1 or 2 (ignored with one rank)
+  bool zero_offload_optimizer = false; // ZeRO: shard master weights + optimizer state on the CPU
   int64_t dist_timeout_s = 300;
 };
 

@@ -89,6 +89,15 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
   }
   if (absl::Status s = OneOf("dist_backend", o.dist_backend, {"auto", "gloo", "nccl"}); !s.ok()) return s;
   if (o.zero_stage < 0 || o.zero_stage > 2) return Bad("zero_stage", "must be 0, 1 or 2");
+  // Checked whatever the world size, so a recipe fails on the laptop before the cluster.
+  if (o.zero_stage > 0 && o.optimizer == "lamb") {
+    return Bad("optimizer", "lamb cannot run under --zero_stage > 0: LAMB's trust ratio needs "
+                            "whole-tensor norms and a ZeRO shard holds pieces of tensors (use "
+                            "adamw, sgd or lion, or --zero_stage=0)");
+  }
+  if (o.zero_offload_optimizer && o.zero_stage == 0) {
+    return Bad("zero_offload_optimizer", "needs --zero_stage=1 or 2");
+  }
   if (o.dist_timeout_s < 1) return Bad("dist_timeout_s", "must be >= 1");
   return absl::OkStatus();
 }
