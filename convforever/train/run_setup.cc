@@ -376,10 +376,11 @@ void RunSetup::SetGradientSync(bool sync) {
 absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
   if (zero_) return ApplyShardedGradients(step, loss_finite);
   if (dp_) RETURN_IF_ERROR(dp_->FinishGradientSync());  // .grad now holds the mean over ranks
-  // Every rank must take the same decision: one rank's non-finite loss skips the step everywhere.
-  ASSIGN_OR_RETURN(bool any_nonfinite, AnyRank(!loss_finite));
-  bool found_inf = any_nonfinite;
+  // Every rank must take the same decision: one rank's non-finite loss or gradient skips the
+  // step everywhere.
+  bool found_inf = !loss_finite;
   if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
+  ASSIGN_OR_RETURN(found_inf, AnyRank(found_inf));
   double norm = 0;
   if (!found_inf) {
     norm = optim::ClipGradNorm(params_, options_.gradient_clipping);
