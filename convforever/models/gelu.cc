@@ -122,9 +122,18 @@ bool FastPath(const at::Tensor& x) {
          !base::IsAutocastEnabled(c10::DeviceType::CPU);
 }
 
+// Elementwise kernels walk memory linearly, so a contiguous or channels_last tensor is used as it
+// is (no copy) and its result gets the same layout; anything else is made contiguous first.
+at::MemoryFormat LayoutOf(const at::Tensor& x) {
+  if (x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    return at::MemoryFormat::ChannelsLast;
+  }
+  return at::MemoryFormat::Contiguous;
+}
+
 struct GeluFunction : public torch::autograd::Function<GeluFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x) {
-    at::Tensor xc = x.contiguous();
+    at::Tensor xc = x.contiguous(LayoutOf(x));
     ctx->save_for_backward({xc});
     return GeluForward(xc);
   }
@@ -138,8 +147,8 @@ struct GeluFunction : public torch::autograd::Function<GeluFunction> {
 
 at::Tensor GeluForward(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat, "GeluForward: float32 CPU only");
-  const at::Tensor xc = x.contiguous();
-  at::Tensor y = at::empty_like(xc);
+  const at::Tensor xc = x.contiguous(LayoutOf(x));
+  at::Tensor y = at::empty_like(xc, LayoutOf(xc));
   const float* in = xc.data_ptr<float>();
   float* out = y.data_ptr<float>();
   at::parallel_for(0, xc.numel(), kGrain, [&](int64_t begin, int64_t end) {
@@ -152,9 +161,10 @@ at::Tensor GeluBackward(const at::Tensor& grad, const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat &&
                   grad.scalar_type() == at::kFloat && grad.sizes() == x.sizes(),
               "GeluBackward: float32 CPU grad and x of equal shape only");
-  const at::Tensor xc = x.contiguous();
-  const at::Tensor gc = grad.contiguous();
-  at::Tensor dx = at::empty_like(xc);
+  const at::MemoryFormat layout = LayoutOf(x);
+  const at::Tensor xc = x.contiguous(layout);
+  const at::Tensor gc = grad.contiguous(layout);
+  at::Tensor dx = at::empty_like(xc, layout);
   const float* xin = xc.data_ptr<float>();
   const float* gin = gc.data_ptr<float>();
   float* out = dx.data_ptr<float>();

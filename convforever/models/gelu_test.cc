@@ -46,6 +46,18 @@ TEST(Gelu, EveryTailLengthAndShape) {
   EXPECT_EQ(GeluForward(nd).sizes(), nd.sizes());
 }
 
+TEST(Gelu, ChannelsLastKeepsItsLayout) {
+  const at::Tensor x = at::randn({4, 24, 5, 6}).contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor y = GeluForward(x);
+  EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
+  ExpectClose(y, at::gelu(x), "channels_last forward");
+  const at::Tensor g = at::randn({4, 24, 5, 6});  // NCHW gradient for a channels_last input
+  ExpectClose(GeluBackward(g, x), at::gelu_backward(g, x), "channels_last backward");
+  at::Tensor a = x.clone().requires_grad_(true);
+  const at::Tensor ga = torch::autograd::grad({Gelu(a)}, {a}, {g})[0];
+  ExpectClose(ga, at::gelu_backward(g, x), "channels_last autograd");
+}
+
 TEST(Gelu, AutogradMatchesLibTorch) {
   const at::Tensor base = at::randn({64, 48}) * 2;
   const at::Tensor upstream = at::randn({64, 48});

@@ -55,15 +55,18 @@ double RunOurs(const std::string& trainer) {
   return (FLAGS_steps - FLAGS_warmup) * kBatch / (wall[FLAGS_steps] - wall[FLAGS_warmup]);
 }
 
-// The reference uses the recipe's memory format too (a line `--channels_last` or
-// `--channels_last=true` in the flagfile).
-bool RecipeUsesChannelsLast() {
+// The recipe's value of `--name` ("true" for a bare `--name`), or `fallback`.
+std::string RecipeValue(const std::string& name, const std::string& fallback) {
   std::ifstream in(kRecipe);
   for (std::string line; std::getline(in, line);) {
-    if (line == "--channels_last" || line == "--channels_last=true") return true;
+    if (line == "--" + name) return "true";
+    if (line.rfind("--" + name + "=", 0) == 0) return line.substr(name.size() + 3);
   }
-  return false;
+  return fallback;
 }
+
+// The reference builds the recipe's model shape and uses its memory format.
+bool RecipeUsesChannelsLast() { return RecipeValue("channels_last", "false") == "true"; }
 
 // `tuned_malloc`: the reference runs with the glibc malloc thresholds our trainer sets on itself
 // (base/allocator.h), to show how much of the ratio is the allocator and how much the kernels.
@@ -74,7 +77,9 @@ double RunPython(bool tuned_malloc) {
                    : "",
       "/usr/bin/python3 tools/bench/train_reference.py --steps ", FLAGS_steps, " --warmup ",
       FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch,
-      RecipeUsesChannelsLast() ? " --channels_last" : "", " 2>/dev/null");
+      RecipeUsesChannelsLast() ? " --channels_last" : "", " --stem_stride ",
+      RecipeValue("stem_stride", "4"), " --widths ", RecipeValue("widths", "48,96,192"),
+      " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return 0;
   double value = 0;
@@ -110,9 +115,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "a side failed to report (python3-torch installed? `tools/cf setup --reference`)\n");
     return 1;
   }
-  std::printf("default recipe, batch %d, %d thread(s), %s, steps %d..%d (data + step)\n", kBatch,
-              FLAGS_threads, RecipeUsesChannelsLast() ? "channels_last" : "NCHW", FLAGS_warmup,
-              FLAGS_steps);
+  std::printf("default recipe (stem stride %s, widths %s), batch %d, %d thread(s), %s, steps %d..%d "
+              "(data + step)\n", RecipeValue("stem_stride", "4").c_str(),
+              RecipeValue("widths", "48,96,192").c_str(), kBatch, FLAGS_threads,
+              RecipeUsesChannelsLast() ? "channels_last" : "NCHW", FLAGS_warmup, FLAGS_steps);
   std::printf("  convforever   : %8.1f images/s\n  python3-torch : %8.1f images/s\n", ours, python);
   std::printf("  python3-torch, malloc thresholds as ours : %8.1f images/s\n", python_tuned);
   std::printf("  ratio         : %8.2fx (target >= 1.2x)\n", ours / python);

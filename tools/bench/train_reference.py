@@ -47,14 +47,17 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channels_last", action="store_true")
+    p.add_argument("--stem_stride", type=int, default=4)
+    p.add_argument("--widths", default="48,96,192")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(FashionMnist(), batch_size=a.batch, shuffle=True,
                                          num_workers=1, drop_last=True, persistent_workers=True)
-    model = ConvNeXt([CNBlockConfig(48, 96, 2), CNBlockConfig(96, 192, 2),
-                      CNBlockConfig(192, None, 2)], num_classes=10)
-    model.features[0][0] = nn.Conv2d(1, 48, kernel_size=4, stride=4)
+    w = [int(x) for x in a.widths.split(",")]
+    model = ConvNeXt([CNBlockConfig(w[0], w[1], 2), CNBlockConfig(w[1], w[2], 2),
+                      CNBlockConfig(w[2], None, 2)], layer_scale=1.0, num_classes=10)
+    model.features[0][0] = nn.Conv2d(1, w[0], kernel_size=a.stem_stride, stride=a.stem_stride)
     memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
