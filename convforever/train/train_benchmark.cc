@@ -79,6 +79,8 @@ double RunPython(bool tuned_malloc) {
       FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch,
       RecipeUsesChannelsLast() ? " --channels_last" : "", " --stem_stride ",
       RecipeValue("stem_stride", "4"), " --widths ", RecipeValue("widths", "48,96,192"),
+      RecipeValue("hflip", "false") == "true" ? " --hflip" : "", " --label_smoothing ",
+      RecipeValue("label_smoothing", "0"),
       " 2>/dev/null");
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return 0;

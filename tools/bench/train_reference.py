@@ -28,15 +28,18 @@ def read_idx(path):
 
 
 class FashionMnist(torch.utils.data.Dataset):
-    def __init__(self):
+    def __init__(self, hflip):
         self.images = read_idx(f"{DATA}/train-images-idx3-ubyte.gz")
         self.labels = read_idx(f"{DATA}/train-labels-idx1-ubyte.gz")
+        self.hflip = hflip
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
         x = torch.from_numpy(self.images[i].astype(np.float32) / 255.0).unsqueeze(0)
+        if self.hflip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
         return (x - 0.5) / 0.5, int(self.labels[i])
 
 
@@ -49,10 +52,12 @@ def main():
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--stem_stride", type=int, default=4)
     p.add_argument("--widths", default="48,96,192")
+    p.add_argument("--hflip", action="store_true")
+    p.add_argument("--label_smoothing", type=float, default=0.0)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    loader = torch.utils.data.DataLoader(FashionMnist(), batch_size=a.batch, shuffle=True,
+    loader = torch.utils.data.DataLoader(FashionMnist(a.hflip), batch_size=a.batch, shuffle=True,
                                          num_workers=1, drop_last=True, persistent_workers=True)
     w = [int(x) for x in a.widths.split(",")]
     model = ConvNeXt([CNBlockConfig(w[0], w[1], 2), CNBlockConfig(w[1], w[2], 2),
@@ -61,7 +66,7 @@ def main():
     memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     step, start = 0, None
     while step < a.steps:
         for x, y in loader:
