@@ -9,6 +9,10 @@
 
 #include "convforever/base/torch_compat.h"
 
+// The 64-byte vector helpers below are always inlined, so GCC's note about the ABI for passing
+// such vectors by value (changed in GCC 4.6) concerns no real call.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace cf::models {
 namespace {
 

@@ -243,16 +243,7 @@ TEST(TrainerAccumulation, MicroBatchesAccumulateToTheFullBatchUpdate) {
                                   {"--micro_batch_size=4", "--gradient_accumulation_steps=4"}),
                              dir);
   ASSERT_EQ(accum.exit_code, 0) << accum.output;
-  auto a = models::ReadSafetensors(dir + "/full/checkpoints/step-00000002/model.safetensors");
-  auto b = models::ReadSafetensors(dir + "/accum/checkpoints/step-00000002/model.safetensors");
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ(a->size(), b->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    ASSERT_EQ((*a)[i].first, (*b)[i].first);
-    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
-        << (*a)[i].first << " max diff "
-        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
-  }
+  ExpectSameWeights(dir + "/full/checkpoints/step-00000002", dir + "/accum/checkpoints/step-00000002");
   // The step losses (means over the same 16 samples) agree too.
   const auto la = StepLosses(dir + "/full");
   const auto lb = StepLosses(dir + "/accum");
