@@ -9,10 +9,6 @@
 
 #include "convforever/base/torch_compat.h"
 
-// The 64-byte vector helpers below are always inlined, so GCC's note about the ABI for passing
-// such vectors by value (changed in GCC 4.6) concerns no real call.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 namespace cf::models {
 namespace {
 
@@ -40,8 +36,8 @@ CF_INLINE VF Splat(float c) {
 // |r| <= ln2/2, Cephes' degree-6 polynomial for e^r, then the exponent bits of 2^n. Below -87
 // the argument is clamped (e^-87 ~ 1.6e-38 is still a normal float, and GELU only ever adds it
 // to or multiplies it by O(1) terms).
-CF_INLINE VF ExpNonPositive(VF v) {
-  v = v < Splat(-87.0f) ? Splat(-87.0f) : v;
+CF_INLINE VF ExpNonPositive(const VF& arg) {
+  const VF v = arg < Splat(-87.0f) ? Splat(-87.0f) : arg;
   const VF magic = Splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
   const VF n = (v * 1.44269504088896341f + magic) - magic;
   const VF r = (v - n * 0.693359375f) - n * -2.12194440e-4f;
@@ -61,7 +57,7 @@ CF_INLINE VF ExpNonPositive(VF v) {
 // Phi(x) and the shared e = exp(-x^2/2). Abramowitz & Stegun 7.1.26 for erf(|x|/sqrt(2)):
 // 1 - erf(z) = t (a1 + t (a2 + ...)) e^{-z^2}, t = 1 / (1 + p z); then Phi(x) = 1 - q for
 // x >= 0 and q for x < 0 with q = (1 - erf(|z|)) / 2, which keeps Phi's small tail accurate.
-CF_INLINE VF NormalCdf(VF x, VF* e_out) {
+CF_INLINE VF NormalCdf(const VF& x, VF* e_out) {
   VF az = x * 0.70710678118654752f;
   az = az < Splat(0.0f) ? -az : az;
   const VF t = Splat(1.0f) / (az * 0.3275911f + 1.0f);
@@ -83,14 +79,14 @@ CF_INLINE VF Load(const float* p) {
   return v;
 }
 
-CF_INLINE void Store(float* p, VF v) { std::memcpy(p, &v, sizeof(VF)); }
+CF_INLINE void Store(float* p, const VF& v) { std::memcpy(p, &v, sizeof(VF)); }
 
-CF_INLINE VF ForwardVec(VF x) {
+CF_INLINE VF ForwardVec(const VF& x) {
   VF e;
   return x * NormalCdf(x, &e);
 }
 
-CF_INLINE VF BackwardVec(VF g, VF x) {
+CF_INLINE VF BackwardVec(const VF& g, const VF& x) {
   VF e;
   const VF cdf = NormalCdf(x, &e);
   return g * (cdf + x * e * 0.39894228040143268f);  // Phi(x) + x phi(x)
