@@ -159,7 +159,7 @@ TEST(ExportTest, UnsupportedCombinationsAreClearErrors) {
 }
 
 TEST(ExportTest, EveryRegistryFamilyRoundTripsInTimmNames) {
-  for (const std::string& name : {"resnet18", "simple_cnn", "vit_tiny_32"}) {
+  for (const std::string name : {"resnet18", "simple_cnn", "vit_tiny_32"}) {
     ModelOptions o = DefaultOptions(name);
     auto a = CreateModel(name, o);
     auto b = CreateModel(name, o);

@@ -66,7 +66,7 @@ TEST(RegistryTest, ParameterCountsMatchThePapers) {
 }
 
 TEST(RegistryTest, AnalyticConvNeXtCountMatchesTheBuiltModel) {
-  for (const std::string& name : {"convnext_nano_fmnist", "convforever"}) {
+  for (const std::string name : {"convnext_nano_fmnist", "convforever"}) {
     ModelOptions o = DefaultOptions(name);
     o.depth = 7;
     o.width_multiplier = 0.5;
@@ -225,7 +225,7 @@ TEST(CheckpointTest, GradientsEqualNonCheckpointed) {
 }
 
 TEST(ChannelsLastTest, SameLogitsAndGradientsAsContiguous) {
-  for (const std::string& name : {"convnext_nano_fmnist", "resnet18", "simple_cnn", "vit_tiny_32"}) {
+  for (const std::string name : {"convnext_nano_fmnist", "resnet18", "simple_cnn", "vit_tiny_32"}) {
     ModelOptions o = Small(name);
     if (name == std::string("resnet18")) o.widths = {8, 8, 16, 16};
     auto m = Make(name, o);
