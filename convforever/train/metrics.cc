@@ -117,6 +117,60 @@ absl::Status MultiSink::Close() { CF_FAN_OUT(Close()); }
 
 #undef CF_FAN_OUT
 
+// ---- RecordFile --------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<RecordFile>> RecordFile::Open(const std::string& path,
+                                                             const char* mode) {
+  std::FILE* file = std::fopen(path.c_str(), mode);
+  if (file == nullptr) return ErrnoError("cannot open", path);
+  return std::unique_ptr<RecordFile>(new RecordFile(path, file));
+}
+
+RecordFile::~RecordFile() { Close().IgnoreError(); }
+
+absl::Status RecordFile::Append(absl::string_view record) {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() ||
+      std::fflush(file_) != 0) {
+    return ErrnoError("cannot write", path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecordFile::Sync() {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
+    return ErrnoError("cannot flush", path_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecordFile::Close() {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::OkStatus();
+  std::FILE* file = file_;
+  file_ = nullptr;
+  bool ok = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  ok = std::fclose(file) == 0 && ok;
+  return ok ? absl::OkStatus() : ErrnoError("cannot close", path_);
+}
+
+absl::Status RecordFile::Rewrite(const std::function<std::string(std::istream&)>& rewrite) {
+  absl::MutexLock lock(&mu_);
+  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
+  if (std::fflush(file_) != 0) return ErrnoError("cannot flush", path_);
+  std::ifstream in(path_);
+  if (!in) return ErrnoError("cannot read", path_);
+  RETURN_IF_ERROR(base::WriteFileAtomically(path_, rewrite(in)));
+  // The old descriptor points at the replaced file: reopen the new one for appending.
+  std::fclose(file_);
+  file_ = std::fopen(path_.c_str(), "ae");
+  if (file_ == nullptr) return ErrnoError("cannot reopen", path_);
+  return absl::OkStatus();
+}
+
 // ---- JsonlSink ---------------------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<JsonlSink>> JsonlSink::Open(const std::string& run_dir) {
@@ -126,24 +180,8 @@ absl::StatusOr<std::unique_ptr<JsonlSink>> JsonlSink::Open(const std::string& ru
     return absl::InternalError(
         absl::StrCat("cannot create run directory ", run_dir, ": ", ec.message()));
   }
-  const std::string path = run_dir + "/metrics.jsonl";
-  std::FILE* file = std::fopen(path.c_str(), "ae");
-  if (file == nullptr) return ErrnoError("cannot open", path);
-  return std::unique_ptr<JsonlSink>(new JsonlSink(path, file));
-}
-
-JsonlSink::~JsonlSink() { Close().IgnoreError(); }
-
-absl::Status JsonlSink::WriteLine(const std::string& line) {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-  // One fwrite of the whole line, then fflush: readers never see a torn record from us.
-  const std::string record = line + "\n";
-  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() ||
-      std::fflush(file_) != 0) {
-    return ErrnoError("cannot write", path_);
-  }
-  return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::unique_ptr<RecordFile> file, RecordFile::Open(run_dir + "/metrics.jsonl", "ae"));
+  return std::unique_ptr<JsonlSink>(new JsonlSink(std::move(file)));
 }
 
 absl::Status JsonlSink::Log(int64_t step, const Scalars& scalars) {
@@ -152,10 +190,10 @@ absl::Status JsonlSink::Log(int64_t step, const Scalars& scalars) {
   record["step"] = step;
   record["wall_time"] = WallTimeSeconds();
   for (const auto& [name, value] : scalars) {
-    if (absl::Status s = CheckScalarName(name, path_); !s.ok()) return s;
+    if (absl::Status s = CheckScalarName(name, path()); !s.ok()) return s;
     record[name] = JsonNumberOrString(value);
   }
-  return WriteLine(record.dump());
+  return file_->Append(record.dump() + "\n");
 }
 
 absl::Status JsonlSink::LogConfig(const nlohmann::json& config) {
@@ -163,7 +201,7 @@ absl::Status JsonlSink::LogConfig(const nlohmann::json& config) {
   record["kind"] = "config";
   record["wall_time"] = WallTimeSeconds();
   record["config"] = StripSecrets(config);
-  return WriteLine(record.dump());
+  return file_->Append(record.dump() + "\n");
 }
 
 absl::Status JsonlSink::LogSystem(const Scalars& scalars) {
@@ -171,55 +209,28 @@ absl::Status JsonlSink::LogSystem(const Scalars& scalars) {
   record["kind"] = "system";
   record["wall_time"] = WallTimeSeconds();
   for (const auto& [name, value] : scalars) {
-    if (absl::Status s = CheckScalarName(name, path_); !s.ok()) return s;
+    if (absl::Status s = CheckScalarName(name, path()); !s.ok()) return s;
     record[name] = JsonNumberOrString(value);
   }
-  return WriteLine(record.dump());
+  return file_->Append(record.dump() + "\n");
 }
 
 absl::Status JsonlSink::DiscardAfter(int64_t step) {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-  if (std::fflush(file_) != 0) return ErrnoError("cannot flush", path_);
-  std::ifstream in(path_);
-  if (!in) return ErrnoError("cannot read", path_);
-  std::string kept;
-  for (std::string line; std::getline(in, line);) {
-    // A torn last line (the interrupted run died mid-write) is dropped; any other bad line is
-    // kept as it is: this pass only removes what it understands.
-    nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_discarded() && in.peek() == EOF) break;
-    if (record.is_object() && record.value("kind", "") == "metrics" && record.contains("step") &&
-        record["step"].is_number_integer() && record["step"].get<int64_t>() > step) {
-      continue;
+  return file_->Rewrite([step](std::istream& in) {
+    std::string kept;
+    for (std::string line; std::getline(in, line);) {
+      // A torn last line (the interrupted run died mid-write) is dropped; any other bad line is
+      // kept as it is: this pass only removes what it understands.
+      nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (record.is_discarded() && in.peek() == EOF) break;
+      if (record.is_object() && record.value("kind", "") == "metrics" && record.contains("step") &&
+          record["step"].is_number_integer() && record["step"].get<int64_t>() > step) {
+        continue;
+      }
+      absl::StrAppend(&kept, line, "\n");
     }
-    absl::StrAppend(&kept, line, "\n");
-  }
-  RETURN_IF_ERROR(base::WriteFileAtomically(path_, kept));
-  // The old descriptor points at the replaced file: reopen the new one for appending.
-  std::fclose(file_);
-  file_ = std::fopen(path_.c_str(), "ae");
-  if (file_ == nullptr) return ErrnoError("cannot reopen", path_);
-  return absl::OkStatus();
-}
-
-absl::Status JsonlSink::Flush() {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
-    return ErrnoError("cannot flush", path_);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status JsonlSink::Close() {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::OkStatus();
-  std::FILE* file = file_;
-  file_ = nullptr;
-  bool ok = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  ok = std::fclose(file) == 0 && ok;
-  return ok ? absl::OkStatus() : ErrnoError("cannot close", path_);
+    return kept;
+  });
 }
 
 }  // namespace cf::train

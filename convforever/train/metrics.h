@@ -17,6 +17,8 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <istream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -24,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 
@@ -72,6 +75,35 @@ class MultiSink : public MetricSink {
   std::vector<MetricSink*> sinks_;
 };
 
+// A file the sinks append whole records to: each Append is one fwrite + fflush, so readers
+// (`tail -f`, a live TensorBoard) never see a torn record from us; Sync() also fsyncs; Close()
+// fsyncs and closes. Errors name the path; after Close() every call but Close() is
+// FailedPrecondition. Thread-safe.
+class RecordFile {
+ public:
+  // `mode` is fopen's: "ae" appends to (or creates) the file, "wbe" truncates it.
+  static absl::StatusOr<std::unique_ptr<RecordFile>> Open(const std::string& path, const char* mode);
+  ~RecordFile();
+  RecordFile(const RecordFile&) = delete;
+  RecordFile& operator=(const RecordFile&) = delete;
+
+  absl::Status Append(absl::string_view record);
+  absl::Status Sync();
+  absl::Status Close();
+  // Replaces the file's contents atomically (cf::base::WriteFileAtomically) with
+  // `rewrite(current contents)`, then appends to the new file.
+  absl::Status Rewrite(const std::function<std::string(std::istream&)>& rewrite);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  RecordFile(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
+
+  const std::string path_;
+  absl::Mutex mu_;
+  std::FILE* file_;  // null after Close()
+};
+
 // `<run_dir>/metrics.jsonl`: one JSON object per line, flushed per line so `tail -f` and a
 // crash both see every complete record. Appends, so a resumed run continues the same file.
 //   {"kind":"config","wall_time":1763784000.25,"config":{...}}
@@ -84,7 +116,6 @@ class JsonlSink : public MetricSink {
  public:
   // Creates `run_dir` (and parents) if needed.
   static absl::StatusOr<std::unique_ptr<JsonlSink>> Open(const std::string& run_dir);
-  ~JsonlSink() override;
 
   absl::Status Log(int64_t step, const Scalars& scalars) override;
   absl::Status LogConfig(const nlohmann::json& config) override;
@@ -92,18 +123,15 @@ class JsonlSink : public MetricSink {
   // Rewrites the file atomically without "metrics" lines of later steps (config and system
   // lines stay), then appends as before.
   absl::Status DiscardAfter(int64_t step) override;
-  absl::Status Flush() override;
-  absl::Status Close() override;
+  absl::Status Flush() override { return file_->Sync(); }
+  absl::Status Close() override { return file_->Close(); }
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_->path(); }
 
  private:
-  JsonlSink(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
-  absl::Status WriteLine(const std::string& line);
+  explicit JsonlSink(std::unique_ptr<RecordFile> file) : file_(std::move(file)) {}
 
-  const std::string path_;
-  absl::Mutex mu_;
-  std::FILE* file_;  // null after Close()
+  std::unique_ptr<RecordFile> file_;
 };
 
 // Seconds since the Unix epoch, with sub-second precision (the wall_time of every record).

@@ -1,10 +1,7 @@
 #include "convforever/train/tensorboard.h"
 
-#include <unistd.h>
-
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "convforever/base/status_macros.h"
 
 namespace cf::train {
 namespace {
@@ -82,9 +80,6 @@ std::string EventHeader(double wall_time, int64_t step) {
   return event;
 }
 
-absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
 
 }  // namespace
 
@@ -176,84 +171,35 @@ absl::StatusOr<std::unique_ptr<TensorBoardSink>> TensorBoardSink::Open(const std
   const double now = WallTimeSeconds();
   const std::string path =
       absl::StrCat(logdir, "/", EventFileName(static_cast<int64_t>(std::floor(now))));
-  std::FILE* file = std::fopen(path.c_str(), "wbe");
-  if (file == nullptr) return ErrnoError("cannot create", path);
-  std::unique_ptr<TensorBoardSink> sink(new TensorBoardSink(path, file));
+  ASSIGN_OR_RETURN(std::unique_ptr<RecordFile> file, RecordFile::Open(path, "wbe"));
+  std::unique_ptr<TensorBoardSink> sink(new TensorBoardSink(std::move(file)));
   if (absl::Status s = sink->WriteEvent(EncodeFileVersionEvent(now)); !s.ok()) return s;
   return sink;
 }
 
-TensorBoardSink::~TensorBoardSink() { Close().IgnoreError(); }
-
-absl::Status TensorBoardSink::WriteEvent(const std::string& event) {
-  const std::string record = EncodeTfRecord(event);
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-  if (std::fwrite(record.data(), 1, record.size(), file_) != record.size() ||
-      std::fflush(file_) != 0) {
-    return ErrnoError("cannot write", path_);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status TensorBoardSink::Log(int64_t step, const Scalars& scalars) {
-  {
-    absl::MutexLock lock(&mu_);
-    last_step_ = step;
-  }
+  last_step_ = step;
   if (scalars.empty()) return absl::OkStatus();
   return WriteEvent(EncodeScalarsEvent(WallTimeSeconds(), step, scalars));
 }
 
 absl::Status TensorBoardSink::LogConfig(const nlohmann::json& config) {
-  int64_t step;
-  {
-    absl::MutexLock lock(&mu_);
-    step = last_step_;
-  }
   // Four leading spaces make a markdown code block, which keeps the JSON's indentation.
   std::string text;
   for (absl::string_view line : absl::StrSplit(StripSecrets(config).dump(2), '\n')) {
     absl::StrAppend(&text, "    ", line, "\n");
   }
-  return WriteEvent(EncodeTextEvent(WallTimeSeconds(), step, "config/text_summary", text));
+  return WriteEvent(EncodeTextEvent(WallTimeSeconds(), last_step_, "config/text_summary", text));
 }
 
 absl::Status TensorBoardSink::LogSystem(const Scalars& scalars) {
-  int64_t step;
-  {
-    absl::MutexLock lock(&mu_);
-    step = last_step_;
-  }
   if (scalars.empty()) return absl::OkStatus();
-  return WriteEvent(EncodeScalarsEvent(WallTimeSeconds(), step, scalars));
+  return WriteEvent(EncodeScalarsEvent(WallTimeSeconds(), last_step_, scalars));
 }
 
 absl::Status TensorBoardSink::DiscardAfter(int64_t step) {
-  {
-    absl::MutexLock lock(&mu_);
-    last_step_ = step;
-  }
+  last_step_ = step;
   return WriteEvent(EncodeSessionStartEvent(WallTimeSeconds(), step + 1));
-}
-
-absl::Status TensorBoardSink::Flush() {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::FailedPreconditionError(absl::StrCat(path_, " is closed"));
-  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0) {
-    return ErrnoError("cannot flush", path_);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status TensorBoardSink::Close() {
-  absl::MutexLock lock(&mu_);
-  if (file_ == nullptr) return absl::OkStatus();
-  std::FILE* file = file_;
-  file_ = nullptr;
-  bool ok = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  ok = std::fclose(file) == 0 && ok;
-  return ok ? absl::OkStatus() : ErrnoError("cannot close", path_);
 }
 
 }  // namespace cf::train

@@ -17,16 +17,15 @@
 #ifndef CONVFOREVER_TRAIN_TENSORBOARD_H_
 #define CONVFOREVER_TRAIN_TENSORBOARD_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "convforever/train/metrics.h"
 
 namespace cf::train {
@@ -56,7 +55,6 @@ class TensorBoardSink : public MetricSink {
  public:
   // Creates `logdir` (and parents) and a new event file in it.
   static absl::StatusOr<std::unique_ptr<TensorBoardSink>> Open(const std::string& logdir);
-  ~TensorBoardSink() override;
 
   absl::Status Log(int64_t step, const Scalars& scalars) override;
   // Tag "config/text_summary": the secret-stripped JSON, as a markdown code block.
@@ -65,19 +63,17 @@ class TensorBoardSink : public MetricSink {
   absl::Status LogSystem(const Scalars& scalars) override;
   // Writes a SessionLog START at step+1, so TensorBoard hides the interrupted run's later steps.
   absl::Status DiscardAfter(int64_t step) override;
-  absl::Status Flush() override;
-  absl::Status Close() override;
+  absl::Status Flush() override { return file_->Sync(); }
+  absl::Status Close() override { return file_->Close(); }
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_->path(); }
 
  private:
-  TensorBoardSink(std::string path, std::FILE* file) : path_(std::move(path)), file_(file) {}
-  absl::Status WriteEvent(const std::string& event);
+  explicit TensorBoardSink(std::unique_ptr<RecordFile> file) : file_(std::move(file)) {}
+  absl::Status WriteEvent(const std::string& event) { return file_->Append(EncodeTfRecord(event)); }
 
-  const std::string path_;
-  absl::Mutex mu_;
-  std::FILE* file_;  // null after Close()
-  int64_t last_step_ = 0;
+  std::unique_ptr<RecordFile> file_;
+  std::atomic<int64_t> last_step_{0};
 };
 
 }  // namespace cf::train
