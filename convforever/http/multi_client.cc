@@ -60,6 +60,7 @@ class MultiClient::Engine {
   std::multimap<absl::Time, std::unique_ptr<Job>> delayed_;  // retries waiting for their time
   std::map<CURL*, std::unique_ptr<Job>> active_;
   std::vector<std::unique_ptr<internal::CurlTransfer>> free_transfers_;
+  int consecutive_429s_ = 0;
   absl::BitGen rng_;
 };
 
@@ -130,11 +131,15 @@ void MultiClient::Engine::CancelWaiting(const char* why) {
 }
 
 absl::Duration MultiClient::Engine::StartReady() {
+  // Due retries go ahead of requests not yet started (in due order): behind a full queue they
+  // would wait for all of it and start long after their hint.
   const absl::Time now = absl::Now();
+  std::vector<std::unique_ptr<Job>> due;
   while (!delayed_.empty() && delayed_.begin()->first <= now) {
-    ready_.push_back(std::move(delayed_.begin()->second));
+    due.push_back(std::move(delayed_.begin()->second));
     delayed_.erase(delayed_.begin());
   }
+  for (auto it = due.rbegin(); it != due.rend(); ++it) ready_.push_front(std::move(*it));
   while (static_cast<int>(active_.size()) < options_.max_in_flight && !ready_.empty()) {
     if (options_.rate_limiter != nullptr) {
       const absl::Duration wait = options_.rate_limiter->TryAcquire();
@@ -169,7 +174,10 @@ void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
   active_.erase(it);
   absl::StatusOr<Response> outcome = job->transfer->Finish(code);
   ++job->attempt;
-  if (outcome.ok()) outcome->attempts = job->attempt;
+  if (outcome.ok()) {
+    outcome->attempts = job->attempt;
+    consecutive_429s_ = outcome->status == 429 ? consecutive_429s_ + 1 : 0;
+  }
   const bool retry = options_.retry.has_value() && job->attempt < std::max(1, options_.retry->max_attempts) &&
                      ShouldRetry(*options_.retry, outcome) &&
                      (options_.retry_budget == nullptr || options_.retry_budget->TryConsumeRetry());
@@ -178,7 +186,7 @@ void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
     const absl::Time t = absl::Now();
     const absl::Duration delay = RetryDelay(*options_.retry, job->attempt - 1, outcome, t, rng_);
     if (options_.pause_limiter_on_429 && options_.rate_limiter != nullptr && outcome.ok() &&
-        outcome->status == 429) {
+        outcome->status == 429 && consecutive_429s_ >= std::max(1, options_.pause_after_consecutive_429s)) {
       options_.rate_limiter->PauseFor(delay);
     }
     free_transfers_.push_back(std::move(job->transfer));

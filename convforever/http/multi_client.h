@@ -3,8 +3,9 @@
 //
 // Submit() queues a request and returns at once; at most `max_in_flight` transfers run together
 // (connections are reused across requests by the multi handle's connection cache). Each attempt,
-// first or retry, first takes a limiter token. A retryable outcome is re-queued after RetryDelay
-// (server hints honored) while attempts and the RetryBudget last; the callback then receives the
+// first or retry, first takes a limiter token. A retryable outcome waits RetryDelay (server hints
+// honored) while attempts and the RetryBudget last: waiting holds no in-flight slot, and once due
+// it starts before any request that has not started yet (so it is late only by the limiter); the callback then receives the
 // final outcome exactly once: a Response (any status; `attempts` set) or a transport error.
 // Callbacks run on the engine thread: keep them short and never block in them; they may call
 // Submit(). A `halt_on` outcome stops new work at once (see the option). Submit/Wait/counters
@@ -37,9 +38,13 @@ struct MultiClientOptions {
   std::optional<RetryPolicy> retry;
   RetryBudget* retry_budget = nullptr;  // not owned
   RateLimiter* rate_limiter = nullptr;  // not owned; shared with other users is fine
-  // A 429 means the whole account is limited, not one request: pause the limiter (everyone) for
-  // the retry delay instead of letting the other in-flight requests hit the wall too.
+  // A 429 can mean the whole account is limited, not one request: pause the limiter (everyone) for
+  // the retry delay instead of letting the other in-flight requests hit the wall too. Providers
+  // behind a router also answer 429 for one request while the rest go through; pausing everyone
+  // for each of those stalls the job, so the pause needs `pause_after_consecutive_429s` answers
+  // in a row to be 429 (1 = every 429 pauses; any other HTTP answer resets the count).
   bool pause_limiter_on_429 = true;
+  int pause_after_consecutive_429s = 1;
   // A final outcome for which this returns true (a revoked key, no credits) halts the engine:
   // nothing new starts, every queued or waiting request completes with CANCELLED at once, and
   // later Submits are cancelled; requests already on the wire finish normally. nullptr = never.
