@@ -134,6 +134,8 @@ absl::Status Pipeline::Setup(ShardSink* sink) {
     return !c.ok() && IsFatal(c.status());
   };
   mo.pause_after_consecutive_429s = o_.pause_after_consecutive_429s;
+  mo.straggler_after = o_.straggler_after;
+  mo.straggler_latency_multiple = o_.straggler_latency_multiple;
   client_ = std::make_unique<http::MultiClient>(mo);
   // Bounds memory only: records wait here for their answer, in any order.
   max_window_ = static_cast<size_t>(mo.max_in_flight) * 8 + 256;

@@ -55,6 +55,11 @@ struct ClassifierOptions {
   // A 429 pauses every request start only after this many 429 answers in a row (an account-wide
   // limit); a lone 429 (one provider behind a router) delays only its own request.
   int pause_after_consecutive_429s = 8;
+  // A request on the wire longer than max(straggler_after, 8 x the mean answer time) gives its slot
+  // to another while it runs on to its timeout (http::MultiClientOptions, "Stragglers"): answers
+  // that hang until --timeout_s do not eat the concurrency.
+  absl::Duration straggler_after = absl::Seconds(1);
+  double straggler_latency_multiple = 8;
   InputOptions input;
   OutputOptions output;
   std::string cache_path;  // "" = no cache

@@ -18,6 +18,7 @@ struct Job {
   Request request;
   MultiClient::Callback done;
   int attempt = 0;  // attempts finished
+  absl::Time started;  // of the attempt on the wire
   std::unique_ptr<internal::CurlTransfer> transfer;
 };
 
@@ -45,6 +46,9 @@ class MultiClient::Engine {
   bool DrainFinished();                 // true if a transfer finished
   void Finished(CURL* easy, CURLcode code);
   int PollTimeoutMs(absl::Duration limiter_wait);
+  // Attempts on the wire that count toward max_in_flight (stragglers beyond the cap count too);
+  // `next` gets when the next one turns into a straggler.
+  int Busy(absl::Time now, absl::Time* next);
 
   const MultiClientOptions options_;
   CURLM* multi_;
@@ -61,16 +65,19 @@ class MultiClient::Engine {
   std::map<CURL*, std::unique_ptr<Job>> active_;
   std::vector<std::unique_ptr<internal::CurlTransfer>> free_transfers_;
   int consecutive_429s_ = 0;
+  double mean_latency_s_ = 0;  // running mean of finished attempts (stragglers' threshold)
+  absl::Time next_straggler_ = absl::InfiniteFuture();
+  int busy_ = 0;  // Busy() as of the last StartReady
   absl::BitGen rng_;
 };
 
 MultiClient::Engine::Engine(MultiClientOptions options) : options_(std::move(options)) {
   EnsureCurlInitialized();
   multi_ = curl_multi_init();
-  const long host_conns = options_.max_host_connections > 0 ? options_.max_host_connections
-                                                            : options_.max_in_flight;
+  const long wire = options_.max_in_flight * (options_.straggler_after == absl::InfiniteDuration() ? 1 : 2);
+  const long host_conns = options_.max_host_connections > 0 ? options_.max_host_connections : wire;
   curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, host_conns);
-  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(options_.max_in_flight));
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, wire);
 }
 
 void MultiClient::Engine::RequestStop() {
@@ -130,6 +137,22 @@ void MultiClient::Engine::CancelWaiting(const char* why) {
   }
 }
 
+int MultiClient::Engine::Busy(absl::Time now, absl::Time* next) {
+  *next = absl::InfiniteFuture();
+  if (options_.straggler_after == absl::InfiniteDuration()) return static_cast<int>(active_.size());
+  const absl::Duration after = std::max(
+      options_.straggler_after, absl::Seconds(options_.straggler_latency_multiple * mean_latency_s_));
+  int stragglers = 0;
+  for (const auto& [easy, job] : active_) {
+    if (now - job->started >= after) {
+      ++stragglers;
+    } else {
+      *next = std::min(*next, job->started + after);
+    }
+  }
+  return static_cast<int>(active_.size()) - std::min(stragglers, options_.max_in_flight);
+}
+
 absl::Duration MultiClient::Engine::StartReady() {
   // Due retries go ahead of requests not yet started (in due order): behind a full queue they
   // would wait for all of it and start long after their hint.
@@ -140,7 +163,8 @@ absl::Duration MultiClient::Engine::StartReady() {
     delayed_.erase(delayed_.begin());
   }
   for (auto it = due.rbegin(); it != due.rend(); ++it) ready_.push_front(std::move(*it));
-  while (static_cast<int>(active_.size()) < options_.max_in_flight && !ready_.empty()) {
+  busy_ = Busy(now, &next_straggler_);
+  while (busy_ < options_.max_in_flight && !ready_.empty()) {
     if (options_.rate_limiter != nullptr) {
       const absl::Duration wait = options_.rate_limiter->TryAcquire();
       if (wait > absl::ZeroDuration()) return wait;
@@ -161,6 +185,9 @@ absl::Duration MultiClient::Engine::StartReady() {
     attempts.fetch_add(1);
     if (options_.retry_budget != nullptr) options_.retry_budget->RecordRequest();
     CURL* easy = job->transfer->easy();
+    job->started = absl::Now();
+    next_straggler_ = std::min(next_straggler_, job->started + options_.straggler_after);
+    ++busy_;
     curl_multi_add_handle(multi_, easy);
     active_.emplace(easy, std::move(job));
   }
@@ -174,6 +201,10 @@ void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
   active_.erase(it);
   absl::StatusOr<Response> outcome = job->transfer->Finish(code);
   ++job->attempt;
+  if (outcome.ok() && outcome->ok()) {  // answers only: a timeout says nothing about the usual latency
+    const double latency_s = absl::ToDoubleSeconds(absl::Now() - job->started);
+    mean_latency_s_ = mean_latency_s_ == 0 ? latency_s : 0.95 * mean_latency_s_ + 0.05 * latency_s;
+  }
   if (outcome.ok()) {
     outcome->attempts = job->attempt;
     consecutive_429s_ = outcome->status == 429 ? consecutive_429s_ + 1 : 0;
@@ -221,9 +252,11 @@ int MultiClient::Engine::PollTimeoutMs(absl::Duration limiter_wait) {
   curl_multi_timeout(multi_, &curl_ms);
   if (curl_ms >= 0) timeout = std::min(timeout, absl::Milliseconds(curl_ms));
   if (!delayed_.empty()) timeout = std::min(timeout, delayed_.begin()->first - absl::Now());
-  if (!ready_.empty() && static_cast<int>(active_.size()) < options_.max_in_flight) {
+  if (!ready_.empty() && busy_ < options_.max_in_flight) {
     timeout = std::min(timeout, limiter_wait);
   }
+  // With a full house and work waiting, wake when the oldest attempt turns into a straggler.
+  if (!ready_.empty()) timeout = std::min(timeout, next_straggler_ - absl::Now());
   timeout = absl::Ceil(std::max(timeout, absl::ZeroDuration()), absl::Milliseconds(1));
   return static_cast<int>(absl::ToInt64Milliseconds(timeout));
 }

@@ -5,7 +5,8 @@
 // (connections are reused across requests by the multi handle's connection cache). Each attempt,
 // first or retry, first takes a limiter token. A retryable outcome waits RetryDelay (server hints
 // honored) while attempts and the RetryBudget last: waiting holds no in-flight slot, and once due
-// it starts before any request that has not started yet (so it is late only by the limiter); the callback then receives the
+// it starts before any request that has not started yet (so it is late only by the limiter); an
+// attempt stuck on the wire past `straggler_after` frees its slot while it runs on (see the option); the callback then receives the
 // final outcome exactly once: a Response (any status; `attempts` set) or a transport error.
 // Callbacks run on the engine thread: keep them short and never block in them; they may call
 // Submit(). A `halt_on` outcome stops new work at once (see the option). Submit/Wait/counters
@@ -49,8 +50,15 @@ struct MultiClientOptions {
   // nothing new starts, every queued or waiting request completes with CANCELLED at once, and
   // later Submits are cancelled; requests already on the wire finish normally. nullptr = never.
   std::function<bool(const absl::StatusOr<Response>&)> halt_on;
-  // Connections kept open per host (0 = max_in_flight).
+  // Connections kept open per host (0 = max_in_flight, twice that with stragglers on).
   int max_host_connections = 0;
+  // Stragglers: an attempt on the wire for longer than max(straggler_after, straggler_latency_multiple
+  // x the running mean latency of finished attempts) stops counting toward max_in_flight (it is
+  // waiting on a stuck upstream, not loading the server), so a few answers that hang until their
+  // timeout do not starve everyone else of slots. At most `max_in_flight` stragglers are set
+  // aside at once (so at most twice max_in_flight on the wire). Infinite = off.
+  absl::Duration straggler_after = absl::InfiniteDuration();
+  double straggler_latency_multiple = 0;
 };
 
 class MultiClient {

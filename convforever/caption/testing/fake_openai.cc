@@ -96,13 +96,16 @@ bool FakeOpenAi::RandomFault(const std::string& caption, int attempt, ServerResp
       hint_expiry_[caption] = now + absl::Ceil(f.hint, absl::Seconds(1));
       return true;
     }
+    absl::Time expiry = now + f.hint;
     if (v < 2.0 / 3) {
       *out = With429("retry-after-ms", absl::StrCat(absl::ToInt64Milliseconds(f.hint)));
-    } else {
-      *out = With429("X-RateLimit-Reset", absl::StrCat(absl::ToUnixMillis(now + f.hint)));
+    } else {  // an absolute time in whole milliseconds: the hint is what the header says
+      const int64_t ms = absl::ToUnixMillis(expiry);
+      expiry = absl::FromUnixMillis(ms);
+      *out = With429("X-RateLimit-Reset", absl::StrCat(ms));
     }
     std::lock_guard<std::mutex> lock(mu_);
-    hint_expiry_[caption] = now + f.hint;
+    hint_expiry_[caption] = expiry;
     return true;
   }
   if ((u -= f.p5xx) < 0) {
