@@ -190,7 +190,7 @@ TEST_F(HubShardSinkTest, AHangingHubDoesNotStallAppending) {
     Append(out.get(), 0, 30);
     return out->Finish();
   });
-  if (appended.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+  if (appended.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
     hub_->SetPaused(false);  // let the stuck Append finish before failing
     appended.wait();
     FAIL() << "appending waited for the Hub";

@@ -18,7 +18,7 @@ using testing::ServerRequest;
 using testing::ServerResponse;
 using testing::TestServer;
 
-// A server whose paths starting with /limited/ answer 429 with the hint header given in the query
+// A server whose paths starting with /hang/ answer after 3 s, and whose paths starting with /limited/ answer 429 with the hint header given in the query
 // (`?h=<header>&v=<value>`) to the first attempt and 200 afterwards; other paths answer 200 after
 // `latency`. It records, per path, when each attempt arrived and when a 429 was answered.
 class HintServer {
@@ -45,7 +45,7 @@ class HintServer {
         return resp;
       }
       ServerResponse resp = ServerResponse::Text(200, "ok");
-      resp.delay = latency;
+      resp.delay = path.rfind("/hang/", 0) == 0 ? absl::Seconds(3) : latency;  // a stuck upstream
       return resp;
     });
   }
@@ -148,6 +148,23 @@ TEST(MultiClientRetryTest, ADueRetryStartsAheadOfRequestsNotYetStarted) {
   ASSERT_NE(retry, order.end());
   EXPECT_LT(retry - order.begin(), 40) << "the retry started after " << (retry - order.begin() - 1)
                                          << " requests that were queued after it";
+}
+
+TEST(MultiClientRetryTest, AStragglerGivesUpItsSlot) {
+  HintServer server(absl::Milliseconds(5));
+  MultiClientOptions o = OneSlot();
+  o.straggler_after = absl::Milliseconds(200);
+  MultiClient client(o);
+  auto stuck = client.Submit(Get(server.url("/hang/a")));
+  std::vector<std::future<absl::StatusOr<Response>>> others;
+  for (int i = 0; i < 10; ++i) others.push_back(client.Submit(Get(server.url(absl::StrCat("/other/", i)))));
+  for (auto& f : others) ASSERT_TRUE(f.get().ok());
+  // The 10 went through the only slot while the stuck answer was still on the wire (3 s).
+  EXPECT_EQ(stuck.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  auto r = stuck.get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->attempts, 1);
 }
 
 }  // namespace
