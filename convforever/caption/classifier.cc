@@ -26,11 +26,11 @@ std::string ClassifySummary::Format() const {
   std::string out = absl::StrFormat(
       "records written %d (labeled %d, unknown %d of which failed %d), left for a later run %d\n"
       "skipped: already in output %d, duplicate ids %d, bad JSON %d, no id %d, empty caption %d\n"
-      "requests %d, retries %d, cache hits %d, joined in flight %d\n"
+      "requests %d, retries %d, hedged %d, cache hits %d, joined in flight %d\n"
       "tokens: prompt %d, completion %d, total %d\n"
       "wall %.1f s (%.1f records/s), shards closed %d\n",
       written, labeled, unknown, failed, left_for_later, already_done, duplicates, skipped_bad_json, skipped_no_id,
-      skipped_empty_caption, requests, retries, cache_hits, joined_in_flight, prompt_tokens, completion_tokens,
+      skipped_empty_caption, requests, retries, hedged, cache_hits, joined_in_flight, prompt_tokens, completion_tokens,
       total_tokens, wall_seconds, wall_seconds > 0 ? written / wall_seconds : 0.0, shards_written);
   if (!histogram.empty()) {
     std::vector<std::pair<int64_t, std::string>> sorted;
@@ -136,6 +136,7 @@ absl::Status Pipeline::Setup(ShardSink* sink) {
   mo.pause_after_consecutive_429s = o_.pause_after_consecutive_429s;
   mo.straggler_after = o_.straggler_after;
   mo.straggler_latency_multiple = o_.straggler_latency_multiple;
+  mo.hedge_stragglers = o_.hedge_stragglers;
   client_ = std::make_unique<http::MultiClient>(mo);
   // Bounds memory only: records wait here for their answer, in any order.
   max_window_ = static_cast<size_t>(mo.max_in_flight) * 8 + 256;
@@ -312,6 +313,7 @@ absl::Status Pipeline::Run(std::istream& input, const std::string& source, Shard
   client_->Wait();
   s_->requests = client_->attempts();
   s_->retries = client_->retries();
+  s_->hedged = client_->hedges();
   if (progress) progress->Finish(ProgressExtra());
   if (cache_ != nullptr) {
     if (absl::Status c = cache_->Flush(); status.ok()) status = c;

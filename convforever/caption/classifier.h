@@ -56,10 +56,12 @@ struct ClassifierOptions {
   // limit); a lone 429 (one provider behind a router) delays only its own request.
   int pause_after_consecutive_429s = 8;
   // A request on the wire longer than max(straggler_after, 8 x the mean answer time) gives its slot
-  // to another while it runs on to its timeout (http::MultiClientOptions, "Stragglers"): answers
-  // that hang until --timeout_s do not eat the concurrency.
+  // to another while it runs on to its timeout, and (hedge_stragglers) a copy of it is sent at once
+  // (http::MultiClientOptions, "Stragglers"): an answer that hangs until --timeout_s neither eats
+  // the concurrency nor holds its record for the whole timeout.
   absl::Duration straggler_after = absl::Seconds(1);
   double straggler_latency_multiple = 8;
+  bool hedge_stragglers = true;
   InputOptions input;
   OutputOptions output;
   std::string cache_path;  // "" = no cache
@@ -73,7 +75,7 @@ struct ClassifySummary {
   int64_t already_done = 0, duplicates = 0;
   int64_t written = 0, labeled = 0, unknown = 0, failed = 0, left_for_later = 0;
   int64_t cache_hits = 0, joined_in_flight = 0;
-  int64_t requests = 0, retries = 0;
+  int64_t requests = 0, retries = 0, hedged = 0;
   int64_t prompt_tokens = 0, completion_tokens = 0, total_tokens = 0;
   int64_t torn_bytes_dropped = 0, shards_written = 0;
   double wall_seconds = 0;

@@ -104,8 +104,8 @@ TEST_F(ClassifierTest, EveryMisbehaviourIsRetriedAndEachRecordWrittenOnce) {
   // Written as they finished: the plain record is not held behind the slow one (3 s).
   EXPECT_NE(records.back()["caption"].get<std::string>().find("[[slow]]"), std::string::npos);
   // Each misbehaving caption but "verbose" needed exactly one retry (a drop may be absorbed by
-  // libcurl's own resend on a reused connection).
-  EXPECT_GE(summary_.retries, static_cast<int64_t>(modes.size()) - 2);
+  // libcurl's own resend on a reused connection; the slow one may be answered to its hedge).
+  EXPECT_GE(summary_.retries + summary_.hedged, static_cast<int64_t>(modes.size()) - 2);
   EXPECT_EQ(summary_.written, static_cast<int64_t>(modes.size()) + 1);
   EXPECT_EQ(summary_.total_tokens, 42 * (static_cast<int64_t>(modes.size()) + 1));
   EXPECT_EQ(summary_.histogram["cat"], static_cast<int64_t>(modes.size()));

@@ -20,6 +20,12 @@ struct Job {
   int attempt = 0;  // attempts finished
   absl::Time started;  // of the attempt on the wire
   std::unique_ptr<internal::CurlTransfer> transfer;
+  // A hedged request and its copy share this: each retries on its own; the first to finish for
+  // good reports, and the other is dropped when it next finishes or is about to start.
+  struct Hedge {
+    bool done = false;
+  };
+  std::shared_ptr<Hedge> hedge;  // null: not hedged
 };
 
 }  // namespace
@@ -37,6 +43,7 @@ class MultiClient::Engine {
 
   std::atomic<int64_t> attempts{0};
   std::atomic<int64_t> retries{0};
+  std::atomic<int64_t> hedges{0};
   std::atomic<bool> halted{false};
 
  private:
@@ -115,6 +122,10 @@ int64_t MultiClient::Engine::outstanding() {
 
 void MultiClient::Engine::Complete(std::unique_ptr<Job> job, absl::StatusOr<Response> outcome) {
   if (job->transfer != nullptr) free_transfers_.push_back(std::move(job->transfer));
+  if (job->hedge != nullptr) {
+    if (job->hedge->done) return;  // its sibling reported already
+    job->hedge->done = true;
+  }
   job->done(std::move(outcome));
   std::lock_guard<std::mutex> lock(mu_);
   if (--outstanding_ == 0) idle_.notify_all();
@@ -144,10 +155,21 @@ int MultiClient::Engine::Busy(absl::Time now, absl::Time* next) {
       options_.straggler_after, absl::Seconds(options_.straggler_latency_multiple * mean_latency_s_));
   int stragglers = 0;
   for (const auto& [easy, job] : active_) {
-    if (now - job->started >= after) {
-      ++stragglers;
-    } else {
+    if (now - job->started < after) {
       *next = std::min(*next, job->started + after);
+      continue;
+    }
+    ++stragglers;
+    // Hedge it once: a copy starts first in line (as a retry would, from the retry budget).
+    if (options_.hedge_stragglers && job->hedge == nullptr &&
+        (options_.retry_budget == nullptr || options_.retry_budget->TryConsumeRetry())) {
+      auto copy = std::make_unique<Job>();
+      copy->request = job->request;
+      copy->done = job->done;
+      copy->attempt = job->attempt;
+      job->hedge = copy->hedge = std::make_shared<Job::Hedge>();
+      hedges.fetch_add(1);
+      ready_.push_front(std::move(copy));
     }
   }
   return static_cast<int>(active_.size()) - std::min(stragglers, options_.max_in_flight);
@@ -171,6 +193,7 @@ absl::Duration MultiClient::Engine::StartReady() {
     }
     std::unique_ptr<Job> job = std::move(ready_.front());
     ready_.pop_front();
+    if (job->hedge != nullptr && job->hedge->done) continue;  // its sibling already reported
     if (!free_transfers_.empty()) {
       job->transfer = std::move(free_transfers_.back());
       free_transfers_.pop_back();
@@ -201,6 +224,10 @@ void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
   active_.erase(it);
   absl::StatusOr<Response> outcome = job->transfer->Finish(code);
   ++job->attempt;
+  if (job->hedge != nullptr && job->hedge->done) {  // the sibling won: nothing to report
+    free_transfers_.push_back(std::move(job->transfer));
+    return;
+  }
   if (outcome.ok() && outcome->ok()) {  // answers only: a timeout says nothing about the usual latency
     const double latency_s = absl::ToDoubleSeconds(absl::Now() - job->started);
     mean_latency_s_ = mean_latency_s_ == 0 ? latency_s : 0.95 * mean_latency_s_ + 0.05 * latency_s;
@@ -325,6 +352,7 @@ std::future<absl::StatusOr<Response>> MultiClient::Submit(Request request) {
 void MultiClient::Wait() { engine_->Wait(); }
 int64_t MultiClient::attempts() const { return engine_->attempts.load(); }
 int64_t MultiClient::retries() const { return engine_->retries.load(); }
+int64_t MultiClient::hedges() const { return engine_->hedges.load(); }
 int64_t MultiClient::outstanding() const { return engine_->outstanding(); }
 bool MultiClient::halted() const { return engine_->halted.load(); }
 

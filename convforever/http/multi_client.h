@@ -59,6 +59,10 @@ struct MultiClientOptions {
   // aside at once (so at most twice max_in_flight on the wire). Infinite = off.
   absl::Duration straggler_after = absl::InfiniteDuration();
   double straggler_latency_multiple = 0;
+  // Also start a copy of a straggler's request at once (once per request, paid from the retry
+  // budget); the first of the two to finish for good is the outcome, the other is dropped. For
+  // idempotent requests only (a chat completion is; a commit is not).
+  bool hedge_stragglers = false;
 };
 
 class MultiClient {
@@ -80,6 +84,7 @@ class MultiClient {
 
   int64_t attempts() const;     // HTTP attempts started
   int64_t retries() const;
+  int64_t hedges() const;       // copies started for stragglers
   int64_t outstanding() const;  // submitted, not yet completed
   bool halted() const;
 

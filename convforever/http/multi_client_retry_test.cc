@@ -18,7 +18,7 @@ using testing::ServerRequest;
 using testing::ServerResponse;
 using testing::TestServer;
 
-// A server whose paths starting with /hang/ answer after 3 s, and whose paths starting with /limited/ answer 429 with the hint header given in the query
+// A server whose paths starting with /hang/ answer after 3 s (/hang1/: only the first attempt), and whose paths starting with /limited/ answer 429 with the hint header given in the query
 // (`?h=<header>&v=<value>`) to the first attempt and 200 afterwards; other paths answer 200 after
 // `latency`. It records, per path, when each attempt arrived and when a 429 was answered.
 class HintServer {
@@ -44,8 +44,9 @@ class HintServer {
         answered_429_[path] = absl::Now();
         return resp;
       }
-      ServerResponse resp = ServerResponse::Text(200, "ok");
-      resp.delay = path.rfind("/hang/", 0) == 0 ? absl::Seconds(3) : latency;  // a stuck upstream
+      ServerResponse resp = ServerResponse::Text(200, absl::StrCat("attempt ", arrivals_[path].size()));
+      const bool hang = path.rfind("/hang/", 0) == 0 || (path.rfind("/hang1/", 0) == 0 && arrivals_[path].size() == 1);
+      resp.delay = hang ? absl::Seconds(3) : latency;  // a stuck upstream
       return resp;
     });
   }
@@ -165,6 +166,21 @@ TEST(MultiClientRetryTest, AStragglerGivesUpItsSlot) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->attempts, 1);
+}
+
+TEST(MultiClientRetryTest, AHedgedStragglerTakesTheFirstAnswer) {
+  HintServer server(absl::Milliseconds(5));
+  MultiClientOptions o = OneSlot();
+  o.straggler_after = absl::Milliseconds(200);
+  o.hedge_stragglers = true;
+  MultiClient client(o);
+  auto r = client.Submit(Get(server.url("/hang1/a"))).get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  // The copy started while the first attempt hung, and its answer is the outcome.
+  EXPECT_EQ(r->body, "attempt 2");
+  EXPECT_EQ(client.hedges(), 1);
+  client.Wait();
+  EXPECT_EQ(client.outstanding(), 0);
 }
 
 }  // namespace
