@@ -111,6 +111,22 @@ TEST_F(ClassifierTest, EveryMisbehaviourIsRetriedAndEachRecordWrittenOnce) {
   EXPECT_EQ(summary_.histogram["cat"], static_cast<int64_t>(modes.size()));
 }
 
+TEST_F(ClassifierTest, ARecordWaitingForItsRetryHintHoldsNoSlot) {
+  o_.concurrency = 1;
+  o_.timeout = absl::Seconds(10);
+  std::string input = Line("limited", "[[429ra2]] a dog waiting");
+  for (int i = 0; i < 10; ++i) input += Line(absl::StrCat("r", i), absl::StrCat("a fish number ", i));
+  ASSERT_TRUE(Run(input).ok());
+  const auto out = ReadJsonl(o_.output.path);
+  ASSERT_EQ(out.size(), 11u);
+  // With one slot, the ten others were all answered and written during its 2 s wait.
+  EXPECT_EQ(out.back()["id"], "limited");
+  EXPECT_EQ(out.back()["label"], "dog");
+  const testing::RetryLateness late = fake_->retry_lateness();
+  EXPECT_EQ(late.retries, 1);
+  EXPECT_EQ(late.early, 0) << "the retry came before its Retry-After";
+}
+
 TEST_F(ClassifierTest, NoCategoryGivesUnknownWithRawAnswer) {
   ASSERT_TRUE(Run(Line("a", "a photo of a chair")).ok());
   const auto out = ReadJsonl(o_.output.path);

@@ -165,6 +165,11 @@ ServerResponse FakeOpenAi::AnswerAttempt(const std::string& caption, const std::
   if (attempt == 1) {
     const int64_t now_ms = absl::ToUnixMillis(absl::Now());
     if (mode == "429ra") return With429("Retry-After", "0");
+    if (mode == "429ra2") {  // a real wait, measured like FaultMix's 429s (retry_lateness)
+      std::lock_guard<std::mutex> lock(mu_);
+      hint_expiry_[caption] = absl::Now() + absl::Seconds(2);
+      return With429("Retry-After", "2");
+    }
     if (mode == "429ms") return With429("retry-after-ms", "5");
     if (mode == "429reset") return With429("X-RateLimit-Reset", absl::StrCat(now_ms + 5));
     if (mode == "429resets") return With429("X-RateLimit-Reset", absl::StrCat(now_ms / 1000));

@@ -6,7 +6,7 @@
 // answers {"category": "<name>"}. `usage` is always filled (prompt 40, completion 2 tokens).
 // The Authorization header must be "Bearer <api_key>" when api_key is set (else 401).
 // A caption may carry a directive `[[mode]]` that makes the server misbehave for that caption:
-//   first attempt only: 429ra (Retry-After: 0), 429ms (retry-after-ms: 5), 429reset
+//   first attempt only: 429ra (Retry-After: 0), 429ra2 (Retry-After: 2), 429ms (retry-after-ms: 5), 429reset
 //     (X-RateLimit-Reset in epoch ms), 429resets (epoch s), 429openai (x-ratelimit-reset-requests
 //     "5ms"), 429hf (RateLimit t=0), 500, 502, 503, malformed (bad JSON in a 200),
 //     error200 (an error object in a 200), nochoices, slow (answers after `slow_delay`),
