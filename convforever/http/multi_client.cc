@@ -125,6 +125,16 @@ void MultiClient::Engine::Complete(std::unique_ptr<Job> job, absl::StatusOr<Resp
   if (job->hedge != nullptr) {
     if (job->hedge->done) return;  // its sibling reported already
     job->hedge->done = true;
+    // The sibling still on the wire (the straggler, usually) is dropped now rather than holding
+    // a connection until its timeout.
+    for (auto it = active_.begin(); it != active_.end();) {
+      if (it->second->hedge == job->hedge) {
+        curl_multi_remove_handle(multi_, it->first);
+        it = active_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
   job->done(std::move(outcome));
   std::lock_guard<std::mutex> lock(mu_);
@@ -220,6 +230,7 @@ absl::Duration MultiClient::Engine::StartReady() {
 void MultiClient::Engine::Finished(CURL* easy, CURLcode code) {
   curl_multi_remove_handle(multi_, easy);
   auto it = active_.find(easy);
+  if (it == active_.end()) return;  // a hedged sibling dropped while its message was queued
   std::unique_ptr<Job> job = std::move(it->second);
   active_.erase(it);
   absl::StatusOr<Response> outcome = job->transfer->Finish(code);
