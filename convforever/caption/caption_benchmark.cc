@@ -14,7 +14,8 @@
 //     and up to the moment 99% of the records were written (the delayed answers make every run
 //     last at least one --timeout_s; the 99% figure is the rate the rest flowed at meanwhile), and
 //     how retries after a 429 met their hint: count early (target 0), count > 2 s late (target 0),
-//     max lateness.
+//     max lateness. Use --records 60000: the last records' retry chains (backoff up to 8 s over 6
+//     attempts) add a fixed ~10 s to any run, which a short run would report as lost throughput.
 // Run from the repository root: bazel-bin/convforever/caption/caption_benchmark
 #include <sys/stat.h>
 
