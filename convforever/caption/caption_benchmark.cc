@@ -42,7 +42,7 @@ DEFINE_int32(concurrency, 64, "requests in flight");
 DEFINE_int32(latency_ms, 20, "server answer latency");
 DEFINE_double(requests_per_minute, 3000, "limiter setting for the rate run");
 DEFINE_int32(rpm_records, 300, "captions for the rate run");
-DEFINE_bool(reference, true, "also run tools/bench/caption_reference.py (/usr/bin/python3)");
+DEFINE_bool(reference, true, "also run tools/bench/caption_reference.py (the project venv's python)");
 DEFINE_bool(faults, false, "clean vs fault-injecting server, side by side (see the header)");
 DEFINE_double(timeout_s, 20, "per-request timeout in --faults mode");
 
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
               FLAGS_records, FLAGS_concurrency, FLAGS_latency_ms, cps, s1.wall_seconds);
 
   if (FLAGS_reference) {
-    const std::string cmd = absl::StrCat("/usr/bin/python3 tools/bench/caption_reference.py ", (*fake)->base_url(), " ",
+    const std::string cmd = absl::StrCat(".venv/bin/python tools/bench/caption_reference.py ", (*fake)->base_url(), " ",
                                          FLAGS_records, " ", FLAGS_concurrency);
     FILE* p = popen(cmd.c_str(), "r");
     double ref = 0;
