@@ -1,7 +1,7 @@
 // sha256_benchmark: MB/s of Sha256File (the LFS object id of a checkpoint) on a --megabytes file
-// written to --dir, read back through the page cache. Side by side in the same run: the
-// hand-written implementation this package used before libcrypto (sha256_legacy.h), while it is
-// kept for the comparison. Both must agree on the digest.
+// written to --dir, read back through the page cache. The hand-written SHA-256 this replaced was
+// measured side by side once before it was deleted (git log of this file): 103-107 MB/s against
+// 494-657 MB/s for libcrypto on 1 GiB (AMD EPYC, 2 shared cores).
 // Run: bazel run --config=benchmark //convforever/hub:sha256_benchmark
 #include <unistd.h>
 
@@ -12,7 +12,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "convforever/hub/sha256.h"
-#include "convforever/hub/sha256_legacy.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -50,16 +49,12 @@ int main(int argc, char** argv) {
     }
     CHECK_EQ(std::fclose(f), 0);
   }
-  std::string evp_digest, legacy_digest;
-  const double legacy = BestMBps(path, [](const std::string& p) {
-    return cf::hub::legacy::Sha256File(p).value().sha256;
-  }, &legacy_digest);
+  std::string digest;
   const double evp = BestMBps(path, [](const std::string& p) {
     return cf::hub::Sha256File(p).value().sha256;
-  }, &evp_digest);
+  }, &digest);
   std::remove(path.c_str());
-  CHECK_EQ(evp_digest, legacy_digest) << "the two implementations disagree";
-  std::printf("sha256 of %d MiB: libcrypto EVP %.0f MB/s, hand-written %.0f MB/s (x%.2f)\n",
-              FLAGS_megabytes, evp, legacy, evp / legacy);
+  std::printf("sha256 of %d MiB (libcrypto EVP): %.0f MB/s, %s\n", FLAGS_megabytes, evp,
+              digest.c_str());
   return 0;
 }
