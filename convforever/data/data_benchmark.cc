@@ -25,7 +25,7 @@ DEFINE_int32(images, 2000, "number of JPEGs");
 DEFINE_int32(threads, 2, "worker threads (and torchvision DataLoader workers)");
 DEFINE_int32(batch, 64, "batch size");
 DEFINE_int32(rounds, 2, "alternating C++/Python rounds; the best of each is reported");
-DEFINE_string(python, "/usr/bin/python3", "interpreter with torch + torchvision");
+DEFINE_string(python, ".venv/bin/python", "interpreter with the reference torch (the project venv, from the workspace root)");
 
 namespace {
 

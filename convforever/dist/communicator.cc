@@ -4,6 +4,7 @@
 #include <exception>
 
 #include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -13,7 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
-#include "convforever/dist/c10d_compat.h"
 #include "convforever/dist/peer_monitor.h"
 
 namespace cf::dist {
@@ -85,7 +85,7 @@ c10d::ReduceOp ToC10d(ReduceOp op) {
 class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(int rank, int world_size, std::string backend, absl::Duration timeout,
-                   c10::intrusive_ptr<compat::ProcessGroupBase> pg,
+                   c10::intrusive_ptr<c10d::Backend> pg,
                    std::unique_ptr<PeerMonitor> monitor)
       : Communicator(rank, world_size),
         backend_(std::move(backend)),
@@ -155,7 +155,7 @@ class C10dCommunicator : public Communicator {
   AsyncWork Launch(const char* op, LaunchFn launch, at::Tensor keep_alive,
                    std::function<void()> after) {
     if (!failure_.ok()) return AsyncWork([s = failure_] { return s; });
-    compat::WorkPtr work;
+    c10::intrusive_ptr<c10d::Work> work;
     try {
       work = launch();
     } catch (const std::exception& e) {
@@ -188,7 +188,7 @@ class C10dCommunicator : public Communicator {
 
   std::string backend_;
   absl::Duration timeout_;
-  c10::intrusive_ptr<compat::ProcessGroupBase> pg_;
+  c10::intrusive_ptr<c10d::Backend> pg_;
   std::unique_ptr<PeerMonitor> monitor_;
   absl::Status failure_;
 };
@@ -259,7 +259,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Create(const LaunchE
   }
   auto monitor = std::make_unique<PeerMonitor>(monitor_store, env.rank, env.world_size,
                                                options.heartbeat_interval, owner);
-  c10::intrusive_ptr<compat::ProcessGroupBase> pg;
+  c10::intrusive_ptr<c10d::Backend> pg;
   try {
     auto pg_store = c10::make_intrusive<c10d::PrefixStore>(absl::StrCat("cf_", backend), store);
     if (backend == "gloo") {

@@ -3,7 +3,7 @@
 //   * 2 ranks with bucketed all-reduce overlapping backward vs one all-reduce after backward;
 //   * bytes all-reduced per step;
 //   * side by side: PyTorch DistributedDataParallel (tools/bench/dist_reference.py, Debian's
-//     /usr/bin/python3), same model, batch, bucket size and thread count, measured in this run.
+//     the project venv), same model, batch, bucket size and thread count, measured in this run.
 // Usage: bazel run -c opt //convforever/dist:dist_benchmark -- [--steps=10 --batch=16 ...]
 // The parent re-executes itself as each rank (--role=rank) with torchrun's variables.
 #include <sys/wait.h>
@@ -146,7 +146,7 @@ Measured RunJob(int world, bool overlap, double bucket_mb) {
 
 double PythonDdp(int world) {
   std::string cmd = absl::StrCat(
-      "/usr/bin/python3 tools/bench/dist_reference.py --world ", world, " --steps ", FLAGS_steps,
+      ".venv/bin/python tools/bench/dist_reference.py --world ", world, " --steps ", FLAGS_steps,
       " --warmup ", FLAGS_warmup, " --batch ", FLAGS_batch, " --threads ", FLAGS_threads,
       " --bucket_mb ", FLAGS_bucket_mb, " --out /tmp/cf_dist_reference_", getpid(), ".json");
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -190,7 +190,7 @@ int Drive() {
       std::printf("ratio ours/PyTorch, 2 ranks:                     %.2f (< 1: ours faster)\n", two.step_ms / py2);
       std::printf("ratio ours/PyTorch, 1 rank:                      %.2f\n", one.step_ms / py1);
     } else {
-      std::printf("PyTorch reference failed (needs /usr/bin/python3 with torch; run from the workspace)\n");
+      std::printf("PyTorch reference failed (needs the project venv: tools/cf setup; run from the workspace)\n");
     }
   }
   return 0;

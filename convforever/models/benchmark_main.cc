@@ -1,6 +1,6 @@
 // models_benchmark: forward+backward steps (cross-entropy, train mode) of our ConvNeXt-T and
 // ResNet-50 at 64x64, batch 32, and of the small Fashion-MNIST ConvNeXts at 28x28x1, batch 128,
-// against the same steps in Debian's python3-torch (tools/bench/models_bench.py) with the same
+// against the same steps in torch from the project venv (tools/bench/models_bench.py) with the same
 // thread count, measured in the same run. Prints ms/step, images/s and the ratio
 // python_ms / ours_ms (>= 1.0 means ours is at least as fast).
 //
@@ -24,7 +24,7 @@
 DEFINE_string(threads, "1,2", "comma-separated intra-op thread counts to measure");
 DEFINE_int32(iters, 5, "timed steps per model (median reported), after 2 warm-up steps");
 DEFINE_string(models, "convnext_tiny,resnet50,convnext_nano_fmnist,convnext_pico_fmnist", "models to time");
-DEFINE_string(python, "/usr/bin/python3", "reference interpreter (Debian python3-torch)");
+DEFINE_string(python, ".venv/bin/python", "interpreter with the reference torch (the project venv, from the workspace root)");
 DEFINE_string(script, "", "reference script; default tools/bench/models_bench.py in the workspace");
 
 namespace {

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include "convforever/base/torch_compat.h"
+#include "convforever/base/autocast.h"
 
 namespace cf::models {
 namespace {

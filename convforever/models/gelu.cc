@@ -7,7 +7,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "convforever/base/torch_compat.h"
+#include "convforever/base/autocast.h"
 
 namespace cf::models {
 namespace {

@@ -1,4 +1,4 @@
-// kernels_benchmark: our two CPU kernels against the LibTorch ones python3-torch runs, same
+// kernels_benchmark: our two CPU kernels against the LibTorch ones the venv's torch 2.x runs, same
 // tensors, same threads, in one run; prints ms (median) and the ratio libtorch_ms / ours_ms.
 //  - the backward of a depthwise 7x7 convolution (ConvNeXt's): LibTorch's convolution_backward in
 //    NCHW and channels_last vs DepthwiseConv2d's (oneDNN input gradient + our weight-gradient

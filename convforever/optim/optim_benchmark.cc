@@ -1,6 +1,6 @@
 // One AdamW step over ConvNeXt-T's parameter shapes (timm convnext_tiny, 28,589,128 float32
 // parameters on the CPU): ours (fused single-pass kernel, and the foreach path) against
-// torch.optim.AdamW(foreach=True) from /usr/bin/python3 (tools/bench/optim_adamw.py), same
+// torch.optim.AdamW(foreach=True) from the project venv (tools/bench/optim_adamw.py), same
 // thread count, same run. Prints the median ms per step and the ratio torch / ours (> 1: faster).
 //
 //   bazel run -c opt --config=benchmark //convforever/optim:optim_benchmark -- --threads=1
@@ -23,7 +23,7 @@ DEFINE_int32(threads, 1, "intra-op threads for both sides");
 DEFINE_int32(steps, 20, "timed steps (median reported)");
 DEFINE_int32(warmup, 3, "untimed steps first");
 DEFINE_int32(rounds, 3, "alternating rounds of each side; the best median is reported (shared machines)");
-DEFINE_string(python, "/usr/bin/python3", "interpreter with torch for the reference");
+DEFINE_string(python, ".venv/bin/python", "interpreter with the reference torch (the project venv, from the workspace root)");
 DEFINE_string(script, "", "tools/bench/optim_adamw.py (default: found from the workspace)");
 
 namespace {

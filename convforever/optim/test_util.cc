@@ -21,7 +21,7 @@ nlohmann::json ReadFixture(const std::string& name) {
   std::ifstream in(TestdataPath(name));
   if (!in) {
     std::cerr << "missing fixture " << TestdataPath(name)
-              << " (run /usr/bin/python3 tools/golden/optim_golden.py)\n";
+              << " (run .venv/bin/python tools/golden/optim_golden.py)\n";
     std::abort();
   }
   std::stringstream ss;

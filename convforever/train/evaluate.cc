@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
-#include "convforever/base/torch_compat.h"
+#include "convforever/base/autocast.h"
 #include "convforever/train/loss.h"
 
 namespace cf::train {

@@ -1,5 +1,5 @@
 // End-to-end training throughput of the default recipe (data + step), ours vs the equivalent
-// script in Debian's python3-torch/torchvision (tools/bench/train_reference.py), same model,
+// script in torch/torchvision from the project venv (tools/bench/train_reference.py), same model,
 // batch, optimizer and threads, side by side in one run. Both are timed between step --warmup and
 // step --steps, so start-up, model build and evaluation are excluded. Run from the repo root:
 //   tools/cf bench train        (or bazel-bin/convforever/train/train_benchmark --threads=1)
@@ -75,7 +75,7 @@ double RunPython(bool tuned_malloc) {
       tuned_malloc ? "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:"
                      "glibc.malloc.trim_threshold=1073741824 "
                    : "",
-      "/usr/bin/python3 tools/bench/train_reference.py --steps ", FLAGS_steps, " --warmup ",
+      ".venv/bin/python tools/bench/train_reference.py --steps ", FLAGS_steps, " --warmup ",
       FLAGS_warmup, " --threads ", FLAGS_threads, " --batch ", kBatch,
       RecipeUsesChannelsLast() ? " --channels_last" : "", " --stem_stride ",
       RecipeValue("stem_stride", "4"), " --widths ", RecipeValue("widths", "48,96,192"),
@@ -107,22 +107,22 @@ int main(int argc, char** argv) {
     const double o = RunOurs(trainer);
     const double p = RunPython(/*tuned_malloc=*/false);
     const double t = RunPython(/*tuned_malloc=*/true);
-    std::printf("round %d: convforever %.1f, python3-torch %.1f, python3-torch with our malloc "
+    std::printf("round %d: convforever %.1f, torch 2.x    %.1f, torch 2.x    with our malloc "
                 "settings %.1f images/s\n", r, o, p, t);
     ours = std::max(ours, o);
     python = std::max(python, p);
     python_tuned = std::max(python_tuned, t);
   }
   if (ours <= 0 || python <= 0 || python_tuned <= 0) {
-    std::fprintf(stderr, "a side failed to report (python3-torch installed? `tools/cf setup --reference`)\n");
+    std::fprintf(stderr, "a side failed to report (the project venv: `tools/cf setup`)\n");
     return 1;
   }
   std::printf("default recipe (stem stride %s, widths %s), batch %d, %d thread(s), %s, steps %d..%d "
               "(data + step)\n", RecipeValue("stem_stride", "4").c_str(),
               RecipeValue("widths", "48,96,192").c_str(), kBatch, FLAGS_threads,
               RecipeUsesChannelsLast() ? "channels_last" : "NCHW", FLAGS_warmup, FLAGS_steps);
-  std::printf("  convforever   : %8.1f images/s\n  python3-torch : %8.1f images/s\n", ours, python);
-  std::printf("  python3-torch, malloc thresholds as ours : %8.1f images/s\n", python_tuned);
+  std::printf("  convforever   : %8.1f images/s\n  torch 2.x    : %8.1f images/s\n", ours, python);
+  std::printf("  torch 2.x   , malloc thresholds as ours : %8.1f images/s\n", python_tuned);
   std::printf("  ratio         : %8.2fx (target >= 1.2x)\n", ours / python);
   std::printf("  ratio vs the reference with our malloc settings: %.2fx\n", ours / python_tuned);
   return 0;

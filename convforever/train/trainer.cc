@@ -15,7 +15,7 @@
 #include "convforever/base/progress.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
-#include "convforever/base/torch_compat.h"
+#include "convforever/base/autocast.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
 #include "convforever/train/run_setup.h"

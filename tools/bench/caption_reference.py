@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Python reference for caption_benchmark: the original tool's approach (a thread pool of
 blocking HTTP clients, one keep-alive connection per thread) against the same local
 OpenAI-compatible server. Prints one line: `captions_per_s <value>`.

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """PyTorch reference for //convforever/dist:dist_benchmark: DistributedDataParallel over Gloo on
 127.0.0.1 with the benchmark's model, per-rank batch and bucket size. Prints one JSON line
 {"world": W, "step_ms": mean step time of rank 0}. Run with Debian's /usr/bin/python3 (torch 1.13).

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Reference side of //convforever/models:models_benchmark: the same forward+backward steps in
 Debian's python3-torch (torchvision's convnext_tiny / resnet50, and a port of our small
 Fashion-MNIST ConvNeXt), same threads, batch, size. Prints one JSON object: {name: ms_per_step}.

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Reference side of //convforever/optim:optim_benchmark: one torch.optim.AdamW(foreach=True) step
 over ConvNeXt-T's parameter shapes (timm convnext_tiny: depths 3-3-9-3, dims 96-192-384-768,
 1000 classes; 28,589,128 parameters), float32 on the CPU.

@@ -1,6 +1,6 @@
 """Golden values for convforever/data's uint8 kernels, from PIL and torchvision.
 
-Run: /usr/bin/python3 tools/golden/data_golden.py
+Run: .venv/bin/python tools/golden/data_golden.py
 Writes convforever/data/testdata/data_golden.json (read by image_ops_test.cc).
 """
 import json

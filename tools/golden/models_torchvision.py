@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Golden fixtures for convforever/models: torchvision's ConvNeXt and ResNet-50 logits and input
 gradients (fp32, CPU, eval mode).
 
@@ -7,7 +7,7 @@ filled from a closed form of its name and shape (`det_tensor`, mirrored in C++ b
 golden_test.cc's DetTensor), so the C++ side rebuilds the same weights through its torchvision
 name map. Each fixture stores the input, the output gradient, the logits and the input gradient.
 
-Run with Debian's interpreter:  /usr/bin/python3 tools/golden/models_torchvision.py
+Run with the project venv:  .venv/bin/python tools/golden/models_torchvision.py
 Writes convforever/models/testdata/golden_<name>.safetensors (a few tens of KB each).
 """
 import json

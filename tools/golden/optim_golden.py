@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Golden fixtures for convforever/optim (run with Debian's /usr/bin/python3, torch 1.13).
 
 Writes, under convforever/optim/testdata/:
@@ -10,7 +10,7 @@ Writes, under convforever/optim/testdata/:
   optim_clip.json       torch.nn.utils.clip_grad_norm_: total norm and clipped gradients.
   optim_scaler.json     GradScaler's loss-scale sequence over planted infs (see below).
 
-Usage: /usr/bin/python3 tools/golden/optim_golden.py
+Usage: .venv/bin/python tools/golden/optim_golden.py
 """
 import json
 import math

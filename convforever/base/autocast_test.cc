@@ -1,6 +1,6 @@
-// Proves LibTorch links and computes (tensor math, autograd) and that the compat layer's autocast
-// guard behaves like Python's `torch.autocast`.
-#include "convforever/base/torch_compat.h"
+// Proves LibTorch links and computes (tensor math, autograd) and that AutocastGuard behaves like
+// Python's `torch.autocast`.
+#include "convforever/base/autocast.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -23,12 +23,7 @@ TEST(Torch, TensorMathAndAutograd) {
   EXPECT_TRUE(at::allclose(x.grad(), at::tensor({2.0f, 4.0f, 6.0f})));
 }
 
-TEST(Torch, VersionMacro) {
-  EXPECT_TRUE(CF_TORCH_VERSION_AT_LEAST(1, 13));
-  EXPECT_FALSE(CF_TORCH_VERSION_AT_LEAST(99, 0));
-}
-
-TEST(TorchCompat, AutocastGuardCastsAndRestores) {
+TEST(Autocast, AutocastGuardCastsAndRestores) {
   at::Tensor a = at::randn({4, 8});
   at::Tensor b = at::randn({8, 4});
   EXPECT_FALSE(IsAutocastEnabled(c10::DeviceType::CPU));
