@@ -200,13 +200,21 @@ ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::str
   }
   const std::string id = org + "/" + j["name"].get<std::string>();
   const std::string key = RepoKey(type, id);
-  if (repos.count(key)) return Refuse(409, "You already created this " + type + " repo");
+  const std::string url = endpoint + (type == "dataset" ? "/datasets/" : "/") + id;
+  if (repos.count(key)) {
+    // huggingface.co names the existing repo in its 409 body; huggingface_hub's
+    // create_repo(exist_ok=True) reads that "url".
+    ServerResponse r = Refuse(409, "You already created this " + type + " repo");
+    r.body = json{{"error", "You already created this " + type + " repo"}, {"url", url}}.dump();
+    return r;
+  }
   FakeRepo& repo = repos[key];
   repo.type = type;
-  repo.private_repo = j.value("private", false);
+  // huggingface_hub 2.x sends "visibility" ("private" / "public"); older clients and HubClient
+  // send "private": both are accepted, as by huggingface.co.
+  repo.private_repo = j.value("private", false) || j.value("visibility", "") == "private";
   // An absolute URL, as huggingface.co answers (huggingface_hub parses it into a RepoUrl).
-  return JsonResponse(200, json{{"url", endpoint + (type == "dataset" ? "/datasets/" : "/") + id},
-                                {"name", id}});
+  return JsonResponse(200, json{{"url", url}, {"name", id}});
 }
 
 ServerResponse FakeHub::Impl::Preupload(const FakeHubOptions& o, FakeRepo& repo,
