@@ -101,4 +101,28 @@ std::string RedactUrl(absl::string_view url) {
   return redacted;
 }
 
+std::string RedactUrlsInText(absl::string_view text) {
+  auto is_scheme_char = [](char c) {
+    return absl::ascii_isalnum(c) || c == '+' || c == '-' || c == '.';
+  };
+  auto ends_url = [](char c) {
+    return absl::ascii_isspace(c) || absl::string_view("\"'`|<>()").find(c) != absl::string_view::npos;
+  };
+  std::string out;
+  size_t done = 0;
+  for (size_t sep = text.find("://"); sep != absl::string_view::npos;
+       sep = text.find("://", sep + 3)) {
+    if (sep < done) continue;
+    size_t begin = sep;
+    while (begin > done && is_scheme_char(text[begin - 1])) --begin;
+    if (begin == sep) continue;  // no scheme before "://"
+    size_t end = sep + 3;
+    while (end < text.size() && !ends_url(text[end])) ++end;
+    absl::StrAppend(&out, text.substr(done, begin - done), RedactUrl(text.substr(begin, end - begin)));
+    done = end;
+  }
+  absl::StrAppend(&out, text.substr(done));
+  return out;
+}
+
 }  // namespace cf::http

@@ -64,5 +64,14 @@ TEST(RedactUrlTest, RedactsSignedQueryStrings) {
   EXPECT_EQ(RedactUrl("https://hf_token@h:8080"), "https://h:8080");
 }
 
+TEST(RedactUrlTest, RedactsEveryUrlInText) {
+  EXPECT_EQ(RedactUrlsInText("fetch https://u:p@a.example/x?sig=1 failed; see (http://b/?token=t) ok"),
+            "fetch https://a.example/x?sig=REDACTED failed; see (http://b/?token=REDACTED) ok");
+  EXPECT_EQ(RedactUrlsInText("| `data_dir` | `s3://bucket/k?X-Amz-Signature=zz` |"),
+            "| `data_dir` | `s3://bucket/k?X-Amz-Signature=REDACTED` |");
+  EXPECT_EQ(RedactUrlsInText("no url here: a://"), "no url here: a://");
+  EXPECT_EQ(RedactUrlsInText("plain ://x and ?token=t"), "plain ://x and ?token=t");
+}
+
 }  // namespace
 }  // namespace cf::http
