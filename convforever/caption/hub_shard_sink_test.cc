@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "convforever/caption/labeled_output.h"
 #include "convforever/http/rate_limiter.h"
+#include "convforever/hub/hub_client.h"
+#include "convforever/hub/sha256.h"
 #include "convforever/hub/testing/fake_hub.h"
 #include "gtest/gtest.h"
 
@@ -102,6 +104,49 @@ TEST_F(HubShardSinkTest, ShardsLandUnderTheirLocalNamesWithTheirBytes) {
   EXPECT_EQ(sink->uploaded(), 3);
   EXPECT_EQ(sink->failed(), 0);
   EXPECT_TRUE(hub_->violations().empty());
+}
+
+// Shards over the Hub's LFS threshold (a fake Hub with small thresholds: 3 KB shards go multipart,
+// the 1 KB last one basic): storage never sees the token (the fake refuses it there, as S3 does),
+// and each shard downloaded back from the dataset repo has the local shard's sha256.
+TEST_F(HubShardSinkTest, LfsShardsSendNoTokenToStorageAndDownloadBackIdentical) {
+  hub::testing::FakeHubOptions o;
+  o.regular_max_size = 256;
+  o.multipart_threshold = 2048;
+  o.chunk_size = 1024;
+  auto hub = FakeHub::Start(o);
+  ASSERT_TRUE(hub.ok()) << hub.status();
+  hub_ = std::move(hub).value();
+  auto sink = MakeSink(/*private_repo=*/false);
+  ASSERT_NE(sink, nullptr);
+  auto out = OpenOutput(sink.get());
+  ASSERT_NE(out, nullptr);
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(out->Append({{"id", absl::StrCat("r", i)},
+                             {"caption", std::string(1000, static_cast<char>('a' + i))},
+                             {"label", "cat"}})
+                    .ok());
+  }
+  ASSERT_TRUE(out->Finish().ok());
+  ASSERT_TRUE(sink->Close().ok());
+  EXPECT_EQ(sink->uploaded(), 3);
+  EXPECT_GT(hub_->part_puts(), 0);
+  EXPECT_EQ(hub_->basic_puts(), 1);
+  EXPECT_EQ(hub_->token_leaks(), 0);
+  EXPECT_TRUE(hub_->violations().empty()) << hub_->violations().front();
+  for (const auto& req : hub_->storage_server().requests()) {
+    EXPECT_FALSE(req.headers.Has("Authorization")) << req.method << " " << req.path;
+  }
+  hub::HubClient client(ClientOptions());
+  const hub::RepoId repo{kRepo, hub::RepoType::kDataset};
+  for (const auto& [a, b] : std::vector<std::pair<int, int>>{{0, 3}, {3, 6}, {6, 7}}) {
+    const std::string name = LabeledOutput::ShardName(a, b);
+    const std::string back = dir_ + "/back_" + name;
+    auto n = client.DownloadFile(repo, name, back);
+    ASSERT_TRUE(n.ok()) << name << ": " << n.status();
+    EXPECT_EQ(hub::Sha256File(back)->sha256, hub::Sha256File(Shard(a, b))->sha256) << name;
+  }
+  EXPECT_EQ(hub_->storage_gets(), 3);
 }
 
 TEST_F(HubShardSinkTest, OutageLeavesShardsLocalAndTheNextCloseCatchesUpInOneCommit) {
