@@ -1,11 +1,8 @@
 #include "convforever/hub/async_uploader.h"
 
-#include <ftw.h>
-#include <stdio.h>
-
-#include <cerrno>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -16,25 +13,6 @@
 #include "glog/logging.h"
 
 namespace cf::hub {
-namespace {
-
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  return ::remove(path) == 0 ? 0 : errno;
-}
-
-// Deletes `dir` and everything below it (symlinks are removed, never followed); a missing `dir` is
-// success. POSIX nftw, not std::filesystem::remove_all: in the train binary the PyTorch wheel's
-// libtorch.so exports its own copy of the std::filesystem functions, which the dynamic linker binds
-// first, and its remove_all crashed (a call through a null pointer) on this worker thread
-// (convforever/train/hub_snapshot_test).
-std::error_code RemoveTree(const std::string& dir) {
-  errno = 0;
-  const int rc = ::nftw(dir.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
-  if (rc == 0 || (rc == -1 && errno == ENOENT)) return {};
-  return std::error_code(rc > 0 ? rc : errno, std::generic_category());
-}
-
-}  // namespace
 
 struct AsyncUploader::State {
   struct Job {
@@ -159,7 +137,8 @@ void AsyncUploader::State::PruneFinished() {
     finished.insert(finished.begin(), kept.begin(), kept.end());
   }
   for (const std::string& dir : doomed) {
-    const std::error_code ec = RemoveTree(dir);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
     if (ec) LOG(WARNING) << "hub: cannot delete finished snapshot " << dir << ": " << ec.message();
     std::lock_guard<std::mutex> lock(mu);
     if (!ec) ++counters.deleted;
