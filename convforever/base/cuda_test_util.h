@@ -19,9 +19,9 @@ namespace cf::base {
 // Empty when CUDA is usable here; otherwise why not.
 inline std::string CudaUnavailableReason() {
 #ifndef CF_WITH_CUDA
-  return "this binary was built without CUDA (LibTorch without libtorch_cuda.so)";
+  return "this binary was built without CUDA: its LibTorch has no libtorch_cuda.so";
 #else
-  if (!at::hasCUDA()) return "no CUDA device visible to LibTorch (no GPU or no driver)";
+  if (!at::hasCUDA()) return "no CUDA device visible to LibTorch: no GPU or no driver";
   return "";
 #endif
 }
