@@ -29,26 +29,10 @@ ConvNeXtBlockImpl::ConvNeXtBlockImpl(int64_t dim, double drop_path, double layer
   }
 }
 
-at::Tensor ConvNeXtMlpImpl::ForwardChannelsFirst(const at::Tensor& x) {
-  const int64_t hidden = fc1->weight.size(0), dim = fc1->weight.size(1);
-  at::Tensor h = at::conv2d(x, fc1->weight.view({hidden, dim, 1, 1}), fc1->bias);
-  return at::conv2d(Gelu(h), fc2->weight.view({dim, hidden, 1, 1}), fc2->bias);
-}
-
 at::Tensor ConvNeXtBlockImpl::forward(const at::Tensor& x) {
-  if (x.device().is_cpu()) {
-    // CPU: everything on channels_last memory. The norm sees the [B, H, W, C] view (contiguous),
-    // the MLP runs as oneDNN 1x1 convolutions (ConvNeXtMlpImpl::ForwardChannelsFirst).
-    at::Tensor y = DepthwiseConv2d(x, conv_dw->weight, conv_dw->bias)
-                       .contiguous(at::MemoryFormat::ChannelsLast)
-                       .permute({0, 2, 3, 1});
-    y = norm->forward(y.to(norm->weight.scalar_type())).permute({0, 3, 1, 2});
-    y = mlp->ForwardChannelsFirst(y);
-    if (gamma.defined()) y = y * gamma.view({1, -1, 1, 1});
-    return DropPath(y, drop_path_, is_training()) + x;
-  }
-  // Elsewhere the MLP runs channels-last ([B, H, W, C]) so the two 1x1 convs are plain matmuls.
   // conv_dw's weights through our depthwise convolution: same result, much faster CPU backward.
+  // Its output keeps x's memory format; on channels_last the [B, H, W, C] view below is
+  // contiguous, so the norm and the MLP's two Linear layers run on it without a copy.
   at::Tensor y = DepthwiseConv2d(x, conv_dw->weight, conv_dw->bias).permute({0, 2, 3, 1});
   // The norm runs in the weights' precision (see LayerNorm2dImpl::forward).
   y = mlp->forward(norm->forward(y.to(norm->weight.scalar_type())));

@@ -41,11 +41,6 @@ class ConvNeXtMlpImpl : public torch::nn::Module {
  public:
   explicit ConvNeXtMlpImpl(int64_t dim);
   at::Tensor forward(const at::Tensor& x);  // [..., C] -> [..., C]
-  // The same MLP on [B, C, H, W] as two 1x1 convolutions over the Linear weights viewed as
-  // [out, in, 1, 1] (same parameters, same names): on the CPU oneDNN's 1x1 convolutions on
-  // channels_last were ~2-10x faster than LibTorch 1.13's Linear (OpenBLAS) forward + backward
-  // for ConvNeXt's shapes, most of all with few channels and many positions.
-  at::Tensor ForwardChannelsFirst(const at::Tensor& x);  // [B, C, H, W] -> [B, C, H, W]
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
 TORCH_MODULE(ConvNeXtMlp);
