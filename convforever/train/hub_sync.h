@@ -3,8 +3,8 @@
 // a failed upload is logged and retried with the next snapshot, and Finish() makes the final one.
 //
 // A snapshot is a directory <run_dir>/hub/step-<N>/ holding model.safetensors + config.json in the
-// layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, timm's
-// for other families) and a README.md model card with the run's metrics and flags. Snapshot
+// layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, with
+// its preprocessor_config.json; timm's for other families) and a README.md model card with the run's metrics and flags. Snapshot
 // directories are written before they are submitted and never changed afterwards; the newest few
 // are kept (an upload in flight may still read an older one). Rank 0 only; not thread-safe.
 #ifndef CONVFOREVER_TRAIN_HUB_SYNC_H_

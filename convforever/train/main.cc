@@ -85,6 +85,7 @@ DEFINE_int64(eval_every_steps, 0, "evaluate every N steps (0 = every epoch)");
 DEFINE_int64(checkpoint_every_steps, 0, "checkpoint every N steps (0 = every epoch)");
 DEFINE_int32(keep_checkpoints, 3, "keep the newest N checkpoints (plus the best)");
 DEFINE_string(resume, "", "\"auto\" = newest complete checkpoint in --run_dir, or a checkpoint directory");
+DEFINE_string(init_from, "", "fine-tune from these weights: timm/transformers/torchvision .safetensors or .pth state dict, or a checkpoint dir (head re-initialised if the class count differs; ignored on --resume)");
 DEFINE_uint64(seed, 0, "random seed (data order, augmentation, init)");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads (0 = chosen for the machine)");
 DEFINE_string(device, "cpu", "cpu|cuda");
@@ -178,6 +179,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   o.keep_checkpoints = FLAGS_keep_checkpoints;
   o.resume = FLAGS_resume;
+  o.init_from = FLAGS_init_from;
   o.seed = FLAGS_seed;
   o.threads = FLAGS_threads;
   o.device = FLAGS_device;

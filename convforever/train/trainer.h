@@ -104,6 +104,10 @@ struct TrainerOptions {
   int64_t checkpoint_every_steps = 0;  // 0 = at the end of every epoch
   int keep_checkpoints = 3;
   std::string resume;                  // "" | "auto" | path of a checkpoint directory
+  // Fine-tuning: start from these weights (models/init_from.h: timm/transformers/torchvision
+  // safetensors or torch.save file, or a checkpoint directory). Not used when a checkpoint is
+  // resumed (explicit --resume=DIR: not even read).
+  std::string init_from;
   uint64_t seed = 0;
   int threads = 0;                     // LibTorch intra-op threads; 0 = chosen for the machine
   std::string device = "cpu";          // cpu|cuda
