@@ -14,6 +14,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"

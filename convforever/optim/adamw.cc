@@ -1,6 +1,8 @@
 // AdamW (Loshchilov & Hutter 2019), matching torch.optim.AdamW(foreach=True, amsgrad=False).
 #include <cmath>
 
+#include <ATen/core/grad_mode.h>
+
 #include "convforever/optim/fused_cpu.h"
 #include "convforever/optim/optimizers.h"
 

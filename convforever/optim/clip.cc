@@ -1,5 +1,7 @@
 #include "convforever/optim/clip.h"
 
+#include <ATen/core/grad_mode.h>
+
 namespace cf::optim {
 namespace {
 

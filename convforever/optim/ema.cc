@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 

@@ -3,6 +3,7 @@
 #include "convforever/optim/ema.h"
 
 #include <cmath>
+#include <ATen/core/grad_mode.h>
 
 #include "gtest/gtest.h"
 

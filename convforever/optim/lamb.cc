@@ -5,6 +5,8 @@
 // max_coeff / min_coeff).
 #include <cmath>
 
+#include <ATen/core/grad_mode.h>
+
 #include "convforever/optim/optimizers.h"
 
 namespace cf::optim {

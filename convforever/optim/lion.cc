@@ -3,6 +3,8 @@
 // moves by exactly lr (plus decoupled weight decay); the momentum tracks the gradient with b2.
 #include "convforever/optim/optimizers.h"
 
+#include <ATen/core/grad_mode.h>
+
 namespace cf::optim {
 
 Lion::Lion(OptimizerOptions options, std::vector<ParamGroup> groups)

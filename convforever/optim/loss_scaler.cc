@@ -1,6 +1,7 @@
 #include "convforever/optim/loss_scaler.h"
 
 #include <algorithm>
+#include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
 

@@ -3,6 +3,8 @@
 // starts as a copy of the first gradient. Unlike PyTorch, the gradients are never modified.
 #include "convforever/optim/optimizers.h"
 
+#include <ATen/core/grad_mode.h>
+
 namespace cf::optim {
 
 Sgd::Sgd(OptimizerOptions options, std::vector<ParamGroup> groups)

@@ -76,7 +76,16 @@ cc_library(
     defines = {defines},
     linkopts = {linkopts},
 )
-""".format(home = home, defines = repr(defines), linkopts = repr(linkopts),
+
+# c10d's process groups: ProcessGroupNCCL.hpp declares its class only under USE_C10D_NCCL, which
+# a CUDA LibTorch was built with. A separate target, so the define reaches only the files that
+# create process groups.
+cc_library(
+    name = "c10d",
+    defines = {c10d_defines},
+    deps = [":torch"],
+)
+""".format(c10d_defines = repr(["USE_C10D_NCCL"] if has_cuda else []), home = home, defines = repr(defines), linkopts = repr(linkopts),
            cuda_includes = repr(cuda_includes)))
 
 libtorch_repository = repository_rule(
