@@ -63,3 +63,14 @@ def perturb_(model, seed):
                 t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.5)
             elif name.endswith("bias") or name.endswith("running_mean"):
                 t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+
+
+def hf_from_pretrained_strict(directory):
+    """AutoModelForImageClassification.from_pretrained that fails on any missing, unexpected or
+    mis-shaped weight (transformers only warns and initialises them randomly)."""
+    from transformers import AutoModelForImageClassification
+    model, info = AutoModelForImageClassification.from_pretrained(directory, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if k != "error_msgs" and v}
+    if bad or info.get("error_msgs"):
+        sys.exit(f"FAIL: from_pretrained({directory}) is not a strict load: {bad} {info.get('error_msgs')}")
+    return model.eval()

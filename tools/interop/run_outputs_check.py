@@ -1,5 +1,5 @@
 """One real training run of the default recipe (its own flags; only --run_dir and --max_steps
-changed, plus the output flags), then the tools users run read its outputs:
+changed, plus the output flags; 210 steps, as the recipe warms up for 200), then the tools users run read its outputs:
 
   * TensorBoard's EventAccumulator: every scalar, steps and values equal to metrics.jsonl's;
   * Trackio's SQLiteStorage: the project, the run, its metrics (= metrics.jsonl), config and
@@ -48,25 +48,30 @@ def train(train_bin, recipe, run_dir, trackio_dir):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {"TRACKIO_DIR": trackio_dir, "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
            "HF_TOKEN": "hf_interop_test_token"}
-    common.run([train_bin, f"--flagfile={recipe}", f"--run_dir={run_dir}", "--max_steps=20",
-                "--log_every_steps=5", "--tensorboard", "--trackio_project=cf_interop",
+    common.run([train_bin, f"--flagfile={recipe}", f"--run_dir={run_dir}", "--max_steps=210",
+                "--log_every_steps=50", "--tensorboard", "--trackio_project=cf_interop",
                 "--hub_repo=convforever/interop-check"], env=env)
     server.shutdown()
 
 
 def jsonl_series(run_dir):
-    series = {}
+    """({metric: [(step, value)]}, {system metric: [value]}) from metrics.jsonl."""
+    series, system = {}, {}
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         for line in f:
             rec = json.loads(line)
-            if rec.get("kind") != "metrics":
+            if rec.get("kind") not in ("metrics", "system"):
                 continue
             for k, v in rec.items():
-                if k not in ("kind", "step", "wall_time"):
+                if k in ("kind", "step", "wall_time"):
+                    continue
+                if rec["kind"] == "metrics":
                     series.setdefault(k, []).append((rec["step"], float(v)))
-    if not series:
-        sys.exit("FAIL: metrics.jsonl has no metrics records")
-    return series
+                else:
+                    system.setdefault(k, []).append(float(v))
+    if not series or not system:
+        sys.exit("FAIL: metrics.jsonl lacks metrics or system records")
+    return series, system
 
 
 def same_series(what, got, want):
@@ -77,15 +82,18 @@ def same_series(what, got, want):
             sys.exit(f"FAIL: {what} at step {s}: {a} != metrics.jsonl's {b}")
 
 
-def check_tensorboard(run_dir, series):
+def check_tensorboard(run_dir, series, system):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     acc = EventAccumulator(os.path.join(run_dir, "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    if tags != set(series):
-        sys.exit(f"FAIL: TensorBoard tags {sorted(tags)} != metrics.jsonl's {sorted(series)}")
-    for tag in sorted(tags):
+    if tags != set(series) | set(system):
+        sys.exit(f"FAIL: TensorBoard tags {sorted(tags)} != metrics.jsonl's {sorted(set(series) | set(system))}")
+    for tag in sorted(series):
         same_series(f"TensorBoard '{tag}'", [(e.step, e.value) for e in acc.Scalars(tag)], series[tag])
+    for tag in sorted(system):  # system records carry no step in metrics.jsonl: compare the values
+        got = [(i, e.value) for i, e in enumerate(acc.Scalars(tag))]
+        same_series(f"TensorBoard system '{tag}'", got, list(enumerate(system[tag])))
     print(f"ok: EventAccumulator reads {len(tags)} scalars equal to metrics.jsonl", flush=True)
 
 
@@ -119,13 +127,13 @@ def fashion_test_images(n):
 
 def check_transformers(run_dir, models_bin, eval_bin):
     import torch
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from transformers import AutoImageProcessor
     snapshots = sorted(glob.glob(os.path.join(run_dir, "hub", "step-*")))
     checkpoints = sorted(glob.glob(os.path.join(run_dir, "checkpoints", "step-*")))
     if not snapshots or not checkpoints:
         sys.exit(f"FAIL: no hub snapshot ({snapshots}) or checkpoint ({checkpoints}) in {run_dir}")
     snap, ckpt = snapshots[-1], checkpoints[-1]
-    model = AutoModelForImageClassification.from_pretrained(snap).eval()
+    model = common.hf_from_pretrained_strict(snap)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if labels != NAMES:
         sys.exit(f"FAIL: id2label {labels} != Fashion-MNIST's names")
@@ -150,8 +158,8 @@ def main():
     run_dir, trackio_dir = os.path.join(base, "fmnist_interop"), os.path.join(base, "trackio")
     os.environ["TRACKIO_DIR"] = trackio_dir  # trackio reads it when imported
     train(train_bin, recipe, run_dir, trackio_dir)
-    series = jsonl_series(run_dir)
-    check_tensorboard(run_dir, series)
+    series, system = jsonl_series(run_dir)
+    check_tensorboard(run_dir, series, system)
     check_trackio("fmnist_interop", series)
     check_transformers(run_dir, models_bin, eval_bin)
     print("PASS")

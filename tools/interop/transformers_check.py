@@ -8,7 +8,6 @@ import os
 import sys
 
 import torch
-from transformers import AutoModelForImageClassification
 
 import common
 
@@ -20,14 +19,13 @@ def main():
         out = common.tmpdir(f"transformers_{name}")
         common.run([models_bin, "export", name, "--out", out, "--format", "transformers", "--seed", "3",
                     "--image_size", str(size)])
-        model = AutoModelForImageClassification.from_pretrained(out).eval()
+        model = common.hf_from_pretrained_strict(out)
         x = common.tensor(os.path.join(out, "input.safetensors"), "input")
         with torch.no_grad():
             theirs = model(pixel_values=x).logits
         ours = common.tensor(os.path.join(out, "logits.safetensors"), "logits")
         common.assert_close(ours, theirs, f"{name}: AutoModelForImageClassification on our export")
     print(f"PASS: {len(names)} models")
-
 
 if __name__ == "__main__":
     main()
