@@ -26,6 +26,7 @@ DEFINE_bool(channels_last, false, "NHWC memory format");
 DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic");
 DEFINE_string(data_dir, "", "dataset root, file or URL pattern (default per --data)");
 DEFINE_string(eval_data_dir, "", "separate evaluation data location (default: the data's test split)");
+DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (streamed shards have no known length; needed to train)");
 DEFINE_string(class_list, "", "class names, one per line, line = class id (jsonl/wds string labels)");
 DEFINE_int64(subset, 0, "use only the first N training samples (0 = all)");
 DEFINE_int64(synthetic_samples, 2048, "--data=synthetic: samples per epoch");
@@ -127,6 +128,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.data_dir = FLAGS_data_dir;
   o.eval_data_dir = FLAGS_eval_data_dir;
   o.class_list = FLAGS_class_list;
+  o.wds_epoch_samples = FLAGS_wds_epoch_samples;
   o.subset = FLAGS_subset;
   o.synthetic_samples = FLAGS_synthetic_samples;
   o.synthetic_classes = FLAGS_synthetic_classes;

@@ -65,6 +65,7 @@ data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
   spec.split = train ? "train" : "test";
   spec.subset = train ? o.subset : 0;
   spec.class_list_path = o.class_list;
+  if (train) spec.wds_epoch_samples = o.wds_epoch_samples;
   spec.synthetic_samples = train ? o.synthetic_samples : std::max<int64_t>(o.synthetic_samples / 4, 64);
   spec.synthetic_classes = static_cast<int>(o.synthetic_classes);
   spec.synthetic_size = static_cast<int>(o.image_size);

@@ -13,13 +13,17 @@ def binary(path):
     return os.path.abspath(path)
 
 
-def run(cmd, env=None, check=True):
-    """Runs cmd, echoing it; returns (returncode, combined output)."""
+def run(cmd, env=None, check=True, timeout=None):
+    """Runs cmd, echoing it; returns (returncode, combined output). A timeout is a failure."""
     print("+", " ".join(cmd), flush=True)
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        sys.exit(f"FAIL: {cmd[0]} still running after {timeout} s:\n{(e.output or b'')[-3000:]}")
     if check and p.returncode != 0:
         sys.exit(f"FAIL: {cmd[0]} exited {p.returncode}:\n{p.stdout[-4000:]}")
     return p.returncode, p.stdout

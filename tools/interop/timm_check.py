@@ -18,6 +18,10 @@ from safetensors.torch import load_file, save_file
 
 import common
 
+# The largest entries (200M and 350M parameters) are checked in the export direction only: the
+# import direction runs the same loader as for every other ConvNeXt, at twice the cost.
+EXPORT_ONLY = ("convnext_large", "convnext_xlarge")
+
 
 def timm_model(config):
     args = dict(config.get("model_args", {}))
@@ -72,7 +76,8 @@ def main():
     torch.set_num_threads(2)
     for name in names:
         config, x = check_export(models_bin, name, size)
-        check_import(models_bin, name, config, x)
+        if name not in EXPORT_ONLY:
+            check_import(models_bin, name, config, x)
     print(f"PASS: {len(names)} models")
 
 

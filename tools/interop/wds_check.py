@@ -1,8 +1,10 @@
 """Shards written by webdataset.TarWriter (PNG + .cls, the way users write them) train in our
 trainer (--data=wds) with the default recipe's flags, and a checkpoint comes out.
 
-The trainer takes integer .cls labels with a --class_list (the class count comes from it), and
-streams shards without a known epoch length, so the run is bounded with --max_steps.
+The trainer takes integer .cls labels with a --class_list (the class count comes from it).
+Streamed shards have no known epoch length: without --wds_epoch_samples the trainer saw
+-1 steps per epoch and looped over empty epochs forever, so the run passes it (and --max_steps),
+under a timeout that turns a hang into a failure.
 
 Usage: wds_check.py TRAIN_BINARY RECIPE
 """
@@ -45,8 +47,9 @@ def main():
     pattern = os.path.join(shards, "shard-{000000..000001}.tar")
     run_dir = os.path.join(base, "run")
     common.run([train_bin, f"--flagfile={recipe}", f"--run_dir={run_dir}", "--data=wds", f"--data_dir={pattern}",
-                f"--eval_data_dir={pattern}", f"--class_list={class_list}", "--max_steps=4",
-                "--warmup_steps=0"])  # the recipe's 200 warmup steps would not fit in 4
+                f"--eval_data_dir={pattern}", f"--class_list={class_list}", "--wds_epoch_samples=384",
+                "--max_steps=4", "--warmup_steps=0"],  # the recipe's 200 warmup steps would not fit in 4
+               timeout=300)
     done = glob.glob(os.path.join(run_dir, "checkpoints", "step-*", "DONE"))
     if not done:
         sys.exit(f"FAIL: no complete checkpoint in {run_dir}")
