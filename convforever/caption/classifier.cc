@@ -26,11 +26,11 @@ std::string ClassifySummary::Format() const {
   std::string out = absl::StrFormat(
       "records written %d (labeled %d, unknown %d of which failed %d), left for a later run %d\n"
       "skipped: already in output %d, duplicate ids %d, bad JSON %d, no id %d, empty caption %d\n"
-      "requests %d, retries %d, cache hits %d, joined in flight %d\n"
+      "requests %d, retries %d, hedged %d, cache hits %d, joined in flight %d\n"
       "tokens: prompt %d, completion %d, total %d\n"
       "wall %.1f s (%.1f records/s), shards closed %d\n",
       written, labeled, unknown, failed, left_for_later, already_done, duplicates, skipped_bad_json, skipped_no_id,
-      skipped_empty_caption, requests, retries, cache_hits, joined_in_flight, prompt_tokens, completion_tokens,
+      skipped_empty_caption, requests, retries, hedged, cache_hits, joined_in_flight, prompt_tokens, completion_tokens,
       total_tokens, wall_seconds, wall_seconds > 0 ? written / wall_seconds : 0.0, shards_written);
   if (!histogram.empty()) {
     std::vector<std::pair<int64_t, std::string>> sorted;
@@ -49,12 +49,7 @@ bool IsFatal(const absl::Status& s) {
   return absl::IsUnauthenticated(s) || absl::IsPermissionDenied(s) || absl::IsFailedPrecondition(s);
 }
 
-struct Pending {
-  CaptionRecord record;
-  bool ready = false;
-  bool write = true;
-  json out;
-};
+
 
 // The outcome for one caption, shared by every record with that caption.
 struct Outcome {
@@ -74,7 +69,6 @@ class Pipeline {
   void Submit(const std::string& caption);
   absl::Status Complete(const std::string& caption, absl::StatusOr<http::Response> outcome);
   absl::Status Resolve(int64_t seq, const Outcome& outcome);
-  absl::Status FlushHead();
   std::string ProgressExtra() const;
 
   const ClassifierOptions& o_;
@@ -86,7 +80,9 @@ class Pipeline {
   std::unique_ptr<http::MultiClient> client_;
   http::RetryPolicy policy_;
 
-  std::map<int64_t, Pending> window_;
+  // Records read and not yet finished, by input position. Each is written the moment it finishes,
+  // so a slow or retried record holds back nothing but itself.
+  std::unordered_map<int64_t, CaptionRecord> window_;
   std::unordered_map<std::string, std::vector<int64_t>> in_flight_;
   std::unordered_set<std::string> accepted_ids_;
   int64_t next_seq_ = 0, accepted_ = 0;
@@ -137,7 +133,12 @@ absl::Status Pipeline::Setup(ShardSink* sink) {
     absl::StatusOr<Completion> c = ParseCompletion(r->body);
     return !c.ok() && IsFatal(c.status());
   };
+  mo.pause_after_consecutive_429s = o_.pause_after_consecutive_429s;
+  mo.straggler_after = o_.straggler_after;
+  mo.straggler_latency_multiple = o_.straggler_latency_multiple;
+  mo.hedge_stragglers = o_.hedge_stragglers;
   client_ = std::make_unique<http::MultiClient>(mo);
+  // Bounds memory only: records wait here for their answer, in any order.
   max_window_ = static_cast<size_t>(mo.max_in_flight) * 8 + 256;
   return absl::OkStatus();
 }
@@ -181,7 +182,7 @@ absl::Status Pipeline::Fill(RecordReader& reader) {
     ++accepted_;
     const int64_t seq = next_seq_++;
     const std::string caption = rec.caption;
-    window_[seq].record = std::move(rec);
+    window_[seq] = std::move(rec);
     if (cache_ != nullptr) {
       ASSIGN_OR_RETURN(std::optional<std::string> hit, cache_->Get(caption));
       if (hit) {
@@ -245,43 +246,32 @@ absl::Status Pipeline::Complete(const std::string& caption, absl::StatusOr<http:
 }
 
 absl::Status Pipeline::Resolve(int64_t seq, const Outcome& outcome) {
-  Pending& p = window_[seq];
-  p.ready = true;
+  auto node = window_.extract(seq);
+  CHECK(!node.empty()) << "record " << seq << " resolved twice";
+  const CaptionRecord& record = node.mapped();
   if (!outcome.error.empty() && o_.on_failure == OnFailure::kRetryLater) {
-    p.write = false;
+    ++s_->left_for_later;
     return absl::OkStatus();
   }
-  json& out = p.out;
-  out[o_.input.id_field] = p.record.id;
-  out[o_.input.caption_field] = p.record.caption;
-  out["label"] = outcome.label_id >= 0 ? o_.categories[outcome.label_id] : std::string(kUnknownLabel);
+  json out;
+  out[o_.input.id_field] = record.id;
+  out[o_.input.caption_field] = record.caption;
+  const std::string label = outcome.label_id >= 0 ? o_.categories[outcome.label_id] : std::string(kUnknownLabel);
+  out["label"] = label;
   out["label_id"] = outcome.label_id;
-  for (auto& [k, v] : p.record.passthrough.items()) out[k] = v;
+  for (auto& [k, v] : record.passthrough.items()) out[k] = v;
   if (!outcome.raw.empty() || (outcome.label_id < 0 && outcome.error.empty())) out["raw"] = outcome.raw;
   if (!outcome.error.empty()) out["error"] = outcome.error;
-  return absl::OkStatus();
-}
-
-absl::Status Pipeline::FlushHead() {
-  while (!window_.empty() && window_.begin()->second.ready) {
-    Pending& p = window_.begin()->second;
-    if (!p.write) {
-      ++s_->left_for_later;
-    } else {
-      RETURN_IF_ERROR(output_->Append(p.out));
-      ++s_->written;
-      const std::string label = p.out["label"].get<std::string>();
-      ++s_->histogram[label];
-      if (p.out.contains("error")) {
-        ++s_->failed;
-        ++s_->unknown;
-      } else if (label == kUnknownLabel) {
-        ++s_->unknown;
-      } else {
-        ++s_->labeled;
-      }
-    }
-    window_.erase(window_.begin());
+  RETURN_IF_ERROR(output_->Append(out));
+  ++s_->written;
+  ++s_->histogram[label];
+  if (!outcome.error.empty()) {
+    ++s_->failed;
+    ++s_->unknown;
+  } else if (outcome.label_id < 0) {
+    ++s_->unknown;
+  } else {
+    ++s_->labeled;
   }
   return absl::OkStatus();
 }
@@ -303,7 +293,6 @@ absl::Status Pipeline::Run(std::istream& input, const std::string& source, Shard
   absl::Status status;
   for (;;) {
     status = Fill(reader);
-    if (status.ok()) status = FlushHead();
     if (!status.ok() || (input_done_ && window_.empty())) break;
     std::vector<std::pair<std::string, absl::StatusOr<http::Response>>> batch;
     {
@@ -315,17 +304,16 @@ absl::Status Pipeline::Run(std::istream& input, const std::string& source, Shard
       status = Complete(caption, std::move(result));
       if (!status.ok()) break;
     }
-    if (status.ok()) status = FlushHead();  // write what the batch finished, even if it stops
     if (!status.ok()) break;
     if (progress) progress->Update(s_->written, ProgressExtra());
   }
   if (!status.ok()) {
     client_->Shutdown();  // stop at once: no retry storm after a fatal answer
-    (void)FlushHead();
   }
   client_->Wait();
   s_->requests = client_->attempts();
   s_->retries = client_->retries();
+  s_->hedged = client_->hedges();
   if (progress) progress->Finish(ProgressExtra());
   if (cache_ != nullptr) {
     if (absl::Status c = cache_->Flush(); status.ok()) status = c;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,13 @@ std::vector<json> ReadJsonl(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) out.push_back(json::parse(line));
   return out;
+}
+
+// The output keyed by id (records land in completion order, not input order).
+std::map<std::string, json> ById(const std::vector<json>& records) {
+  std::map<std::string, json> by_id;
+  for (const json& r : records) EXPECT_TRUE(by_id.emplace(r["id"].get<std::string>(), r).second) << r.dump();
+  return by_id;
 }
 
 std::string ReadAll(const std::string& path) {
@@ -71,7 +79,7 @@ class ClassifierTest : public ::testing::Test {
   ClassifySummary summary_;
 };
 
-TEST_F(ClassifierTest, EveryMisbehaviourIsRetriedAndOutputKeepsInputOrder) {
+TEST_F(ClassifierTest, EveryMisbehaviourIsRetriedAndEachRecordWrittenOnce) {
   const std::vector<std::string> modes = {"429ra", "429ms", "429reset", "429resets", "429openai", "429hf",
                                           "500",   "502",   "503",      "malformed", "error200", "nochoices",
                                           "slow",  "drop",  "verbose"};
@@ -81,22 +89,42 @@ TEST_F(ClassifierTest, EveryMisbehaviourIsRetriedAndOutputKeepsInputOrder) {
   }
   input += Line("plain", "a bird in the sky");
   ASSERT_TRUE(Run(input).ok());
-  const auto out = ReadJsonl(o_.output.path);
+  const auto records = ReadJsonl(o_.output.path);
+  ASSERT_EQ(records.size(), modes.size() + 1);
+  auto out = ById(records);
   ASSERT_EQ(out.size(), modes.size() + 1);
   for (size_t i = 0; i < modes.size(); ++i) {
-    EXPECT_EQ(out[i]["id"], absl::StrCat("m", i)) << modes[i];
-    EXPECT_EQ(out[i]["label"], "cat") << modes[i] << ": " << out[i].dump();
-    EXPECT_EQ(out[i]["label_id"], 1);
-    EXPECT_EQ(out[i]["url"], absl::StrCat("http://img/m", i));
-    EXPECT_FALSE(out[i].contains("error")) << out[i].dump();
+    const json& r = out[absl::StrCat("m", i)];
+    EXPECT_EQ(r["label"], "cat") << modes[i] << ": " << r.dump();
+    EXPECT_EQ(r["label_id"], 1);
+    EXPECT_EQ(r["url"], absl::StrCat("http://img/m", i));
+    EXPECT_FALSE(r.contains("error")) << r.dump();
   }
-  EXPECT_EQ(out.back()["label"], "bird");
+  EXPECT_EQ(out["plain"]["label"], "bird");
+  // Written as they finished: the plain record is not held behind the slow one (3 s).
+  EXPECT_NE(records.back()["caption"].get<std::string>().find("[[slow]]"), std::string::npos);
   // Each misbehaving caption but "verbose" needed exactly one retry (a drop may be absorbed by
-  // libcurl's own resend on a reused connection).
-  EXPECT_GE(summary_.retries, static_cast<int64_t>(modes.size()) - 2);
+  // libcurl's own resend on a reused connection; the slow one may be answered to its hedge).
+  EXPECT_GE(summary_.retries + summary_.hedged, static_cast<int64_t>(modes.size()) - 2);
   EXPECT_EQ(summary_.written, static_cast<int64_t>(modes.size()) + 1);
   EXPECT_EQ(summary_.total_tokens, 42 * (static_cast<int64_t>(modes.size()) + 1));
   EXPECT_EQ(summary_.histogram["cat"], static_cast<int64_t>(modes.size()));
+}
+
+TEST_F(ClassifierTest, ARecordWaitingForItsRetryHintHoldsNoSlot) {
+  o_.concurrency = 1;
+  o_.timeout = absl::Seconds(10);
+  std::string input = Line("limited", "[[429ra2]] a dog waiting");
+  for (int i = 0; i < 10; ++i) input += Line(absl::StrCat("r", i), absl::StrCat("a fish number ", i));
+  ASSERT_TRUE(Run(input).ok());
+  const auto out = ReadJsonl(o_.output.path);
+  ASSERT_EQ(out.size(), 11u);
+  // With one slot, the ten others were all answered and written during its 2 s wait.
+  EXPECT_EQ(out.back()["id"], "limited");
+  EXPECT_EQ(out.back()["label"], "dog");
+  const testing::RetryLateness late = fake_->retry_lateness();
+  EXPECT_EQ(late.retries, 1);
+  EXPECT_EQ(late.early, 0) << "the retry came before its Retry-After";
 }
 
 TEST_F(ClassifierTest, NoCategoryGivesUnknownWithRawAnswer) {
@@ -109,17 +137,44 @@ TEST_F(ClassifierTest, NoCategoryGivesUnknownWithRawAnswer) {
   EXPECT_EQ(summary_.unknown, 1);
 }
 
-TEST_F(ClassifierTest, RetriesExhaustedWritesUnknownWithError) {
+TEST_F(ClassifierTest, OnFailureUnknownWritesUnknownWithError) {
+  o_.on_failure = OnFailure::kUnknown;
   ASSERT_TRUE(Run(Line("a", "[[always500]] a dog") + Line("b", "[[always-malformed]] a dog #2") +
                   Line("c", "a fish")).ok());
-  const auto out = ReadJsonl(o_.output.path);
+  auto out = ById(ReadJsonl(o_.output.path));
   ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[0]["label"], "unknown");
-  EXPECT_NE(out[0]["error"].get<std::string>().find("HTTP 500"), std::string::npos) << out[0].dump();
-  EXPECT_NE(out[1]["error"].get<std::string>().find("malformed JSON"), std::string::npos) << out[1].dump();
-  EXPECT_EQ(out[2]["label"], "fish");
+  EXPECT_EQ(out["a"]["label"], "unknown");
+  EXPECT_NE(out["a"]["error"].get<std::string>().find("HTTP 500"), std::string::npos) << out["a"].dump();
+  EXPECT_NE(out["b"]["error"].get<std::string>().find("malformed JSON"), std::string::npos) << out["b"].dump();
+  EXPECT_EQ(out["c"]["label"], "fish");
   EXPECT_EQ(fake_->attempts("[[always500]] a dog"), 4);
   EXPECT_EQ(summary_.failed, 2);
+}
+
+TEST_F(ClassifierTest, ByDefaultATransientFailureIsLabeledByTheNextRun) {
+  // Two attempts a run; the server fails the caption's first three attempts (a quota blip).
+  o_.max_attempts = 2;
+  const std::string input = Line("a", "[[503x3]] a dog") + Line("b", "a cat") + Line("c", "a chair");
+  ASSERT_TRUE(Run(input).ok());
+  auto out = ById(ReadJsonl(o_.output.path));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out.count("a"), 0u) << "a failure must not be written as a permanent answer";
+  EXPECT_EQ(out["b"]["label"], "cat");
+  // The model answered outside the categories: that is a real answer, kept as unknown.
+  EXPECT_EQ(out["c"]["label"], "unknown");
+  EXPECT_EQ(out["c"]["raw"], "I am not sure.");
+  EXPECT_EQ(summary_.left_for_later, 1);
+  EXPECT_EQ(summary_.unknown, 1);
+  EXPECT_EQ(fake_->attempts("[[503x3]] a dog"), 2);
+  // Rerun: attempt 3 fails again, attempt 4 gets the answer; b and c are not asked again.
+  ASSERT_TRUE(Run(input).ok());
+  EXPECT_EQ(summary_.already_done, 2);
+  EXPECT_EQ(summary_.left_for_later, 0);
+  out = ById(ReadJsonl(o_.output.path));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out["a"]["label"], "dog");
+  EXPECT_FALSE(out["a"].contains("error"));
+  EXPECT_EQ(fake_->attempts("a chair"), 1);
 }
 
 TEST_F(ClassifierTest, RetryLaterLeavesFailuresForTheNextRun) {
@@ -194,9 +249,10 @@ TEST_F(ClassifierTest, ResumeSkipsDoneIdsAndDuplicates) {
   o_.limit = 0;
   ASSERT_TRUE(Run(input + Line("r3", "a dog (dup id)")).ok());
   EXPECT_EQ(summary_.already_done, 5);
-  const auto out = ReadJsonl(o_.output.path);
+  auto out = ById(ReadJsonl(o_.output.path));
   ASSERT_EQ(out.size(), 10u);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(out[i]["id"], absl::StrCat("r", i));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(out.count(absl::StrCat("r", i)), 1u) << i;
+  EXPECT_EQ(out["r3"]["label"], "fish");
   ASSERT_TRUE(Run(Line("x", "a cat") + Line("x", "a dog")).ok());
   EXPECT_EQ(summary_.duplicates, 1);
 }
@@ -204,10 +260,10 @@ TEST_F(ClassifierTest, ResumeSkipsDoneIdsAndDuplicates) {
 TEST_F(ClassifierTest, JsonSchemaMode) {
   o_.prompt.json_schema = true;
   ASSERT_TRUE(Run(Line("a", "a small bird") + Line("b", "a table")).ok());
-  const auto out = ReadJsonl(o_.output.path);
+  auto out = ById(ReadJsonl(o_.output.path));
   ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0]["label"], "bird");
-  EXPECT_EQ(out[1]["label"], "unknown");
+  EXPECT_EQ(out["a"]["label"], "bird");
+  EXPECT_EQ(out["b"]["label"], "unknown");
   const auto req = json::parse(fake_->server().requests().front().body);
   EXPECT_TRUE(req.contains("response_format"));
 }

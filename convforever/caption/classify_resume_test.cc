@@ -1,7 +1,8 @@
 // Runs the real `classify` binary against the fake server, SIGKILLs it mid-run twice (once
 // leaving a torn last line), reruns the same command, and checks that the output holds every
-// input record exactly once, in input order, that the shards tile the output, and that the API
-// key appears in no output, shard or log.
+// input record exactly once with its right label, that records were written out of input order
+// (some answers are slow or retried, and nothing waits for them), that the shards tile the
+// output, and that the API key appears in no output, shard or log.
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -49,7 +51,8 @@ std::string BinaryPath() {
 class ResumeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto fake = testing::FakeOpenAi::Start({.api_key = kKey, .latency = absl::Milliseconds(4)});
+    auto fake = testing::FakeOpenAi::Start(
+        {.api_key = kKey, .latency = absl::Milliseconds(4), .slow_delay = absl::Milliseconds(1500)});
     ASSERT_TRUE(fake.ok()) << fake.status();
     fake_ = std::move(fake).value();
     dir_ = ::testing::TempDir() + "/resume";
@@ -60,6 +63,8 @@ class ResumeTest : public ::testing::Test {
       std::string caption = absl::StrCat("a ", animals[i % 5], " photo number ", i);
       if (i % 97 == 5) caption = "[[429ra]] " + caption;
       if (i % 89 == 7) caption = "[[malformed]] " + caption;
+      if (i % 37 == 11) caption = "[[slow]] " + caption;  // answered 1.5 s late
+      labels_[absl::StrCat("r", i)] = i % 5 == 4 ? "unknown" : animals[i % 5];  // chair: no category
       in << json{{"id", absl::StrCat("r", i)}, {"caption", caption}}.dump() << "\n";
     }
   }
@@ -117,6 +122,7 @@ class ResumeTest : public ::testing::Test {
   static constexpr int kRecords = 600;
   std::unique_ptr<testing::FakeOpenAi> fake_;
   std::string dir_;
+  std::map<std::string, std::string> labels_;  // id -> the right label
 };
 
 TEST_F(ResumeTest, KillNineTwiceThenFinishExactlyOnce) {
@@ -130,20 +136,27 @@ TEST_F(ResumeTest, KillNineTwiceThenFinishExactlyOnce) {
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0) << ReadAll(dir_ + "/run2.log");
 
-  // Exactly once, in input order.
+  // Exactly once, each with its right label, and not in input order: records were written as
+  // their answers came, the slow and retried ones later.
   std::ifstream out(dir_ + "/out.jsonl");
   std::string line;
   std::vector<std::string> ids;
+  std::set<std::string> unique;
   std::string concatenated;
   while (std::getline(out, line)) {
     const json rec = json::parse(line);
-    ids.push_back(rec["id"]);
-    EXPECT_NE(rec["label"], "") << line;
+    const std::string id = rec["id"];
+    ids.push_back(id);
+    EXPECT_TRUE(unique.insert(id).second) << "written twice: " << id;
+    EXPECT_EQ(rec["label"], labels_[id]) << line;
     EXPECT_FALSE(rec.contains("error")) << line;
     absl::StrAppend(&concatenated, line, "\n");
   }
   ASSERT_EQ(ids.size(), static_cast<size_t>(kRecords));
-  for (int i = 0; i < kRecords; ++i) ASSERT_EQ(ids[i], absl::StrCat("r", i)) << "position " << i;
+  for (int i = 0; i < kRecords; ++i) ASSERT_EQ(unique.count(absl::StrCat("r", i)), 1u) << "missing r" << i;
+  int out_of_order = 0;
+  for (int i = 0; i < kRecords; ++i) out_of_order += ids[i] != absl::StrCat("r", i);
+  EXPECT_GT(out_of_order, 0) << "every record was written in input order: did a slow one hold the rest back?";
 
   // Shards tile the output with no gap or overlap.
   std::vector<std::string> shards;

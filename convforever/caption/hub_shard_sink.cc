@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -37,6 +38,12 @@ bool IsFatalHubError(const absl::Status& s) {
          absl::IsInvalidArgument(s);
 }
 
+std::string CommitMessage(const std::vector<std::string>& paths) {
+  return paths.size() == 1 ? absl::StrCat("Add ", BaseName(paths[0]))
+                           : absl::StrCat("Add ", paths.size(), " shards (", BaseName(paths.front()), " .. ",
+                                          BaseName(paths.back()), ")");
+}
+
 }  // namespace
 
 HubShardSink::HubShardSink(hub::HubClientOptions options, hub::RepoId repo, std::string shard_dir,
@@ -44,7 +51,45 @@ HubShardSink::HubShardSink(hub::HubClientOptions options, hub::RepoId repo, std:
     : client_(std::make_unique<hub::HubClient>(std::move(options))),
       repo_(std::move(repo)),
       shard_dir_(std::move(shard_dir)),
-      private_repo_(private_repo) {}
+      private_repo_(private_repo) {
+  worker_ = std::thread([this] { Work(); });
+}
+
+HubShardSink::~HubShardSink() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+}
+
+void HubShardSink::Work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;  // what is still queued stays on disk for the next run's Close
+    // Everything waiting goes in one commit: a slow Hub gets fewer, larger commits.
+    std::vector<std::string> paths(queue_.begin(), queue_.end());
+    queue_.clear();
+    uploading_ = true;
+    lock.unlock();
+    if (absl::Status s = Commit(paths, CommitMessage(paths)); !s.ok()) {
+      failed_ += static_cast<int64_t>(paths.size());
+      LOG(WARNING) << "uploading " << CommitMessage(paths).substr(4) << " to " << repo_.Describe()
+                   << " failed; it stays in " << shard_dir_ << " and is retried at the end of the run: "
+                   << s.message();
+    }
+    lock.lock();
+    uploading_ = false;
+    cv_.notify_all();
+  }
+}
+
+void HubShardSink::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return queue_.empty() && !uploading_; });
+}
 
 absl::StatusOr<std::unique_ptr<HubShardSink>> HubShardSink::Create(hub::HubClientOptions options,
                                                                    std::string repo_id, std::string shard_dir,
@@ -114,24 +159,19 @@ absl::Status HubShardSink::Commit(const std::vector<std::string>& paths, const s
 }
 
 absl::Status HubShardSink::Publish(const std::string& path, int64_t start, int64_t end) {
-  const std::string name = BaseName(path);
-  if (absl::Status s = Commit({path}, absl::StrCat("Add ", name)); !s.ok()) {
-    ++failed_;
-    LOG(WARNING) << "uploading " << name << " (records [" << start << ", " << end << ")) to "
-                 << repo_.Describe() << " failed; it stays in " << shard_dir_
-                 << " and is retried at the end of the run: " << s.message();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(path);
   }
+  cv_.notify_all();
   return absl::OkStatus();
 }
 
 absl::Status HubShardSink::Close() {
+  Flush();
   const std::vector<std::string> pending = PendingShards();
   if (pending.empty()) return close_status_ = absl::OkStatus();
-  const std::string message =
-      pending.size() == 1 ? absl::StrCat("Add ", BaseName(pending[0]))
-                          : absl::StrCat("Add ", pending.size(), " shards (", BaseName(pending.front()), " .. ",
-                                         BaseName(pending.back()), ")");
-  if (absl::Status s = Commit(pending, message); !s.ok()) {
+  if (absl::Status s = Commit(pending, CommitMessage(pending)); !s.ok()) {
     failed_ += static_cast<int64_t>(pending.size());
     close_status_ = absl::UnavailableError(absl::StrCat(pending.size(), " shard(s) in ", shard_dir_,
                                                         " not uploaded to ", repo_.Describe(), ": ",

@@ -45,7 +45,9 @@ DEFINE_double(timeout_s, 60, "per-request timeout in seconds");
 DEFINE_bool(json_schema, false, "ask for a JSON-schema answer (enum of categories); parsed strictly");
 DEFINE_int32(max_tokens, 20, "max_tokens of each answer");
 DEFINE_double(temperature, 0, "sampling temperature");
-DEFINE_string(on_failure, "unknown", "after the retries: 'unknown' (write label unknown + error) or 'retry_later' (leave for the next run)");
+DEFINE_string(on_failure, "retry_later",
+              "when a request still fails after its retries: 'retry_later' (not written; rerunning the same "
+              "command retries it) or 'unknown' (written as label unknown with its error, and never retried)");
 DEFINE_int64(sync_every, 1000, "records per output shard");
 DEFINE_string(shard_dir, "", "directory for shard_<start>_<end>.jsonl files (default <output>.shards)");
 DEFINE_string(hub_repo, "",
@@ -174,6 +176,10 @@ int main(int argc, char** argv) {
   const absl::Status status =
       cf::caption::RunClassifier(o, *in, FLAGS_input == "-" ? "<stdin>" : FLAGS_input, sink, &summary);
   std::cerr << summary.Format();
+  if (summary.left_for_later > 0) {
+    std::cerr << "classify: " << summary.left_for_later
+              << " record(s) failed after their retries and were not written; rerun the same command to retry them\n";
+  }
   bool hub_incomplete = false;
   if (hub_sink != nullptr) {
     std::cerr << "hub: " << hub_sink->uploaded() << " shard(s) uploaded to " << hub_sink->repo().Describe()

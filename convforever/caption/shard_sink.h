@@ -4,7 +4,8 @@
 // the output, zero-padded to 9 digits so names sort) every --sync_every records and hands its
 // path to a ShardSink. LocalShardSink keeps it local (the default); HubShardSink
 // (hub_shard_sink.h, --hub_repo) commits it to a Hugging Face dataset repo. Publish is
-// called from the classifier's main thread, in shard order; an error is logged and the run goes
+// called from the classifier's main thread, in shard order, and must not wait on the network
+// (HubShardSink queues the shard for its uploader thread); an error is logged and the run goes
 // on (the shard stays on disk). A resumed run publishes only shards it creates, so a sink that
 // must not miss one (the Hub uploader) compares the shard directory with what it has uploaded.
 #ifndef CONVFOREVER_CAPTION_SHARD_SINK_H_

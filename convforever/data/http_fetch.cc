@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/http/headers.h"
 
 namespace cf::data {
 namespace {
@@ -119,7 +120,7 @@ std::vector<HttpFetchResult> HttpFetchAll(const std::vector<std::string>& urls,
       const std::string why = t->too_big ? absl::StrCat("body larger than ", o.max_bytes, " bytes")
                               : rc != CURLE_OK ? std::string(curl_easy_strerror(rc))
                                                : absl::StrCat("HTTP ", code);
-      r.body = absl::UnavailableError(absl::StrCat("GET ", urls[t->index], " failed after ",
+      r.body = absl::UnavailableError(absl::StrCat("GET ", http::RedactUrl(urls[t->index]), " failed after ",
                                                    t->attempt, " attempt(s): ", why));
       ++done;
     }

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/data/http_fetch.h"
+#include "convforever/http/headers.h"
 
 namespace cf::data {
 namespace {
@@ -139,7 +140,7 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     rc = archive_read_open_filename(a.get(), shard.c_str(), 1 << 20);
   }
   if (rc != ARCHIVE_OK) {
-    LOG(WARNING) << "skipping shard " << shard << ": " << archive_error_string(a.get());
+    LOG(WARNING) << "skipping shard " << http::RedactUrl(shard) << ": " << archive_error_string(a.get());
     ++(*skipped)["shard_failed"];
     return true;
   }
@@ -150,7 +151,7 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     if (archive_entry_filetype(e) != AE_IFREG) continue;
     const int64_t size = archive_entry_size(e);
     if (UnsafePath(name) || size < 0 || size > spec_.wds_max_member_bytes) {
-      LOG(WARNING) << "rejecting tar member '" << name << "' (" << size << " bytes) in " << shard;
+      LOG(WARNING) << "rejecting tar member '" << name << "' (" << size << " bytes) in " << http::RedactUrl(shard);
       ++(*skipped)["unsafe_member"];
       continue;
     }
@@ -169,7 +170,7 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     if (!wanted) continue;
     std::string data(static_cast<size_t>(size), '\0');
     if (archive_read_data(a.get(), data.data(), data.size()) != static_cast<la_ssize_t>(data.size())) {
-      LOG(WARNING) << "truncated member " << name << " in " << shard;
+      LOG(WARNING) << "truncated member " << name << " in " << http::RedactUrl(shard);
       ++(*skipped)["shard_failed"];
       return true;
     }
@@ -194,7 +195,7 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     if (v < 0 || v >= num_classes_) p.bad_label = true; else p.label = v;
   }
   if (rc != ARCHIVE_EOF && rc != ARCHIVE_OK && !cancel) {
-    LOG(WARNING) << "shard " << shard << " ends early: " << archive_error_string(a.get());
+    LOG(WARNING) << "shard " << http::RedactUrl(shard) << " ends early: " << archive_error_string(a.get());
     ++(*skipped)["shard_failed"];
   }
   return cancel ? false : Flush(p, emit, skipped);

@@ -244,7 +244,9 @@ c10::intrusive_ptr<c10d::Store> ConnectStore(const LaunchEnv& env, bool server,
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Create(const LaunchEnv& env,
                                                                    const CommOptions& options) {
   ASSIGN_OR_RETURN(std::string backend, ChooseBackend(options));
-  if (env.world_size == 1) return std::unique_ptr<Communicator>(new LocalCommunicator());
+  if (env.world_size == 1 && !options.process_group_for_one_rank) {
+    return std::unique_ptr<Communicator>(new LocalCommunicator());
+  }
   std::string where = absl::StrCat(env.master_addr, ":", env.master_port);
   std::string owner = env.use_agent_store ? "the torchrun agent" : "rank 0";
   c10::intrusive_ptr<c10d::Store> store, monitor_store;

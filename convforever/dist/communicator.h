@@ -15,7 +15,8 @@
 //     pass identical shapes and dtypes.
 //   * Not thread-safe: one thread issues collectives (DataParallel's autograd hooks run on the
 //     backward thread, which is the issuing thread while backward runs).
-// world_size 1 gives a local communicator whose collectives are identities (no sockets).
+// world_size 1 gives a local communicator whose collectives are identities (no sockets), unless
+// CommOptions::process_group_for_one_rank asks for the real engine.
 #ifndef CONVFOREVER_DIST_COMMUNICATOR_H_
 #define CONVFOREVER_DIST_COMMUNICATOR_H_
 
@@ -44,6 +45,10 @@ struct CommOptions {
   // empty) or, failing that, loopback when the master is loopback and the host name otherwise.
   std::string gloo_interface;
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // world_size 1 normally gets the local identity communicator. True builds the backend's real
+  // process group for the one rank instead (rendezvous at MASTER_ADDR:MASTER_PORT as usual), so
+  // the engine itself can be checked on a machine with a single GPU (ci/gpu_check.sh's tests).
+  bool process_group_for_one_rank = false;
 };
 
 enum class ReduceOp { kSum, kMax, kMin };

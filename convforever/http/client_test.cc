@@ -222,6 +222,22 @@ TEST(FetchTest, RedirectKeepsAuthorizationOnlyForTheSameHost) {
   ASSERT_EQ(b->request_count(), 1);
   EXPECT_FALSE(b->requests()[0].headers.Has("Authorization"));
 
+  // Another host name too (the Hub's resolve -> a CDN): curl_transfer.cc sets
+  // CURLOPT_UNRESTRICTED_AUTH off explicitly, so no libcurl default can change this.
+  const std::string cdn = absl::StrCat("http://localhost:", b->port(), "/final?Signature=s");
+  a->Handle("GET", "/cdn", [cdn](const ServerRequest&) {
+    ServerResponse r = ServerResponse::Text(302, "");
+    r.headers.Set("Location", cdn);
+    return r;
+  });
+  req.url = a->base_url() + "/cdn";
+  resp = Fetch(req);
+  ASSERT_TRUE(resp.ok()) << resp.status();
+  EXPECT_EQ(resp->body, "none");
+  ASSERT_EQ(b->request_count(), 2);
+  EXPECT_FALSE(b->requests()[1].headers.Has("Authorization"));
+
+  req.url = a->base_url() + "/other";
   req.follow_redirects = false;
   resp = Fetch(req);
   ASSERT_TRUE(resp.ok());

@@ -50,7 +50,10 @@ absl::Status CurlTransfer::Prepare(const Request* request) {
                                                               request->connect_timeout))));
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, request->follow_redirects ? 1L : 0L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, static_cast<long>(request->max_redirects));
-  // Never re-send credentials to another host on redirect (libcurl's default; stated for clarity).
+  // Never re-send credentials (Authorization, Cookie) to another host, port or scheme on redirect:
+  // the Hub's resolve URL redirects to a CDN that must not see the token. libcurl's default, set
+  // explicitly so that no default or earlier option on a reused handle can change it
+  // (client_test.cc RedirectKeepsAuthorizationOnlyForTheSameHost).
   curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // whatever libcurl can decode
   curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);

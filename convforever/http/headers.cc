@@ -59,7 +59,10 @@ namespace {
 
 bool IsSecretQueryName(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
-  for (absl::string_view word : {"key", "token", "secret", "sig", "auth", "password", "pass"}) {
+  // "sig" covers X-Amz-Signature, X-Goog-Signature, CloudFront's Signature and Azure SAS's sig;
+  // "credential" the access key id in X-Amz-Credential / X-Goog-Credential.
+  for (absl::string_view word :
+       {"key", "token", "secret", "sig", "auth", "password", "pass", "credential"}) {
     if (absl::StrContains(lower, word)) return true;
   }
   return false;
@@ -77,22 +80,49 @@ std::string RedactUrl(absl::string_view url) {
     const size_t at = out.rfind('@', path_start == std::string::npos ? out.size() : path_start);
     if (at != std::string::npos && at >= host_start) out.erase(host_start, at + 1 - host_start);
   }
-  const size_t q = out.find('?');
+  // The query, and a fragment of key=value pairs (OAuth's #access_token=...), alike.
+  const size_t q = out.find_first_of("?#");
   if (q == std::string::npos) return out;
-  const size_t hash = out.find('#', q);
-  const std::string query = out.substr(q + 1, hash == std::string::npos ? std::string::npos
-                                                                        : hash - q - 1);
-  std::vector<std::string> parts;
-  for (absl::string_view kv : absl::StrSplit(query, '&')) {
-    const size_t eq = kv.find('=');
-    if (eq != absl::string_view::npos && IsSecretQueryName(kv.substr(0, eq))) {
-      parts.push_back(absl::StrCat(kv.substr(0, eq), "=REDACTED"));
-    } else {
-      parts.emplace_back(kv);
+  std::string redacted = out.substr(0, q);
+  for (absl::string_view section : absl::StrSplit(absl::string_view(out).substr(q), absl::ByAnyChar("?#"),
+                                                  absl::SkipEmpty())) {
+    const size_t at = static_cast<size_t>(section.data() - out.data());
+    std::vector<std::string> parts;
+    for (absl::string_view kv : absl::StrSplit(section, '&')) {
+      const size_t eq = kv.find('=');
+      if (eq != absl::string_view::npos && IsSecretQueryName(kv.substr(0, eq))) {
+        parts.push_back(absl::StrCat(kv.substr(0, eq), "=REDACTED"));
+      } else {
+        parts.emplace_back(kv);
+      }
     }
+    absl::StrAppend(&redacted, out.substr(at - 1, 1), absl::StrJoin(parts, "&"));
   }
-  return absl::StrCat(out.substr(0, q + 1), absl::StrJoin(parts, "&"),
-                      hash == std::string::npos ? "" : out.substr(hash));
+  return redacted;
+}
+
+std::string RedactUrlsInText(absl::string_view text) {
+  auto is_scheme_char = [](char c) {
+    return absl::ascii_isalnum(c) || c == '+' || c == '-' || c == '.';
+  };
+  auto ends_url = [](char c) {
+    return absl::ascii_isspace(c) || absl::string_view("\"'`|<>()").find(c) != absl::string_view::npos;
+  };
+  std::string out;
+  size_t done = 0;
+  for (size_t sep = text.find("://"); sep != absl::string_view::npos;
+       sep = text.find("://", sep + 3)) {
+    if (sep < done) continue;
+    size_t begin = sep;
+    while (begin > done && is_scheme_char(text[begin - 1])) --begin;
+    if (begin == sep) continue;  // no scheme before "://"
+    size_t end = sep + 3;
+    while (end < text.size() && !ends_url(text[end])) ++end;
+    absl::StrAppend(&out, text.substr(done, begin - done), RedactUrl(text.substr(begin, end - begin)));
+    done = end;
+  }
+  absl::StrAppend(&out, text.substr(done));
+  return out;
 }
 
 }  // namespace cf::http

@@ -53,6 +53,12 @@ bool IsSecretHeader(absl::string_view name);
 // Used in every error message that names a URL.
 std::string RedactUrl(absl::string_view url);
 
+// `text` with RedactUrl applied to every URL in it (a run of non-space characters around "://",
+// ending at whitespace, a quote, a backquote, '|', '<', '>' or a parenthesis; braces stay inside,
+// as in webdataset's shard-{000..009}.tar): for free text that may hold a URL, such as a flag
+// value, a log line or a model card.
+std::string RedactUrlsInText(absl::string_view text);
+
 }  // namespace cf::http
 
 #endif  // CONVFOREVER_HTTP_HEADERS_H_

@@ -125,7 +125,9 @@ TEST(MultiClientTest, RetriesEachHintKindAndServerErrors) {
     EXPECT_EQ(resp->status, 200) << kinds[i];
     // libcurl itself resends once when a reused keep-alive connection dies before answering,
     // so a drop may be absorbed below us; the server still saw the request twice.
-    if (kinds[i] != "drop") EXPECT_EQ(resp->attempts, 2) << kinds[i];
+    if (kinds[i] != "drop") {
+      EXPECT_EQ(resp->attempts, 2) << kinds[i];
+    }
   }
   EXPECT_GE(client.retries(), static_cast<int64_t>(kinds.size()) - 1);
   absl::MutexLock lock(&mu);

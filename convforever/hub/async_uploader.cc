@@ -1,6 +1,8 @@
 #include "convforever/hub/async_uploader.h"
 
 #include <condition_variable>
+#include <deque>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -22,6 +24,11 @@ struct AsyncUploader::State {
 
   absl::Status Upload(const Job& job);
   void Loop();
+  // Marks `dir` finished (under mu).
+  void Retire(const std::string& dir);
+  // Deletes finished folders beyond the newest options.keep_finished that nothing still needs.
+  // Worker thread, without mu held (it takes it).
+  void PruneFinished();
 
   const AsyncUploaderOptions options;
   HubClient client;
@@ -32,6 +39,8 @@ struct AsyncUploader::State {
   std::optional<Job> pending;      // guarded by mu
   std::optional<Job> last_failed;  // guarded by mu
   bool busy = false;               // guarded by mu
+  std::string uploading_dir;       // guarded by mu: the folder the worker is reading
+  std::deque<std::string> finished;  // guarded by mu: oldest first
   bool stop = false;               // guarded by mu
   bool exited = false;             // guarded by mu: the worker returned
   absl::Status last_status;        // guarded by mu
@@ -60,7 +69,11 @@ void AsyncUploader::Submit(std::string snapshot_dir, std::string commit_message)
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     ++state_->counters.submitted;
-    if (state_->pending.has_value()) ++state_->counters.replaced;
+    if (state_->pending.has_value()) {
+      ++state_->counters.replaced;
+      state_->Retire(state_->pending->dir);
+    }
+    if (state_->last_failed.has_value()) state_->Retire(state_->last_failed->dir);
     state_->pending = State::Job{std::move(snapshot_dir), std::move(commit_message)};
     state_->last_failed.reset();  // the newer snapshot supersedes a failed older one
   }
@@ -95,6 +108,43 @@ AsyncUploaderCounters AsyncUploader::counters() const {
   return state_->counters;
 }
 
+void AsyncUploader::State::Retire(const std::string& dir) {
+  if (options.keep_finished < 0) return;
+  for (auto it = finished.begin(); it != finished.end();) {
+    it = *it == dir ? finished.erase(it) : it + 1;  // re-finished: now the newest
+  }
+  finished.push_back(dir);
+}
+
+void AsyncUploader::State::PruneFinished() {
+  if (options.keep_finished < 0) return;
+  std::vector<std::string> doomed;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const size_t keep = static_cast<size_t>(options.keep_finished);
+    std::deque<std::string> kept;
+    while (finished.size() > keep) {
+      std::string dir = std::move(finished.front());
+      finished.pop_front();
+      const bool needed = dir == uploading_dir || (pending.has_value() && pending->dir == dir) ||
+                          (last_failed.has_value() && last_failed->dir == dir);
+      if (needed) {
+        kept.push_back(std::move(dir));  // finished again later, when it is let go
+      } else {
+        doomed.push_back(std::move(dir));
+      }
+    }
+    finished.insert(finished.begin(), kept.begin(), kept.end());
+  }
+  for (const std::string& dir : doomed) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    if (ec) LOG(WARNING) << "hub: cannot delete finished snapshot " << dir << ": " << ec.message();
+    std::lock_guard<std::mutex> lock(mu);
+    if (!ec) ++counters.deleted;
+  }
+}
+
 absl::Status AsyncUploader::State::Upload(const Job& job) {
   if (!repo_created) {
     RETURN_IF_ERROR(client.CreateRepo(options.repo, options.private_repo));
@@ -117,14 +167,17 @@ void AsyncUploader::State::Loop() {
       job = std::move(*pending);
       pending.reset();
       busy = true;
+      uploading_dir = job.dir;
     }
     const absl::Time start = absl::Now();
     const absl::Status status = Upload(job);
     {
       std::lock_guard<std::mutex> lock(mu);
       busy = false;
+      uploading_dir.clear();
       last_status = status;
       if (status.ok()) {
+        Retire(job.dir);
         ++counters.uploaded;
         counters.last_uploaded_dir = job.dir;
         counters.last_error.clear();
@@ -134,11 +187,16 @@ void AsyncUploader::State::Loop() {
       } else if (!stop) {
         ++counters.failed;
         counters.last_error = std::string(status.message());
-        if (!pending.has_value()) last_failed = job;
+        if (pending.has_value()) {
+          Retire(job.dir);  // superseded already: nothing will retry it
+        } else {
+          last_failed = job;
+        }
         LOG(WARNING) << "hub: upload of " << job.dir << " failed (will try again with the next "
                      << "snapshot): " << status;
       }
     }
+    PruneFinished();
     cv.notify_all();
   }
   std::lock_guard<std::mutex> lock(mu);

@@ -13,8 +13,13 @@
 //    request or retry starts) and waits up to `shutdown_grace` for the worker; a worker still
 //    blocked on a silent server after that is detached and ends on its own (it owns its state),
 //    so the end of training never hangs on the network. Call Flush() first for the last upload.
+//  * Deletion of snapshot folders belongs to the uploader (keep_finished >= 0), because only it
+//    knows which folder it is still reading: a folder is "finished" once it was uploaded, or
+//    replaced while pending, or failed and then superseded by a newer Submit. The worker deletes
+//    finished folders beyond the newest `keep_finished`; it never deletes the pending folder, the
+//    one being uploaded, or a failed one that Flush() may still retry.
 // Contract with the caller: a submitted folder must stay unchanged until the uploader is done
-// with it (it is replaced, uploaded, or failed; see counters()). Thread-safe.
+// with it, and the caller never deletes it when keep_finished >= 0. Thread-safe.
 #ifndef CONVFOREVER_HUB_ASYNC_UPLOADER_H_
 #define CONVFOREVER_HUB_ASYNC_UPLOADER_H_
 
@@ -33,6 +38,8 @@ struct AsyncUploaderOptions {
   bool private_repo = true;  // a run's snapshots are not published unless asked
   std::string path_in_repo;  // "" = repo root, so the repo loads as a model directly
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // -1: never delete a submitted folder. N >= 0: delete finished folders but the newest N.
+  int keep_finished = -1;
 };
 
 struct AsyncUploaderCounters {
@@ -40,6 +47,7 @@ struct AsyncUploaderCounters {
   int64_t replaced = 0;   // pending snapshots superseded by a newer one before they started
   int64_t uploaded = 0;   // commits made
   int64_t failed = 0;     // upload attempts that failed
+  int64_t deleted = 0;    // finished snapshot folders deleted (keep_finished >= 0)
   std::string last_uploaded_dir;
   std::string last_commit_oid;
   std::string last_error;  // "" after a success

@@ -4,6 +4,7 @@
 // asserts on wall-clock time).
 #include "convforever/hub/async_uploader.h"
 
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -27,12 +28,14 @@ class AsyncUploaderTest : public ::testing::Test {
     ASSERT_TRUE(hub.ok()) << hub.status();
     hub_ = std::move(hub).value();
   }
-  std::unique_ptr<AsyncUploader> MakeUploader() {
+  std::unique_ptr<AsyncUploader> MakeUploader(int keep_finished = -1) {
     HubClientOptions co;
     co.endpoint = hub_->endpoint();
     co.token = hub_->options().token;
     co.clock = &clock_;
-    return std::make_unique<AsyncUploader>(co, AsyncUploaderOptions{repo_, true, ""});
+    AsyncUploaderOptions o{repo_, true, ""};
+    o.keep_finished = keep_finished;
+    return std::make_unique<AsyncUploader>(co, o);
   }
   std::string Snapshot(int step, int64_t bytes = 200 * 1024) {
     const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/", name_, "/step_", step);
@@ -185,6 +188,56 @@ TEST_F(AsyncUploaderTest, MissingSnapshotFolderIsAFailureNotACrash) {
   absl::Status s = up->Flush(kLong);
   EXPECT_EQ(s.code(), absl::StatusCode::kNotFound) << s;
   EXPECT_NE(up->counters().last_error.find("/nonexistent/step_5"), std::string::npos);
+}
+
+bool Exists(const std::string& dir) { return std::filesystem::exists(dir); }
+
+// The trainer used to prune its snapshot folders itself (keep the newest 3) while the uploader
+// could still be reading an older one. Deletion now belongs to the uploader: four newer snapshots
+// arrive while the first is still being uploaded to a Hub that hangs, and that folder survives
+// until its upload is over; afterwards every finished folder but the newest is deleted.
+TEST_F(AsyncUploaderTest, UploaderNeverDeletesTheFolderItIsReading) {
+  auto up = MakeUploader(/*keep_finished=*/1);
+  hub_->SetPaused(true);
+  const std::string first = Snapshot(1, 3 * 1024 * 1024);
+  up->Submit(first, "step 1");
+  WaitFor([&] { return hub_->requests_waiting() > 0; });  // the worker is uploading `first`
+  std::vector<std::string> newer;
+  for (int step = 2; step <= 5; ++step) {
+    newer.push_back(Snapshot(step));
+    up->Submit(newer.back(), absl::StrCat("step ", step));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // give a wrong deletion a chance
+  EXPECT_TRUE(Exists(first)) << "deleted while being uploaded";
+  EXPECT_TRUE(Exists(newer.back())) << "the pending snapshot was deleted";
+  hub_->SetPaused(false);
+  ASSERT_TRUE(up->Flush(kLong).ok());
+  WaitFor([&] { return up->counters().deleted == 4; });  // steps 1-4: uploaded or replaced
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(Exists(newer[i])) << newer[i];
+  EXPECT_FALSE(Exists(first));
+  EXPECT_TRUE(Exists(newer.back()));  // the newest finished one is kept
+  ExpectRepoHolds(newer.back());
+  EXPECT_EQ(hub_->repo("model", repo_.id)->commit_summaries,
+            (std::vector<std::string>{"step 1", "step 5"}));
+}
+
+// A failed upload's folder stays for Flush()'s final retry and for `tools/cf hub upload`; once a
+// newer snapshot supersedes it, it is finished and goes.
+TEST_F(AsyncUploaderTest, FailedSnapshotIsKeptUntilSuperseded) {
+  auto up = MakeUploader(/*keep_finished=*/0);
+  hub_->SetDown(true);
+  const std::string failed = Snapshot(1);
+  up->Submit(failed, "step 1");
+  WaitFor([&] { return up->counters().failed == 1; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(Exists(failed));
+  hub_->SetDown(false);
+  const std::string next = Snapshot(2);
+  up->Submit(next, "step 2");
+  ASSERT_TRUE(up->Flush(kLong).ok());
+  WaitFor([&] { return up->counters().deleted == 2; });
+  EXPECT_FALSE(Exists(failed));
+  EXPECT_FALSE(Exists(next));  // keep_finished = 0: uploaded and gone
 }
 
 }  // namespace

@@ -182,8 +182,30 @@ std::string HubClient::Scrub(std::string message) const {
   return message;
 }
 
+namespace {
+
+// "scheme://host:port" in lower case with the scheme's default port made explicit, or "" when
+// the URL has no scheme or carries userinfo (never treated as our origin).
+std::string Origin(absl::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == absl::string_view::npos) return "";
+  const std::string scheme = absl::AsciiStrToLower(url.substr(0, scheme_end));
+  absl::string_view authority = url.substr(scheme_end + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (authority.empty() || absl::StrContains(authority, "@")) return "";
+  std::string origin = absl::StrCat(scheme, "://", absl::AsciiStrToLower(authority));
+  const bool has_port = absl::StartsWith(authority, "[")  // IPv6 literal: [::1]:8080
+                            ? absl::StrContains(authority, "]:")
+                            : absl::StrContains(authority, ":");
+  if (!has_port) absl::StrAppend(&origin, scheme == "https" ? ":443" : ":80");
+  return origin;
+}
+
+}  // namespace
+
 bool HubClient::IsEndpointUrl(const std::string& url) const {
-  return url == options_.endpoint || absl::StartsWith(url, options_.endpoint + "/");
+  const std::string origin = Origin(url);
+  return !origin.empty() && origin == Origin(options_.endpoint);
 }
 
 http::Request HubClient::ApiRequest(const std::string& method, const std::string& url) const {
@@ -208,10 +230,12 @@ std::string HubClient::LfsBatchUrl(const RepoId& repo) const {
 }
 
 absl::StatusOr<http::Response> HubClient::Send(http::Request request,
-                                               const http::RetryPolicy& policy) {
-  // The token is attached here, and only for our own origin: presigned storage URLs must not
-  // receive it (they are signed already, and may be on another host).
-  if (!options_.token.empty() && IsEndpointUrl(request.url)) {
+                                               const http::RetryPolicy& policy, Auth auth) {
+  // The one place the token is attached: to the Hub's API on our own origin. Storage URLs are
+  // presigned (the query string is the credential) and get no Authorization header at all, not
+  // even one a batch answer's action headers might have put there.
+  request.headers.Remove("Authorization");
+  if (auth == Auth::kHubApi && !options_.token.empty() && IsEndpointUrl(request.url)) {
     request.headers.Set("Authorization", "Bearer " + options_.token);
   }
   http::Clock* clock = options_.clock != nullptr ? options_.clock : http::Clock::Real();
@@ -277,8 +301,8 @@ absl::Status HubClient::ToError(const http::Request& request, const http::Respon
 
 absl::StatusOr<http::Response> HubClient::SendOk(http::Request request,
                                                  const http::RetryPolicy& policy,
-                                                 const RepoId* repo) {
-  ASSIGN_OR_RETURN(http::Response response, Send(request, policy));
+                                                 const RepoId* repo, Auth auth) {
+  ASSIGN_OR_RETURN(http::Response response, Send(request, policy, auth));
   if (!response.ok()) return ToError(request, response, repo);
   return response;
 }
@@ -315,7 +339,7 @@ absl::Status HubClient::CreateRepo(const RepoId& repo, bool private_repo) {
   req.body = payload.dump();
   http::RetryPolicy policy = options_.retry;
   policy.retry_statuses.erase(409);  // 409 is the answer "exists", not a transient conflict
-  ASSIGN_OR_RETURN(http::Response resp, Send(req, policy));
+  ASSIGN_OR_RETURN(http::Response resp, Send(req, policy, Auth::kHubApi));
   if (resp.status == 409 || resp.ok()) return absl::OkStatus();
   return ToError(req, resp, &repo);
 }

@@ -4,9 +4,14 @@
 // huggingface_hub's hf_api.py, _commit_api.py, lfs.py.
 //
 // Contract:
-//  * The token goes only into the Authorization header of requests to the endpoint's own origin
-//    (presigned storage URLs from an LFS batch never see it), and never into a log line or a
-//    Status message: every message is scrubbed of it before it leaves this class.
+//  * The token goes only into the Authorization header of calls to the Hub's own API (whoami,
+//    create, preupload, LFS batch, verify, commit, resolve), and only when the URL is on the
+//    endpoint's origin. Storage requests never carry an Authorization header, whatever their host:
+//    the basic PUT, every multipart part PUT and the multipart completion POST go to presigned
+//    URLs (the signature is in the query string; S3 answers 400 to a second auth mechanism), as
+//    in huggingface_hub's lfs.py. A redirect to another origin (resolve -> CDN) is followed by
+//    libcurl without the token (convforever/http/client.h). The token never reaches a log line or
+//    a Status message: every message is scrubbed of it before it leaves this class.
 //  * Retries as huggingface_hub does: 408, 429, 5xx and transport errors, exponential backoff
 //    (1, 2, 4, 8, 8 s), a server hint (RateLimit `t`, Retry-After) honored plus one second. The
 //    commit POST is the exception (see CommitRetryPolicy in hub_client.cc for why).
@@ -132,6 +137,10 @@ class HubClient {
   absl::StatusOr<CommitInfo> Commit(const RepoId& repo, const std::string& summary,
                                     const std::string& description,
                                     const std::vector<CommitOperation>& operations);
+  // GET {endpoint}/{datasets/}{repo}/resolve/{rev}/{path} into `local_path` (written whole, then
+  // renamed), following a redirect to storage without the token. Returns the bytes written.
+  absl::StatusOr<int64_t> DownloadFile(const RepoId& repo, const std::string& path_in_repo,
+                                       const std::string& local_path);
 
   // Makes every in-flight and later call end with CANCELLED. Irreversible.
   void Cancel() { cancelled_.store(true); }
@@ -143,13 +152,16 @@ class HubClient {
   int64_t lfs_bytes_uploaded() const { return lfs_bytes_.load(); }
 
  private:
-  enum class Auth { kEndpointOnly, kNever };
+  // kHubApi: the Hub's own API; the token is attached when the URL is on the endpoint's origin.
+  // kStorage: a presigned URL; no Authorization header at all, even on the endpoint's origin.
+  enum class Auth { kHubApi, kStorage };
   // One logical call with retries under `policy`; returns the final Response (any status) or a
   // transport error, messages scrubbed of the token.
-  absl::StatusOr<http::Response> Send(http::Request request, const http::RetryPolicy& policy);
+  absl::StatusOr<http::Response> Send(http::Request request, const http::RetryPolicy& policy,
+                                      Auth auth);
   // Send + turn a non-2xx into an error naming `repo` (nullptr: name the URL only).
   absl::StatusOr<http::Response> SendOk(http::Request request, const http::RetryPolicy& policy,
-                                        const RepoId* repo);
+                                        const RepoId* repo, Auth auth = Auth::kHubApi);
   absl::Status ToError(const http::Request& request, const http::Response& response,
                        const RepoId* repo) const;
   std::string Scrub(std::string message) const;
@@ -163,8 +175,8 @@ class HubClient {
                             const nlohmann::json& actions);
   absl::Status UploadBasic(const LfsObject& object, const nlohmann::json& upload);
   absl::Status UploadMultipart(const LfsObject& object, const nlohmann::json& upload);
-  absl::Status PostLfsJson(const std::string& what, const LfsObject& object,
-                           const nlohmann::json& action, const nlohmann::json& payload);
+  absl::Status PostLfsJson(const std::string& what, const nlohmann::json& action,
+                           const nlohmann::json& payload, Auth auth);
 
   const HubClientOptions options_;
   std::atomic<bool> cancelled_{false};

@@ -50,13 +50,6 @@ absl::StatusOr<std::shared_ptr<http::BodyReader>> FileSliceBody(const std::strin
   return body;
 }
 
-void AddActionHeaders(const json& action, http::Request* req) {
-  if (!action.contains("header") || !action["header"].is_object()) return;
-  for (const auto& [name, value] : action["header"].items()) {
-    if (value.is_string()) req->headers.Set(name, value.get<std::string>());
-  }
-}
-
 std::optional<int64_t> JsonInt(const json& v) {
   if (v.is_number_integer()) return v.get<int64_t>();
   int64_t n;
@@ -125,19 +118,21 @@ absl::Status HubClient::UploadOneLfs(const RepoId& repo, const LfsObject& object
     if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
   }
   if (actions.contains("verify")) {
-    absl::Status s = PostLfsJson("verify", object, actions["verify"],
-                                 json{{"oid", object.oid}, {"size", object.size}});
+    // Verify is a Hub API call, authenticated with the token (lfs.py sends it the hf headers).
+    absl::Status s = PostLfsJson("verify", actions["verify"],
+                                 json{{"oid", object.oid}, {"size", object.size}}, Auth::kHubApi);
     if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
   }
   return absl::OkStatus();
 }
 
+// The basic transfer is a plain PUT of the bytes to the presigned href: no token and none of the
+// action's headers (lfs.py sends neither; the signature in the query string is the credential).
 absl::Status HubClient::UploadBasic(const LfsObject& object, const json& upload) {
   http::Request req = ApiRequest("PUT", upload["href"].get<std::string>());
   req.timeout = options_.upload_timeout;
-  AddActionHeaders(upload, &req);
   ASSIGN_OR_RETURN(req.body_stream, FileSliceBody(object.local_path, 0, object.size, &cancelled_));
-  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr, Auth::kStorage));
   lfs_bytes_.fetch_add(object.size);
   return absl::OkStatus();
 }
@@ -171,7 +166,7 @@ absl::Status HubClient::UploadMultipart(const LfsObject& object, const json& upl
     req.timeout = options_.upload_timeout;
     ASSIGN_OR_RETURN(req.body_stream,
                      FileSliceBody(object.local_path, offset, length, &cancelled_));
-    ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+    ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr, Auth::kStorage));
     const std::optional<std::string> etag = resp.headers.Get("ETag");
     if (!etag || etag->empty()) {
       return absl::DataLossError(absl::StrCat("part ", i + 1, " of ", want_parts, " has no ETag"));
@@ -179,22 +174,27 @@ absl::Status HubClient::UploadMultipart(const LfsObject& object, const json& upl
     etags.push_back({{"partNumber", i + 1}, {"etag", *etag}});
     lfs_bytes_.fetch_add(length);
   }
-  return PostLfsJson("multipart completion", object, upload,
-                     json{{"oid", object.oid}, {"parts", etags}});
+  // The completion href is presigned too (its signature is in the query string): lfs.py posts
+  // it with the LFS content headers only, no token.
+  return PostLfsJson("multipart completion", upload, json{{"oid", object.oid}, {"parts", etags}},
+                     Auth::kStorage);
 }
 
-absl::Status HubClient::PostLfsJson(const std::string& what, const LfsObject& object,
-                                    const json& action, const json& payload) {
+absl::Status HubClient::PostLfsJson(const std::string& what, const json& action,
+                                    const json& payload, Auth auth) {
   if (!action.is_object() || !action.contains("href") || !action["href"].is_string()) {
     return absl::DataLossError(absl::StrCat("LFS ", what, " action has no href"));
   }
-  // Like huggingface_hub, no action headers here: the completion's `header` holds part URLs, and
-  // verify is authenticated with the Hub token (Send adds it for the Hub's own origin).
+  // No action headers: the completion's `header` holds the part URLs, not headers to send.
   http::Request req = ApiRequest("POST", action["href"].get<std::string>());
-  req.headers.Set("Accept", kLfsType);
-  req.headers.Set("Content-Type", kLfsType);
+  if (auth == Auth::kStorage) {
+    req.headers.Set("Accept", kLfsType);
+    req.headers.Set("Content-Type", kLfsType);
+  } else {
+    req.headers.Set("Content-Type", "application/json");
+  }
   req.body = payload.dump();
-  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
+  ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr, auth));
   return absl::OkStatus();
 }
 

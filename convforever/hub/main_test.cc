@@ -9,6 +9,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "convforever/hub/hub_client.h"
+#include "convforever/hub/sha256.h"
 #include "convforever/hub/testing/fake_hub.h"
 #include "gtest/gtest.h"
 
@@ -72,6 +74,39 @@ TEST_F(HubMainTest, UploadsAFolderAndAFile) {
             testing::ReadFileOrDie(dir + "/config.json"));
   EXPECT_TRUE(hub_->repo("dataset", "convforever/cli-data")->private_repo);
   EXPECT_TRUE(hub_->violations().empty());
+}
+
+// `hub upload` through both LFS transfers (the fake stores objects of 2 MB and more multipart):
+// storage never sees the token (the fake refuses it there, as S3 does), and every file downloaded
+// back from the repo has the sha256 of the local file.
+TEST_F(HubMainTest, UploadSendsNoTokenToStorageAndTheRepoHoldsTheFiles) {
+  const std::string dir = absl::StrCat(getenv("TEST_TMPDIR"), "/lfs_both");
+  ASSERT_TRUE(testing::WriteFakeCheckpoint(dir, 3 * 1024 * 1024, 11).ok());          // multipart
+  ASSERT_TRUE(testing::WriteFakeCheckpoint(dir + "/basic", 700 * 1024, 12).ok());    // basic
+  CliRun r = RunHub({"upload", dir, "--repo=convforever/cli-lfs"}, hub_->endpoint(),
+                    hub_->options().token);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_GT(hub_->part_puts(), 1);
+  EXPECT_EQ(hub_->basic_puts(), 1);
+  EXPECT_EQ(hub_->token_leaks(), 0);
+  EXPECT_TRUE(hub_->violations().empty()) << hub_->violations().front();
+  for (const auto& req : hub_->storage_server().requests()) {
+    EXPECT_FALSE(req.headers.Has("Authorization")) << req.method << " " << req.path;
+  }
+  HubClientOptions o;
+  o.endpoint = hub_->endpoint();
+  o.token = hub_->options().token;
+  HubClient client(o);
+  const RepoId repo{"convforever/cli-lfs", RepoType::kModel};
+  for (const std::string path : {"model.safetensors", "config.json", "README.md",
+                                 "basic/model.safetensors", "basic/config.json"}) {
+    const std::string local = absl::StrCat(getenv("TEST_TMPDIR"), "/back_", hub_->commits(), "_",
+                                           std::hash<std::string>()(path));
+    auto n = client.DownloadFile(repo, path, local);
+    ASSERT_TRUE(n.ok()) << path << ": " << n.status();
+    EXPECT_EQ(Sha256File(local)->sha256, Sha256File(dir + "/" + path)->sha256) << path;
+  }
+  EXPECT_EQ(hub_->storage_gets(), 2);
 }
 
 TEST_F(HubMainTest, BadUsageAndBadTokenAreClear) {

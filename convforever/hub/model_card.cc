@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
+#include "convforever/http/headers.h"
 
 namespace cf::hub {
 namespace {
@@ -61,14 +62,16 @@ std::string ModelCard(const ModelCardOptions& o) {
     tags.push_back(o.library_name);
   }
   card += YamlList("tags", tags);
-  card += YamlList("datasets", o.datasets);
+  std::vector<std::string> datasets;
+  for (const std::string& d : o.datasets) datasets.push_back(http::RedactUrlsInText(d));
+  card += YamlList("datasets", datasets);
   std::vector<std::string> metric_names;
   for (const auto& [name, value] : o.metrics) metric_names.push_back(name);
   card += YamlList("metrics", metric_names);
   card += "---\n\n";
 
   absl::StrAppend(&card, "# ", o.repo_id.empty() ? "ConvForever model" : o.repo_id, "\n\n");
-  if (!o.description.empty()) absl::StrAppend(&card, o.description, "\n\n");
+  if (!o.description.empty()) absl::StrAppend(&card, http::RedactUrlsInText(o.description), "\n\n");
   absl::StrAppend(&card, "Trained with ConvForever");
   if (!o.model_name.empty()) absl::StrAppend(&card, " (architecture `", o.model_name, "`)");
   card += ".";
@@ -87,7 +90,7 @@ std::string ModelCard(const ModelCardOptions& o) {
   if (!o.flags.empty()) {
     card += "## Training flags\n\n| flag | value |\n| --- | --- |\n";
     for (const auto& [name, value] : o.flags) {
-      const std::string shown = IsSecretFlagName(name) ? "<redacted>" : value;
+      const std::string shown = IsSecretFlagName(name) ? "<redacted>" : http::RedactUrlsInText(value);
       absl::StrAppend(&card, "| `", Cell(name), "` | `", Cell(shown), "` |\n");
     }
     card += "\n";

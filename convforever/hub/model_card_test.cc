@@ -55,5 +55,20 @@ TEST(ModelCardTest, SecretFlagNames) {
   EXPECT_FALSE(IsSecretFlagName("batch_size"));
 }
 
+TEST(ModelCardTest, UrlCredentialsAreRedacted) {
+  ModelCardOptions o;
+  o.repo_id = "convforever/x";
+  o.library_name = "timm";
+  o.description = "Trained on https://user:pw@data.example/train.tar?X-Amz-Signature=s1.";
+  o.datasets = {"https://h/d?token=t2"};
+  o.flags = {{"data_dir", "https://cdn.example/s/{0..9}.tar?Signature=s3&Expires=1"}};
+  const std::string card = ModelCard(o);
+  for (const char* secret : {"user:pw", "s1", "t2", "s3"}) {
+    EXPECT_FALSE(absl::StrContains(card, secret)) << secret << "\n" << card;
+  }
+  EXPECT_TRUE(absl::StrContains(card, "https://cdn.example/s/{0..9}.tar?Signature=REDACTED&Expires=1"))
+      << card;
+}
+
 }  // namespace
 }  // namespace cf::hub

@@ -1,18 +1,23 @@
-// SHA-256 (FIPS 180-4), written here because no system library the project binds provides it.
-// Used for Git LFS object ids: the Hub names every LFS object by the hex SHA-256 of its bytes.
+// SHA-256 for Git LFS object ids (the Hub names every LFS object by the hex SHA-256 of its bytes),
+// computed by OpenSSL's libcrypto through its EVP digest API (third_party/openssl).
 //
 // Sha256 is an incremental hasher (Update any number of times, then Finish once); Sha256File
 // streams a file from disk in 1 MiB reads, so multi-gigabyte checkpoints are never held in memory.
-// A Sha256 object is thread-compatible (one thread at a time); the free functions are thread-safe.
+// A Sha256 object is thread-compatible (one thread at a time) and move-only; the free functions
+// are thread-safe. A libcrypto failure (it has none for SHA-256 short of memory exhaustion) is a
+// CHECK failure: it is not an input error a caller could handle.
 #ifndef CONVFOREVER_HUB_SHA256_H_
 #define CONVFOREVER_HUB_SHA256_H_
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+
+typedef struct evp_md_ctx_st EVP_MD_CTX;  // <openssl/evp.h>, kept out of this header
 
 namespace cf::hub {
 
@@ -27,11 +32,10 @@ class Sha256 {
   std::string FinishHex();
 
  private:
-  void Block(const uint8_t* p);
-  uint32_t h_[8];
-  uint8_t buf_[64];
-  size_t buf_len_ = 0;
-  uint64_t total_bytes_ = 0;
+  struct FreeContext {
+    void operator()(EVP_MD_CTX* ctx) const;
+  };
+  std::unique_ptr<EVP_MD_CTX, FreeContext> ctx_;
   bool finished_ = false;
 };
 

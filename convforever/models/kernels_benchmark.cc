@@ -3,7 +3,10 @@
 //  - the backward of a depthwise 7x7 convolution (ConvNeXt's): LibTorch's convolution_backward in
 //    NCHW and channels_last vs DepthwiseConv2d's (oneDNN input gradient + our weight-gradient
 //    kernel + a sum for the bias);
-//  - GELU forward and backward at ConvNeXt MLP sizes: at::gelu / at::gelu_backward vs ours.
+//  - GELU forward and backward at ConvNeXt MLP sizes: at::gelu / at::gelu_backward vs ours;
+//  - ConvNeXt's MLP (Linear C->4C, GELU, Linear 4C->C) forward + backward on the CPU: as LibTorch
+//    runs it on the [B, H, W, C] view (two matmuls) vs as ConvNeXtMlpImpl::ForwardChannelsFirst
+//    runs it (two oneDNN 1x1 convolutions on channels_last), same weights, LibTorch's GELU on both.
 //
 //   tools/cf bench kernels      (or bazel-bin/convforever/models/kernels_benchmark --threads=1)
 #include <algorithm>
@@ -14,6 +17,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <gflags/gflags.h>
 
 #include "convforever/models/depthwise_conv.h"
@@ -86,6 +90,37 @@ int main(int argc, char** argv) {
     const double ob = MedianMs([&] { (void)cf::models::GeluBackward(g, x); });
     std::printf("%-22ld %9.2f ms %7.2f ms %7.2fx %9.2f ms %7.2f ms %7.2fx\n", n, lf, of, lf / of,
                 lb, ob, lb / ob);
+  }
+  std::printf("\nConvNeXt MLP forward + backward (input, weight and bias gradients), %d thread(s)\n",
+              FLAGS_threads);
+  std::printf("%-22s %16s %16s %8s\n", "[B, C, H, W]", "matmul on BHWC", "1x1 conv (ours)", "ratio");
+  for (const Shape& s : {Shape{128, 32, 14}, Shape{128, 64, 7}, Shape{128, 128, 4}, Shape{32, 96, 56},
+                         Shape{32, 192, 28}}) {
+    at::manual_seed(0);
+    const at::Tensor x =
+        at::randn({s.b, s.c, s.hw, s.hw}).contiguous(at::MemoryFormat::ChannelsLast).requires_grad_();
+    const at::Tensor w1 = (at::randn({4 * s.c, s.c}) * 0.1).requires_grad_();
+    const at::Tensor b1 = at::zeros({4 * s.c}).requires_grad_();
+    const at::Tensor w2 = (at::randn({s.c, 4 * s.c}) * 0.1).requires_grad_();
+    const at::Tensor b2 = at::zeros({s.c}).requires_grad_();
+    auto step = [&](const std::function<at::Tensor()>& forward) {
+      return [&, forward] {
+        at::Tensor y = forward();
+        torch::autograd::backward({y}, {at::ones_like(y)});
+        for (const at::Tensor& t : {x, w1, b1, w2, b2}) t.mutable_grad().reset();
+      };
+    };
+    const double matmul = MedianMs(step([&] {
+      at::Tensor h = at::linear(x.permute({0, 2, 3, 1}), w1, b1);
+      return at::linear(at::gelu(h), w2, b2).permute({0, 3, 1, 2});
+    }));
+    const double conv = MedianMs(step([&] {
+      at::Tensor h = at::conv2d(x, w1.view({4 * s.c, s.c, 1, 1}), b1);
+      return at::conv2d(at::gelu(h), w2.view({s.c, 4 * s.c, 1, 1}), b2);
+    }));
+    char name[64];
+    std::snprintf(name, sizeof(name), "[%ld, %ld, %ld, %ld]", s.b, s.c, s.hw, s.hw);
+    std::printf("%-22s %13.2f ms %13.2f ms %7.2fx\n", name, matmul, conv, matmul / conv);
   }
   return 0;
 }

@@ -15,7 +15,9 @@
 namespace cf::train {
 namespace {
 
-constexpr int kKeepSnapshots = 3;
+// Finished snapshot folders kept on disk (the newest); the uploader deletes older ones, and never
+// the one it is reading or the pending one (convforever/hub/async_uploader.h).
+constexpr int kKeepFinishedSnapshots = 2;
 
 }  // namespace
 
@@ -26,6 +28,7 @@ absl::StatusOr<std::unique_ptr<HubSync>> HubSync::Create(const TrainerOptions& o
   hub::AsyncUploaderOptions u;
   u.repo = hub::RepoId{options.hub_repo, hub::RepoType::kModel};
   u.private_repo = options.hub_private;
+  u.keep_finished = kKeepFinishedSnapshots;
   auto uploader = std::make_unique<hub::AsyncUploader>(hub::HubClientOptions::FromEnvironment(), u);
   return std::unique_ptr<HubSync>(new HubSync(options, std::move(uploader)));
 }
@@ -62,18 +65,9 @@ absl::Status HubSync::Snapshot(int64_t step, int64_t epoch, const models::Model&
     }
   }
   RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/README.md", hub::ModelCard(card)));
+  // From here the folder belongs to the uploader, which deletes it once it is finished with it.
   uploader_->Submit(dir, absl::StrCat("ConvForever snapshot: step ", step));
-  snapshot_dirs_.push_back(dir);
-  PruneOldSnapshots();
   return absl::OkStatus();
-}
-
-void HubSync::PruneOldSnapshots() {
-  while (snapshot_dirs_.size() > kKeepSnapshots) {
-    std::error_code ec;
-    std::filesystem::remove_all(snapshot_dirs_.front(), ec);
-    snapshot_dirs_.erase(snapshot_dirs_.begin());
-  }
 }
 
 absl::Status HubSync::Finish(absl::Duration timeout) {

@@ -4,9 +4,10 @@
 //
 // A snapshot is a directory <run_dir>/hub/step-<N>/ holding model.safetensors + config.json in the
 // layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, with
-// its preprocessor_config.json; timm's for other families) and a README.md model card with the run's metrics and flags. Snapshot
-// directories are written before they are submitted and never changed afterwards; the newest few
-// are kept (an upload in flight may still read an older one). Rank 0 only; not thread-safe.
+// its preprocessor_config.json; timm's for other families) and a README.md model card with the
+// run's metrics and flags. Snapshot directories are written before they are submitted and never
+// changed afterwards; the uploader owns their deletion (it keeps the newest finished ones and
+// never deletes one it may still read). Rank 0 only; not thread-safe.
 #ifndef CONVFOREVER_TRAIN_HUB_SYNC_H_
 #define CONVFOREVER_TRAIN_HUB_SYNC_H_
 
@@ -40,11 +41,9 @@ class HubSync {
  private:
   HubSync(const TrainerOptions& options, std::unique_ptr<hub::AsyncUploader> uploader)
       : options_(options), uploader_(std::move(uploader)) {}
-  void PruneOldSnapshots();
 
   const TrainerOptions options_;
   std::unique_ptr<hub::AsyncUploader> uploader_;
-  std::vector<std::string> snapshot_dirs_;
 };
 
 }  // namespace cf::train

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/http/headers.h"
 
 namespace cf::train {
 namespace {
@@ -85,6 +86,9 @@ nlohmann::json StripSecrets(const nlohmann::json& config) {
     }
     return out;
   }
+  // A URL's userinfo and signed query string (a presigned --data_dir, user:pass@ in a URL) go
+  // wherever the config goes: trainer_state.json, metrics, TensorBoard, Trackio, the model card.
+  if (config.is_string()) return cf::http::RedactUrlsInText(config.get<std::string>());
   return config;
 }
 

@@ -179,6 +179,18 @@ TEST(StripSecrets, RemovesSecretKeysAndCredentialValuesRecursively) {
   EXPECT_FALSE(out.contains("leaked"));
 }
 
+TEST(StripSecrets, RedactsCredentialsInUrls) {
+  const nlohmann::json config = {
+      {"data_dir", "https://u:pw@data.example/shards/{000..009}.tar?X-Amz-Signature=abc&x=1"},
+      {"urls", {"http://h/a?sig=s"}},
+      {"plain", "fashion_mnist"},
+  };
+  const nlohmann::json out = StripSecrets(config);
+  EXPECT_EQ(out["data_dir"], "https://data.example/shards/{000..009}.tar?X-Amz-Signature=REDACTED&x=1");
+  EXPECT_EQ(out["urls"][0], "http://h/a?sig=REDACTED");
+  EXPECT_EQ(out["plain"], "fashion_mnist");
+}
+
 TEST(MultiSink, FansOutToAllAndReturnsFirstError) {
   RecordingSink a, b;
   auto owned = std::make_unique<RecordingSink>();

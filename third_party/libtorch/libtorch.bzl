@@ -54,6 +54,14 @@ def _libtorch_impl(ctx):
 
     has_cuda = ctx.path(lib_dir + "/libtorch_cuda.so").exists
     linkopts = ["-L" + lib_dir, "-Wl,-rpath," + lib_dir]
+
+    # The wheel's libtorch.so and libtorch_cpu.so export their own (statically linked) copy of
+    # libstdc++'s std::filesystem. The dynamic linker binds each symbol to the first library in
+    # load order that defines it, and g++ puts libstdc++ last, so our std::filesystem calls went to
+    # LibTorch's copy, whose remove_all crashed (a call through a null pointer: checkpoint
+    # rotation, snapshot pruning). Naming libstdc++ before LibTorch makes the system's complete
+    # libstdc++ the one every caller binds to.
+    linkopts += ["-Wl,--push-state,--no-as-needed", "-lstdc++", "-Wl,--pop-state"]
     cuda_includes = []
     if has_cuda:
         for d in _nvidia_dirs(ctx, home, "lib"):

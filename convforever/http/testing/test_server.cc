@@ -157,11 +157,14 @@ bool ReadRequest(int fd, Reader& in, ServerRequest* req) {
   return length == 0 || in.ReadExactly(length, &req->body);
 }
 
-std::string Serialize(const ServerResponse& r, bool keep_alive) {
+// A HEAD answer carries the headers a GET would (Content-Length of the body) but no body.
+std::string Serialize(const ServerResponse& r, bool keep_alive, bool head) {
   std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", Reason(r.status), "\r\n");
   for (const auto& [name, value] : r.headers.entries()) absl::StrAppend(&out, name, ": ", value, "\r\n");
   absl::StrAppend(&out, "Connection: ", keep_alive ? "keep-alive" : "close", "\r\n");
-  if (r.chunked) {
+  if (head) {
+    absl::StrAppend(&out, "Content-Length: ", r.body.size(), "\r\n\r\n");
+  } else if (r.chunked) {
     absl::StrAppend(&out, "Transfer-Encoding: chunked\r\n\r\n");
     for (size_t i = 0; i < r.body.size(); i += 1000) {
       const absl::string_view piece = absl::string_view(r.body).substr(i, 1000);
@@ -285,7 +288,7 @@ void TestServer::ServeConnection(int fd, int64_t connection_id) {
     if (resp.drop_connection) break;
     const auto conn = req.headers.Get("Connection");
     const bool keep_alive = !resp.close_connection && !(conn && absl::EqualsIgnoreCase(*conn, "close"));
-    if (!SendAll(fd, Serialize(resp, keep_alive)) || !keep_alive) break;
+    if (!SendAll(fd, Serialize(resp, keep_alive, req.method == "HEAD")) || !keep_alive) break;
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find(open_fds_.begin(), open_fds_.end(), fd);

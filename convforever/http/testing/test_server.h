@@ -5,7 +5,8 @@
 // send, optionally after a delay, chunked, with the connection closed afterwards, or with the
 // connection dropped instead of answered. Requests without a handler get 404. Every request is
 // logged for assertions (method, path with query, headers, body, connection id).
-// Supports keep-alive, `Expect: 100-continue`, and Content-Length or chunked request bodies.
+// Supports keep-alive, `Expect: 100-continue`, and Content-Length or chunked request bodies; a
+// HEAD answer sends the headers of the handler's response (Content-Length of its body), no body.
 // One thread per connection; handlers may run concurrently and must be thread-safe. Stop() (or
 // the destructor) closes the listener and every connection, interrupts delays and joins all
 // threads. Test-only.

@@ -5,10 +5,12 @@
 
 #include "convforever/hub/testing/fake_hub_impl.h"
 
+#include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "convforever/hub/sha256.h"
 #include "nlohmann/json.hpp"
@@ -57,17 +59,32 @@ absl::StatusOr<std::unique_ptr<FakeHub>> FakeHub::Start(FakeHubOptions options) 
   std::unique_ptr<FakeHub> hub(new FakeHub());
   hub->options_ = std::move(options);
   hub->impl_ = std::make_unique<Impl>();
+  absl::BitGen rng;
+  for (int i = 0; i < 32; ++i) hub->impl_->signing_key.push_back(static_cast<char>(absl::Uniform<uint8_t>(rng)));
+  hub->impl_->url_lifetime = hub->options_.url_lifetime;
   auto server = http::testing::TestServer::Start();
   if (!server.ok()) return server.status();
   hub->server_ = std::move(server).value();
+  auto storage = http::testing::TestServer::Start();
+  if (!storage.ok()) return storage.status();
+  hub->storage_ = std::move(storage).value();
   FakeHub* raw = hub.get();
   hub->server_->Handle("*", "/", [raw](const ServerRequest& r) { return raw->Dispatch(r); });
+  hub->storage_->Handle("*", "/", [raw](const ServerRequest& r) { return raw->DispatchStorage(r); });
   return hub;
 }
 
 FakeHub::~FakeHub() {
   SetPaused(false);
   if (server_ != nullptr) server_->Stop();
+  if (storage_ != nullptr) storage_->Stop();
+}
+
+void FakeHub::WaitWhilePaused() {
+  std::unique_lock<std::mutex> lock(pause_mu_);
+  ++waiting_;
+  pause_cv_.wait(lock, [this] { return !paused_; });
+  --waiting_;
 }
 
 void FakeHub::SetPaused(bool paused) {
@@ -85,6 +102,10 @@ int64_t FakeHub::requests_waiting() const {
 
 std::string FakeHub::endpoint() const { return server_->base_url(); }
 
+std::string FakeHub::storage_url() const {
+  return absl::StrCat("http://", options_.storage_host, ":", storage_->port());
+}
+
 void FakeHub::InjectFault(Fault fault, int times, const std::string& path_contains) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->faults.push_back({fault, times, path_contains});
@@ -96,33 +117,44 @@ void FakeHub::SetDown(bool down) {
 }
 
 ServerResponse FakeHub::Dispatch(const ServerRequest& req) {
-  {
-    std::unique_lock<std::mutex> lock(pause_mu_);
-    ++waiting_;
-    pause_cv_.wait(lock, [this] { return !paused_; });
-    --waiting_;
-  }
+  WaitWhilePaused();
   const std::string path = req.path.substr(0, req.path.find('?'));
-  const bool storage = absl::StartsWith(path, "/storage/");
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (auto fault = impl_->TakeFault(path)) return *fault;
-  const std::string auth = req.headers.Get("Authorization").value_or("");
-  if (storage) {
-    // Presigned storage: signed URLs, no token. A token here would be a leak to another host.
-    if (!auth.empty()) ++impl_->token_leaks;
-    const std::string host = req.headers.Get("Host").value_or("");
-    if (!absl::StartsWith(host, options_.storage_host + ":")) {
-      return impl_->Bad("storage request sent to host " + host);
-    }
-    if (req.method != "PUT") return Impl::Refuse(405, "storage takes PUT");
-    return impl_->StoragePut(options_, path, req.body);
+  const std::optional<std::string> auth = req.headers.Get("Authorization");
+  if (req.method == "POST" && absl::StartsWith(path, "/lfs-complete/")) {
+    // Presigned like storage (the Hub's completion URL carries its own signature): the client
+    // needs no token here and huggingface_hub sends none; one sent anyway is counted.
+    if (auth.has_value()) ++impl_->token_leaks;
+    if (auto refusal = impl_->CheckSignature(req, path)) return *refusal;
+    return impl_->Complete(path.substr(strlen("/lfs-complete/")), req.body);
   }
-  if (auth != "Bearer " + options_.token) {
+  // GET|HEAD /{datasets/}ORG/NAME/resolve/REV/PATH: public repos need no token.
+  std::vector<std::string> parts = absl::StrSplit(path, '/');
+  const bool dataset = parts.size() > 1 && parts[1] == "datasets";
+  const size_t at = dataset ? 2 : 1;
+  if ((req.method == "GET" || req.method == "HEAD") && parts.size() > at + 4 &&
+      parts[at + 2] == "resolve") {
+    if (auth.has_value() && *auth != "Bearer " + options_.token) {
+      return Impl::Refuse(401, "Invalid credentials in Authorization header");
+    }
+    auto it = impl_->repos.find(RepoKey(dataset ? "dataset" : "model",
+                                        parts[at] + "/" + parts[at + 1]));
+    if (it == impl_->repos.end() || (it->second.private_repo && !auth.has_value())) {
+      return Impl::Refuse(404, "Repository not found");
+    }
+    if (parts[at + 3] != "main" && parts[at + 3] != it->second.head_oid) {
+      return Impl::Refuse(404, "Revision not found: " + parts[at + 3]);
+    }
+    std::vector<std::string> rest(parts.begin() + at + 4, parts.end());
+    return impl_->Resolve(storage_url(), it->second, absl::StrJoin(rest, "/"));
+  }
+  if (auth.value_or("") != "Bearer " + options_.token) {
     return Impl::Refuse(401, "Invalid credentials in Authorization header");
   }
   if (req.method == "GET" && path == "/api/whoami-v2") return impl_->Whoami(options_);
   if (req.method == "POST" && path == "/api/repos/create") {
-    return impl_->CreateRepo(options_, req.body);
+    return impl_->CreateRepo(options_, endpoint(), req.body);
   }
   if (req.method == "POST" && absl::StartsWith(path, "/lfs-complete/")) {
     return impl_->Complete(path.substr(strlen("/lfs-complete/")), req.body);
@@ -131,12 +163,9 @@ ServerResponse FakeHub::Dispatch(const ServerRequest& req) {
     return impl_->Verify(path.substr(strlen("/lfs-verify/")), req.body);
   }
   if (req.method == "POST" && absl::EndsWith(path, ".git/info/lfs/objects/batch")) {
-    const std::string storage_base =
-        absl::StrCat("http://", options_.storage_host, ":", server_->port(), "/storage/");
-    return impl_->Batch(options_, endpoint(), storage_base, req);
+    return impl_->Batch(options_, endpoint(), storage_url(), req);
   }
   // /api/{models,datasets}/ORG/NAME/{preupload,commit}/REV
-  std::vector<std::string> parts = absl::StrSplit(path, '/');
   if (req.method == "POST" && parts.size() == 7 && parts[1] == "api" &&
       (parts[2] == "models" || parts[2] == "datasets")) {
     const std::string type = parts[2] == "models" ? "model" : "dataset";
@@ -156,7 +185,8 @@ ServerResponse FakeHub::Impl::Whoami(const FakeHubOptions& o) {
   return JsonResponse(200, json{{"type", "user"}, {"name", o.user}, {"orgs", orgs}});
 }
 
-ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::string& body) {
+ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::string& endpoint,
+                                         const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
     return Bad("repos/create without a name: " + body);
@@ -170,11 +200,21 @@ ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::str
   }
   const std::string id = org + "/" + j["name"].get<std::string>();
   const std::string key = RepoKey(type, id);
-  if (repos.count(key)) return Refuse(409, "You already created this " + type + " repo");
+  const std::string url = endpoint + (type == "dataset" ? "/datasets/" : "/") + id;
+  if (repos.count(key)) {
+    // huggingface.co names the existing repo in its 409 body; huggingface_hub's
+    // create_repo(exist_ok=True) reads that "url".
+    ServerResponse r = Refuse(409, "You already created this " + type + " repo");
+    r.body = json{{"error", "You already created this " + type + " repo"}, {"url", url}}.dump();
+    return r;
+  }
   FakeRepo& repo = repos[key];
   repo.type = type;
-  repo.private_repo = j.value("private", false);
-  return JsonResponse(200, json{{"url", "/" + id}, {"name", id}});
+  // huggingface_hub 2.x sends "visibility" ("private" / "public"); older clients and HubClient
+  // send "private": both are accepted, as by huggingface.co.
+  repo.private_repo = j.value("private", false) || j.value("visibility", "") == "private";
+  // An absolute URL, as huggingface.co answers (huggingface_hub parses it into a RepoUrl).
+  return JsonResponse(200, json{{"url", url}, {"name", id}});
 }
 
 ServerResponse FakeHub::Impl::Preupload(const FakeHubOptions& o, FakeRepo& repo,

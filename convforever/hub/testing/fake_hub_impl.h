@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "convforever/hub/testing/fake_hub.h"
 #include "nlohmann/json.hpp"
 
@@ -48,7 +49,15 @@ struct FakeHub::Impl {
   bool down = false;
   std::vector<std::string> violations;
   int64_t token_leaks = 0, faults_served = 0, basic_puts = 0, part_puts = 0, completions = 0,
-          verifies = 0, commits = 0;
+          verifies = 0, commits = 0, unsigned_refusals = 0, storage_gets = 0;
+  std::string signing_key;  // random per FakeHub: URLs from another instance do not verify
+  absl::Duration url_lifetime;
+
+  // "<url>?Expires=<unix s>&Signature=<hex HMAC-SHA256(key, METHOD \n path \n expires)>".
+  // GET URLs also verify for HEAD.
+  std::string Presign(const std::string& method, const std::string& base, const std::string& path) const;
+  // Checks the query string of a presigned request; nullopt when valid, else the refusal.
+  std::optional<ServerResponse> CheckSignature(const ServerRequest& req, const std::string& path);
 
   // A 4xx the client caused by breaking the protocol: recorded for the test to see.
   ServerResponse Bad(const std::string& message) {
@@ -63,7 +72,8 @@ struct FakeHub::Impl {
   }
   std::optional<ServerResponse> TakeFault(const std::string& path);
   ServerResponse Whoami(const FakeHubOptions& o);
-  ServerResponse CreateRepo(const FakeHubOptions& o, const std::string& body);
+  ServerResponse CreateRepo(const FakeHubOptions& o, const std::string& endpoint,
+                            const std::string& body);
   ServerResponse Preupload(const FakeHubOptions& o, FakeRepo& repo, const std::string& body);
   ServerResponse Commit(const std::string& endpoint, const std::string& id, FakeRepo& repo,
                         const std::string& body);
@@ -73,6 +83,8 @@ struct FakeHub::Impl {
   ServerResponse Complete(const std::string& oid, const std::string& body);
   ServerResponse Verify(const std::string& oid, const std::string& body);
   bool StoreIfValid(const std::string& oid, std::string bytes, std::string* error);
+  ServerResponse Resolve(const std::string& storage, const FakeRepo& repo, const std::string& path);
+  ServerResponse StorageGet(const std::string& oid, const ServerRequest& req);
 };
 
 

@@ -78,12 +78,12 @@ ServerResponse FakeHub::Impl::Batch(const FakeHubOptions& o, const std::string& 
       p.parts = (size + o.chunk_size - 1) / o.chunk_size;
       json header = {{"chunk_size", std::to_string(o.chunk_size)}};
       for (int64_t n = 1; n <= p.parts; ++n) {
-        header[std::to_string(n)] = absl::StrCat(storage, oid, "/part/", n, "?X-Amz-Signature=s");
+        header[std::to_string(n)] = Presign("PUT", storage, absl::StrCat("/storage/", oid, "/part/", n));
       }
-      actions["upload"] = {{"href", endpoint + "/lfs-complete/" + oid}, {"header", header}};
+      actions["upload"] = {{"href", Presign("POST", endpoint, "/lfs-complete/" + oid)},
+                           {"header", header}};
     } else {
-      actions["upload"] = {{"href", storage + oid + "?X-Amz-Signature=s"},
-                           {"header", {{"X-Fake-Upload", "basic"}}}};
+      actions["upload"] = {{"href", Presign("PUT", storage, "/storage/" + oid)}};
     }
     if (o.verify) actions["verify"] = {{"href", endpoint + "/lfs-verify/" + oid}};
     entry["actions"] = actions;
@@ -218,7 +218,8 @@ ServerResponse FakeHub::Impl::Commit(const std::string& endpoint, const std::str
   repo.files = std::move(tree);
   repo.commit_summaries.push_back(header["value"]["summary"]);
   ++commits;
-  const std::string oid = Sha256Hex(body).substr(0, 40);
+  const std::string oid = Sha256Hex(repo.head_oid + body).substr(0, 40);
+  repo.head_oid = oid;
   return JsonResponse(200, json{{"commitUrl", endpoint + "/" + id + "/commit/" + oid},
                                 {"commitOid", oid}});
 }
@@ -251,6 +252,8 @@ CF_FAKE_HUB_COUNTER(part_puts)
 CF_FAKE_HUB_COUNTER(completions)
 CF_FAKE_HUB_COUNTER(verifies)
 CF_FAKE_HUB_COUNTER(commits)
+CF_FAKE_HUB_COUNTER(unsigned_refusals)
+CF_FAKE_HUB_COUNTER(storage_gets)
 #undef CF_FAKE_HUB_COUNTER
 
 int64_t FakeHub::lfs_objects() const {
