@@ -33,6 +33,8 @@ class EncodedSource : public Source {
       : items_(std::move(items)), classes_(classes), http_(http), excluded_(std::move(excluded)) {}
   int64_t size() const override { return static_cast<int64_t>(items_.size()); }
   int num_classes() const override { return classes_; }
+  std::vector<std::string> class_names() const override { return names_; }
+  std::vector<std::string> names_;  // empty or classes_ entries
   std::map<std::string, int64_t> excluded() const override { return excluded_; }
 
   std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) override {
@@ -115,6 +117,14 @@ absl::StatusOr<std::vector<Item>> ScanClassFolders(const std::string& dir, const
   return items;
 }
 
+// A source over `items` whose class k is named `classes[k]` (folder names, wnids, a class list).
+std::unique_ptr<EncodedSource> Named(std::vector<Item> items, const std::vector<std::string>& classes,
+                                     const HttpFetchOptions& http) {
+  auto s = std::make_unique<EncodedSource>(std::move(items), classes.size(), http, std::map<std::string, int64_t>{});
+  s->names_ = classes;
+  return s;
+}
+
 std::map<std::string, int64_t> IndexOf(const std::vector<std::string>& names) {
   std::map<std::string, int64_t> m;
   for (size_t i = 0; i < names.size(); ++i) m[names[i]] = i;
@@ -131,8 +141,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenFolderSource(const DatasetSpec& spec
     ASSIGN_OR_RETURN(classes, SubdirNames(spec.path));
   }
   ASSIGN_OR_RETURN(auto items, ScanClassFolders(spec.path, classes));
-  return std::unique_ptr<Source>(std::make_unique<EncodedSource>(std::move(items), classes.size(), spec.http,
-                                                                 std::map<std::string, int64_t>{}));
+  return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
 }
 
 absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& spec) {
@@ -150,8 +159,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& sp
   }
   if (spec.split == "train") {
     ASSIGN_OR_RETURN(auto items, ScanClassFolders(data + "/train", classes));
-    return std::unique_ptr<Source>(std::make_unique<EncodedSource>(std::move(items), classes.size(), spec.http,
-                                                                   std::map<std::string, int64_t>{}));
+    return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
   }
   const auto index = IndexOf(classes);
   const std::string val_dir = data + "/val";
@@ -188,8 +196,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& sp
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.location < b.location; });
   if (items.empty()) return absl::NotFoundError("validation list " + list_path + " is empty");
-  return std::unique_ptr<Source>(std::make_unique<EncodedSource>(std::move(items), classes.size(), spec.http,
-                                                                 std::map<std::string, int64_t>{}));
+  return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
 }
 
 absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec) {

@@ -265,6 +265,10 @@ int64_t Loader::num_samples() const {
   return subset_map_.empty() ? source_->size() : static_cast<int64_t>(subset_map_.size());
 }
 
+std::vector<std::string> Loader::class_names() const {
+  return stream_ ? std::vector<std::string>{} : source_->class_names();
+}
+
 int Loader::num_classes() const { return stream_ ? stream_->num_classes() : source_->num_classes(); }
 
 int64_t Loader::image_size() const {

@@ -125,6 +125,9 @@ class Loader {
   int64_t batches_per_epoch() const;  // of the current epoch (epoch 0 before StartEpoch)
   int64_t num_samples() const;        // in the dataset (after subset), all ranks
   int num_classes() const;
+  // The source's class names (see Source::class_names); streamed (wds) data names them only
+  // through a class list, which the caller reads.
+  std::vector<std::string> class_names() const;
   int64_t image_size() const;         // of the current epoch
   int channels() const { return channels_; }
   LoaderState state() const;

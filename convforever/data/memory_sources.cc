@@ -20,6 +20,7 @@ class DenseSource : public Source {
       : name_(std::move(name)), h_(h), w_(w), c_(c), planar_(planar), classes_(classes) {}
   int64_t size() const override { return static_cast<int64_t>(labels_.size()); }
   int num_classes() const override { return classes_; }
+  std::vector<std::string> class_names() const override { return names_; }
   std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) override {
     std::vector<FetchResult> out;
     const size_t px = static_cast<size_t>(h_) * w_ * c_;
@@ -44,6 +45,7 @@ class DenseSource : public Source {
   std::string pixels_;
   std::vector<size_t> offsets_;
   std::vector<int64_t> labels_;
+  std::vector<std::string> names_;  // empty or classes_ entries
 
  private:
   std::string name_;
@@ -94,6 +96,28 @@ std::string FindIdx(const std::string& dir, const std::string& stem) {
   return dir + "/" + stem + ".gz";
 }
 
+// Zalando's label names (github.com/zalandoresearch/fashion-mnist, README "Labels").
+std::vector<std::string> FashionMnistClassNames() {
+  return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+}
+
+// The label names the CIFAR binary archives ship beside the batches (cifar-10: batches.meta.txt;
+// cifar-100: fine_label_names.txt / coarse_label_names.txt), one per line; none when absent.
+absl::StatusOr<std::vector<std::string>> CifarClassNames(const std::string& dir, const DatasetSpec& spec,
+                                                        int classes) {
+  const std::string file = spec.kind == "cifar10" ? "batches.meta.txt"
+                           : spec.cifar100_labels == "fine" ? "fine_label_names.txt"
+                                                            : "coarse_label_names.txt";
+  if (!fs::exists(dir + "/" + file)) return std::vector<std::string>{};
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ReadClassList(dir + "/" + file));
+  if (static_cast<int>(names.size()) != classes) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, "/", file, " names ", names.size(),
+                                                   " classes, the data has ", classes));
+  }
+  return names;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Source>> OpenIdxSource(const DatasetSpec& spec) {
@@ -130,6 +154,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenIdxSource(const DatasetSpec& spec) {
     src->labels_.push_back(uint8_t(labels[8 + i]));
   }
   src->pixels_ = std::move(images);
+  if (spec.kind == "fashion_mnist" && src->num_classes() == 10) src->names_ = FashionMnistClassNames();
   return std::unique_ptr<Source>(std::move(src));
 }
 
@@ -173,6 +198,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenCifarSource(const DatasetSpec& spec)
     }
     src->pixels_ += data;
   }
+  ASSIGN_OR_RETURN(src->names_, CifarClassNames(dir, spec, classes));
   return std::unique_ptr<Source>(std::move(src));
 }
 

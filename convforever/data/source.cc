@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path) 
 }
 
 absl::StatusOr<std::unique_ptr<Source>> OpenSource(const DatasetSpec& spec) {
-  if (spec.kind == "idx") return OpenIdxSource(spec);
+  if (spec.kind == "idx" || spec.kind == "fashion_mnist") return OpenIdxSource(spec);
   if (spec.kind == "cifar10" || spec.kind == "cifar100") return OpenCifarSource(spec);
   if (spec.kind == "synthetic") return OpenSyntheticSource(spec);
   if (spec.kind == "folder") return OpenFolderSource(spec);
@@ -72,7 +72,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenSource(const DatasetSpec& spec) {
   if (spec.kind == "jsonl") return OpenJsonlSource(spec);
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown dataset kind '", spec.kind,
-      "' (expected idx, cifar10, cifar100, folder, imagenet, jsonl or synthetic)"));
+      "' (expected idx, fashion_mnist, cifar10, cifar100, folder, imagenet, jsonl or synthetic)"));
 }
 
 }  // namespace cf::data

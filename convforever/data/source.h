@@ -25,7 +25,7 @@
 namespace cf::data {
 
 struct DatasetSpec {
-  std::string kind;   // idx | cifar10 | cifar100 | folder | imagenet | jsonl | wds | synthetic
+  std::string kind;   // idx | fashion_mnist (idx + its class names) | cifar10 | cifar100 | folder | imagenet | jsonl | wds | synthetic
   std::string path;   // directory, file, (jsonl) the .jsonl file, (wds) shard pattern or URL
   std::string split = "train";  // train | val | test ("test" and "val" are the same for idx/cifar)
   int64_t subset = 0;           // > 0: keep this many samples, evenly strided (quick runs)
@@ -70,6 +70,9 @@ class Source {
   virtual ~Source() = default;
   virtual int64_t size() const = 0;
   virtual int num_classes() const = 0;
+  // Class k's name where the data defines one (Fashion-MNIST's labels, CIFAR's label-name files,
+  // folder names, a class list): num_classes() entries, or empty when the data names none.
+  virtual std::vector<std::string> class_names() const { return {}; }
   virtual std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) = 0;
   virtual std::map<std::string, int64_t> excluded() const { return {}; }
 };

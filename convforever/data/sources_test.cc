@@ -42,6 +42,13 @@ TEST(IdxSourceTest, ReadsDebianFashionMnist) {
   EXPECT_EQ(r.image.w, 28);
   EXPECT_EQ(r.image.c, 1);
   EXPECT_EQ(r.label, 9);  // the first Fashion-MNIST test image is an ankle boot
+  EXPECT_TRUE((*src)->class_names().empty());  // plain IDX (MNIST digits, ...) names no classes
+  spec.kind = "fashion_mnist";
+  auto fashion = OpenSource(spec);
+  ASSERT_TRUE(fashion.ok()) << fashion.status();
+  ASSERT_EQ((*fashion)->class_names().size(), 10u);
+  EXPECT_EQ((*fashion)->class_names()[0], "T-shirt/top");
+  EXPECT_EQ((*fashion)->class_names()[FetchOne(**fashion, 0).label], "Ankle boot");
 }
 
 TEST(IdxSourceTest, RawAndGzipAgree) {
@@ -116,6 +123,17 @@ TEST(CifarSourceTest, Cifar10And100RecordsAndTruncation) {
   EXPECT_EQ(FetchOne(**c100, 2).label, 52);
   fine.cifar100_labels = "coarse";
   EXPECT_EQ(FetchOne(**OpenSource(fine), 2).label, 2);
+  EXPECT_TRUE((*c10)->class_names().empty());  // no label-name file beside the batches
+  // The archives' label-name files name the classes; one with the wrong count is an error.
+  WriteFile(dir + "/c10/batches.meta.txt", "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n");
+  auto named = OpenSource({"cifar10", dir + "/c10"});
+  ASSERT_TRUE(named.ok()) << named.status();
+  ASSERT_EQ((*named)->class_names().size(), 10u);
+  EXPECT_EQ((*named)->class_names()[9], "truck");
+  WriteFile(dir + "/c100/coarse_label_names.txt", "only\ntwo\n");
+  auto short_list = OpenSource(fine);
+  ASSERT_FALSE(short_list.ok());
+  EXPECT_TRUE(Contains(short_list.status(), "coarse_label_names.txt")) << short_list.status();
   WriteFile(dir + "/c10/data_batch_3.bin", rec10.substr(0, rec10.size() - 100));
   auto bad = OpenSource({"cifar10", dir + "/c10"});
   ASSERT_FALSE(bad.ok());
@@ -135,6 +153,7 @@ TEST(FolderSourceTest, ClassesFromSubfoldersAndMissingFolder) {
   ASSERT_TRUE(src.ok()) << src.status();
   EXPECT_EQ((*src)->size(), 3);
   EXPECT_EQ((*src)->num_classes(), 2);
+  EXPECT_EQ((*src)->class_names(), (std::vector<std::string>{"cat", "dog"}));
   EXPECT_EQ(FetchOne(**src, 2).label, 1);
   EXPECT_FALSE(FetchOne(**src, 0).encoded.empty());
   auto missing = OpenSource({"folder", dir + "/nope"});

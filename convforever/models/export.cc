@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include <ATen/ATen.h>
@@ -204,11 +205,12 @@ absl::Status SaveModel(const Model& model, const std::string& dir, WeightFormat 
 }
 
 absl::Status LoadStateDict(Model& model, const NamedTensors& tensors, WeightFormat format,
-                           const std::string& source) {
+                           const std::string& source, const std::set<std::string>& keep) {
   std::map<std::string, at::Tensor> file(tensors.begin(), tensors.end());
   std::vector<std::string> missing, mismatched, unexpected;
   std::vector<std::pair<at::Tensor, at::Tensor>> copies;
   for (const auto& [name, t] : model.StateDict()) {
+    if (keep.count(name)) continue;
     ASSIGN_OR_RETURN(std::string mapped, MapName(model.family(), name, format));
     auto it = file.find(mapped);
     if (it == file.end()) {
@@ -240,12 +242,9 @@ absl::Status LoadStateDict(Model& model, const NamedTensors& tensors, WeightForm
   return absl::OkStatus();
 }
 
-absl::Status LoadModelWeights(Model& model, const std::string& path) {
-  const std::string file = IsDirectory(path) ? path + "/model.safetensors" : path;
-  ASSIGN_OR_RETURN(NamedTensors tensors, ReadSafetensors(file));
-  // Detect the layout: the format under which most of the model's names are present.
-  std::map<std::string, int> present;
-  for (const auto& [name, t] : tensors) present[name] = 1;
+WeightFormat DetectWeightFormat(const Model& model, const NamedTensors& tensors) {
+  std::set<std::string> present;
+  for (const auto& [name, t] : tensors) present.insert(name);
   WeightFormat best = WeightFormat::kTimm;
   int best_hits = -1;
   for (WeightFormat f : {WeightFormat::kTimm, WeightFormat::kTransformers, WeightFormat::kTorchvision}) {
@@ -259,8 +258,14 @@ absl::Status LoadModelWeights(Model& model, const std::string& path) {
       best = f;
     }
   }
+  return best;
+}
+
+absl::Status LoadModelWeights(Model& model, const std::string& path) {
+  const std::string file = IsDirectory(path) ? path + "/model.safetensors" : path;
+  ASSIGN_OR_RETURN(NamedTensors tensors, ReadSafetensors(file));
   try {
-    return LoadStateDict(model, tensors, best, file);
+    return LoadStateDict(model, tensors, DetectWeightFormat(model, tensors), file);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": cannot load: ", e.what()));
   }

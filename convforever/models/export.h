@@ -10,6 +10,7 @@
 #ifndef CONVFOREVER_MODELS_EXPORT_H_
 #define CONVFOREVER_MODELS_EXPORT_H_
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,9 +41,13 @@ absl::Status SaveModel(const Model& model, const std::string& dir, WeightFormat 
 // directory. The name layout (timm, transformers, torchvision) is detected from the file.
 absl::Status LoadModelWeights(Model& model, const std::string& path);
 
-// The same from tensors in memory, in the given layout; `source` names them in errors.
+// The same from tensors in memory, in the given layout; `source` names them in errors. Model
+// tensors named (timm names) in `keep` are left as they are and must not be in `tensors`.
 absl::Status LoadStateDict(Model& model, const NamedTensors& tensors, WeightFormat format,
-                           const std::string& source);
+                           const std::string& source, const std::set<std::string>& keep = {});
+
+// The layout under which most of the model's state-dict names are present in `tensors`.
+WeightFormat DetectWeightFormat(const Model& model, const NamedTensors& tensors);
 
 }  // namespace cf::models
 

@@ -8,6 +8,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/hub/model_card.h"
 #include "convforever/models/export.h"
+#include "convforever/train/preprocessor_config.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -42,6 +43,11 @@ absl::Status HubSync::Snapshot(int64_t step, int64_t epoch, const models::Model&
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);  // a re-run of the same step replaces its snapshot
   RETURN_IF_ERROR(models::SaveModel(model, dir, format, class_names, options_.image_size));
+  if (transformers) {
+    const int channels = static_cast<int>(model.StateDict().front().second.size(1));  // stem [C0, C, k, k]
+    RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/preprocessor_config.json",
+                                              PreprocessorConfigJson(options_, channels)));
+  }
 
   hub::ModelCardOptions card;
   card.repo_id = options_.hub_repo;

@@ -3,11 +3,11 @@
 // a failed upload is logged and retried with the next snapshot, and Finish() makes the final one.
 //
 // A snapshot is a directory <run_dir>/hub/step-<N>/ holding model.safetensors + config.json in the
-// layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, timm's
-// for other families) and a README.md model card with the run's metrics and flags. Snapshot
-// directories are written before they are submitted and never changed afterwards; the uploader
-// owns their deletion (it keeps the newest finished ones and never deletes one it may still read).
-// Rank 0 only; not thread-safe.
+// layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, with
+// its preprocessor_config.json; timm's for other families) and a README.md model card with the
+// run's metrics and flags. Snapshot directories are written before they are submitted and never
+// changed afterwards; the uploader owns their deletion (it keeps the newest finished ones and
+// never deletes one it may still read). Rank 0 only; not thread-safe.
 #ifndef CONVFOREVER_TRAIN_HUB_SYNC_H_
 #define CONVFOREVER_TRAIN_HUB_SYNC_H_
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/models/init_from.h"
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
 #include "convforever/train/evaluate.h"
@@ -57,13 +58,14 @@ absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path) 
 // The data kind and location for one split, with the defaults each kind has.
 data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
   data::DatasetSpec spec;
-  spec.kind = o.data == "fashion_mnist" ? "idx" : o.data;
+  spec.kind = o.data;
   spec.path = o.data_dir;
   if (o.data == "fashion_mnist" && spec.path.empty()) spec.path = kFashionMnistDir;
   if (!train && !o.eval_data_dir.empty()) spec.path = o.eval_data_dir;
   spec.split = train ? "train" : "test";
   spec.subset = train ? o.subset : 0;
   spec.class_list_path = o.class_list;
+  if (train) spec.wds_epoch_samples = o.wds_epoch_samples;
   spec.synthetic_samples = train ? o.synthetic_samples : std::max<int64_t>(o.synthetic_samples / 4, 64);
   spec.synthetic_classes = static_cast<int>(o.synthetic_classes);
   spec.synthetic_size = static_cast<int>(o.image_size);
@@ -191,6 +193,10 @@ absl::Status RunSetup::BuildData() {
   ASSIGN_OR_RETURN(data::LoaderOptions eval_opts, MakeLoaderOptions(options_, /*train=*/false));
   eval_opts.channels = train_loader_->channels();
   ASSIGN_OR_RETURN(eval_loader_, data::Loader::Create(MakeSpec(options_, false), eval_opts));
+  // Without --class_list, the names the data defines (for config.json's id2label, model cards).
+  if (class_names_.empty() && train_loader_->class_names().size() == size_t(train_loader_->num_classes())) {
+    class_names_ = train_loader_->class_names();
+  }
   const int64_t batches = train_loader_->batches_per_epoch();
   steps_per_epoch_ = batches / options_.gradient_accumulation_steps;
   if (steps_per_epoch_ == 0) {
@@ -236,6 +242,19 @@ absl::Status RunSetup::BuildModel() {
   }
   LOG(INFO) << "model: " << options_.model << ", " << models::CountParameters(*model_)
             << " parameters";
+  return InitFromPretrained();
+}
+
+// --init_from, before EMA and the broadcast copy the weights. With --resume=auto the checkpoint
+// (if any) replaces them later (trainer.cc logs that); an explicit --resume=DIR skips the file.
+absl::Status RunSetup::InitFromPretrained() {
+  if (options_.init_from.empty()) return absl::OkStatus();
+  if (!options_.resume.empty() && options_.resume != "auto") {
+    LOG(INFO) << "init_from: ignored, --resume=" << options_.resume << " has its own weights";
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(models::InitFromResult r, models::InitFromPretrained(*model_, options_.init_from));
+  LOG(INFO) << models::Describe(r);
   return absl::OkStatus();
 }
 

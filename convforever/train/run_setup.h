@@ -124,6 +124,7 @@ class RunSetup {
   explicit RunSetup(const TrainerOptions& options);
   absl::Status BuildData();
   absl::Status BuildModel();
+  absl::Status InitFromPretrained();
   absl::Status BuildOptimizer();
   absl::Status BuildCheckpoints();
   absl::Status BuildDistributed();

@@ -76,6 +76,9 @@ class Trainer {
     }
     step_ = *resumed;
     LOG(INFO) << "resumed at step " << step_ << " (epoch " << run_->epoch() << ")";
+    if (!o_.init_from.empty()) {
+      LOG(INFO) << "init_from: ignored, the resumed checkpoint has its own weights";
+    }
     return absl::OkStatus();
   }
 

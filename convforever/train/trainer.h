@@ -46,6 +46,7 @@ struct TrainerOptions {
   std::string data_dir;                // root, file or URL pattern; default per data kind
   std::string eval_data_dir;           // optional separate eval location
   std::string class_list;              // one class name per line (jsonl/wds string labels)
+  int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0 = unknown: no epochs)
   int64_t subset = 0;                  // use only the first N training samples (0 = all)
   int64_t synthetic_samples = 2048;
   int64_t synthetic_classes = 10;
@@ -104,6 +105,10 @@ struct TrainerOptions {
   int64_t checkpoint_every_steps = 0;  // 0 = at the end of every epoch
   int keep_checkpoints = 3;
   std::string resume;                  // "" | "auto" | path of a checkpoint directory
+  // Fine-tuning: start from these weights (models/init_from.h: timm/transformers/torchvision
+  // safetensors or torch.save file, or a checkpoint directory). Not used when a checkpoint is
+  // resumed (explicit --resume=DIR: not even read).
+  std::string init_from;
   uint64_t seed = 0;
   int threads = 0;                     // LibTorch intra-op threads; 0 = chosen for the machine
   std::string device = "cpu";          // cpu|cuda
