@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "convforever/caption/hub_shard_sink.h"
 #include "convforever/caption/labeled_output.h"
@@ -137,17 +138,28 @@ TEST_F(ClassifyHubTest, ShardsLandInTheDatasetRepoAndFailedCommitsAreCaughtUpOnc
   std::string log;
   ASSERT_EQ(Run(kRepo, &log), 0) << log;
   ExpectAllShardsInRepo();
-  EXPECT_EQ(hub_->repo("dataset", kRepo)->commit_summaries,
-            (std::vector<std::string>{
-                "Add shard_000000010_000000015.jsonl", "Add shard_000000015_000000020.jsonl",
-                "Add 2 shards (shard_000000000_000000005.jsonl .. shard_000000005_000000010.jsonl)"}));
+  // Shards are committed from a background thread, which puts whatever is waiting into one
+  // commit, so how they group depends on timing; every shard lands in exactly one commit.
+  int committed = 0;
+  const std::vector<std::string> summaries = hub_->repo("dataset", kRepo)->commit_summaries;
+  for (const std::string& summary : summaries) {
+    int n = 0;
+    if (absl::StartsWith(summary, "Add shard_")) {
+      n = 1;
+    } else {
+      const std::string count = summary.substr(4, summary.find(' ', 4) - 4);  // "Add N shards (...)"
+      ASSERT_TRUE(absl::StartsWith(summary, "Add ") && absl::SimpleAtoi(count, &n)) << summary;
+    }
+    committed += n;
+  }
+  EXPECT_EQ(committed, 4);
   EXPECT_TRUE(absl::StrContains(log, "hub: 4 shard(s) uploaded to dataset repo " + std::string(kRepo) +
                                          ", 2 failed upload(s)"))
       << log;
 }
 
 TEST_F(ClassifyHubTest, HubFailingToTheEndExitsFourAndARerunUploadsInOneCommit) {
-  hub_->InjectFault(Fault::k500, 5, "/commit/");  // four shards + the catch-up commit
+  hub_->InjectFault(Fault::k500, 1000, "/commit/");  // every commit of the first run fails
   std::string log;
   ASSERT_EQ(Run(kRepo, &log), 4) << log;
   EXPECT_TRUE(absl::StrContains(log, "4 shard(s) in " + dir_ + "/out.jsonl.shards not uploaded")) << log;
@@ -162,6 +174,7 @@ TEST_F(ClassifyHubTest, HubFailingToTheEndExitsFourAndARerunUploadsInOneCommit) 
   const int64_t labeled = openai_->completions();
   EXPECT_EQ(labeled, kRecords);
 
+  hub_->ClearFaults();
   ASSERT_EQ(Run(kRepo, &log), 0) << log;  // the same command: nothing to label, uploads the rest
   EXPECT_EQ(openai_->completions(), labeled);
   ExpectAllShardsInRepo();

@@ -111,6 +111,11 @@ void FakeHub::InjectFault(Fault fault, int times, const std::string& path_contai
   impl_->faults.push_back({fault, times, path_contains});
 }
 
+void FakeHub::ClearFaults() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->faults.clear();
+}
+
 void FakeHub::SetDown(bool down) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->down = down;

@@ -82,6 +82,8 @@ class FakeHub {
 
   // The next `times` requests whose path contains `path_contains` get `fault`.
   void InjectFault(Fault fault, int times, const std::string& path_contains = "");
+  // Forgets every injected fault not yet served: the Hub has recovered.
+  void ClearFaults();
   // While down, every request is answered 503 without a retry hint.
   void SetDown(bool down);
   // While paused, requests hang (unanswered) until SetPaused(false) or destruction: a Hub that
