@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Reference side of //convforever/optim:optim_benchmark: one torch.optim.AdamW(foreach=True) step
+"""Reference side of //convforever/optim:optim_benchmark: one torch.optim.AdamW step (--impl foreach
+or fused, the two implementations torch offers on the CPU)
 over ConvNeXt-T's parameter shapes (timm convnext_tiny: depths 3-3-9-3, dims 96-192-384-768,
 1000 classes; 28,589,128 parameters), float32 on the CPU.
 
-Usage: /usr/bin/python3 tools/bench/optim_adamw.py --threads N --steps S
+Usage: .venv/bin/python tools/bench/optim_adamw.py --threads N --steps S --impl foreach|fused
 Prints one JSON line: {"ms_per_step": ..., "params": ...}.
 """
 import argparse
@@ -32,13 +33,15 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--impl", choices=["foreach", "fused"], default="foreach")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     params = [torch.randn(s, generator=g).requires_grad_(True) for s in convnext_tiny_shapes()]
     for p in params:
         p.grad = torch.randn(p.shape, generator=g) * 1e-3
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, foreach=True)
+    impl = {args.impl: True}
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.05, **impl)
     for _ in range(args.warmup):
         opt.step()
     times = []
