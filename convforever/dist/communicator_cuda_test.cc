@@ -4,40 +4,23 @@
 // value is the value), so what is checked is that ProcessGroupNCCL, libnccl and the driver work
 // together in this build. Bazel tag `cuda`: skipped without a GPU, a failure then under
 // CF_REQUIRE_CUDA=1 (convforever/base/cuda_test_util.h). A Gloo twin runs on any machine.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "convforever/base/cuda_test_util.h"
 #include "convforever/dist/communicator.h"
+#include "convforever/dist/multiprocess_harness.h"
 #include "gtest/gtest.h"
 
 namespace cf::dist {
 namespace {
 
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // The same one-rank path over Gloo on the CPU: runs everywhere, so the option, the rendezvous
 // and this file's setup are checked on machines without a GPU too.
 TEST(CommunicatorCuda, GlooOneRankProcessGroupOnRequest) {
   LaunchEnv env;
-  env.master_port = FreeLoopbackPort();
+  env.master_port = testing::FreeLoopbackPort();
   CommOptions options;
   options.backend = "gloo";
   options.process_group_for_one_rank = true;
@@ -55,7 +38,7 @@ TEST(CommunicatorCuda, GlooOneRankProcessGroupOnRequest) {
 TEST(CommunicatorCuda, NcclOneRankCollectives) {
   CF_SKIP_UNLESS_CUDA();
   LaunchEnv env;
-  env.master_port = FreeLoopbackPort();
+  env.master_port = testing::FreeLoopbackPort();
   CommOptions options;
   options.backend = "nccl";
   options.cuda = true;

@@ -17,7 +17,16 @@
 namespace cf::dist::testing {
 namespace {
 
-int FreePort() {
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+int FreeLoopbackPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -29,15 +38,6 @@ int FreePort() {
   close(fd);
   return ntohs(addr.sin_port);
 }
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-}  // namespace
 
 std::string TempPath(const std::string& name) {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -58,7 +58,7 @@ std::vector<RankResult> RunRanks(const std::string& binary, int world_size,
                                  const std::vector<std::pair<std::string, std::string>>& extra_env) {
   static int run = 0;
   ++run;
-  const int port = given_port > 0 ? given_port : FreePort();
+  const int port = given_port > 0 ? given_port : FreeLoopbackPort();
   const auto start = std::chrono::steady_clock::now();
   std::vector<pid_t> pids(world_size);
   std::vector<std::string> err_paths(world_size);

@@ -12,6 +12,9 @@
 
 namespace cf::dist::testing {
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+int FreeLoopbackPort();
+
 struct RankResult {
   int exit_code = -1;     // -1 when killed by a signal
   int signal = 0;
