@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <utility>
@@ -17,7 +18,10 @@ namespace cf::models {
 namespace {
 
 struct Value;
-using ValuePtr = std::shared_ptr<Value>;
+// Values are owned by the Machine's arena and refer to each other by plain pointers: a pickle can
+// build cycles (a list appended to itself) and deep nesting, which shared ownership would leak or
+// destroy recursively.
+using ValuePtr = Value*;
 
 // A Python object as far as a state dict needs one; anything else is kOpaque.
 struct Value {
@@ -30,12 +34,6 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // dict, in insertion order
   at::Tensor tensor;                               // tensor; storage as a 1-D tensor
 };
-
-ValuePtr Make(Value::Kind kind) {
-  auto v = std::make_shared<Value>();
-  v->kind = kind;
-  return v;
-}
 
 // Loads storage `key` ("data/<key>") of `dtype` with `numel` elements.
 using StorageLoader = std::function<absl::StatusOr<at::Tensor>(const std::string&, at::ScalarType, int64_t)>;
@@ -55,6 +53,12 @@ absl::StatusOr<at::ScalarType> StorageDtype(const std::string& global) {
 class Machine {
  public:
   Machine(std::string_view pickle, StorageLoader load) : p_(pickle), load_(std::move(load)) {}
+
+  ValuePtr Make(Value::Kind kind) {
+    arena_.push_back(std::make_unique<Value>());
+    arena_.back()->kind = kind;
+    return arena_.back().get();
+  }
 
   absl::StatusOr<ValuePtr> Run() {
     while (pos_ < p_.size()) {
@@ -78,12 +82,19 @@ class Machine {
     for (int k = 0; k < n; ++k) v |= uint64_t(Byte()) << (8 * k);
     return v;
   }
+  // Past the end, Byte() reads zeros and Bytes() returns what there is; pos_ then lies beyond
+  // p_.size() and Run() stops with "no STOP". A length never moves pos_ backwards (no wrap-around).
   std::string Bytes(uint64_t n) {
-    std::string out(p_.substr(std::min<size_t>(pos_, p_.size()), n));
-    pos_ += n;
+    const size_t start = std::min<size_t>(pos_, p_.size());
+    std::string out(p_.substr(start, n));
+    pos_ = n > p_.size() - start ? p_.size() + 1 : start + n;
     return out;
   }
   std::string Line() {
+    if (pos_ >= p_.size()) {
+      pos_ = p_.size() + 1;
+      return "";
+    }
     const size_t end = p_.find('\n', pos_);
     std::string out(p_.substr(pos_, end == std::string_view::npos ? std::string_view::npos : end - pos_));
     pos_ = end == std::string_view::npos ? p_.size() + 1 : end + 1;
@@ -147,14 +158,20 @@ class Machine {
     return absl::OkStatus();
   }
   absl::StatusOr<ValuePtr> Reduce(const ValuePtr& callable, const ValuePtr& args);
+  absl::StatusOr<ValuePtr> RebuildTensor(const ValuePtr& args);
   absl::StatusOr<ValuePtr> PersistentLoad(const ValuePtr& pid);
 
   std::string_view p_;
   size_t pos_ = 0;
   StorageLoader load_;
+  std::vector<std::unique_ptr<Value>> arena_;
   std::vector<ValuePtr> stack_;
   std::vector<size_t> marks_;
   std::map<uint64_t, ValuePtr> memo_;
+  // Bytes of the storages loaded, and of the tensors materialized from them (bounded by twice
+  // the former, so a small pickle cannot turn one storage into many copies of it).
+  int64_t storage_bytes_ = 0;
+  int64_t tensor_bytes_ = 0;
 };
 
 absl::StatusOr<std::vector<int64_t>> Ints(const ValuePtr& v, const char* what) {
@@ -168,19 +185,44 @@ absl::StatusOr<std::vector<int64_t>> Ints(const ValuePtr& v, const char* what) {
 }
 
 // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, ...).
-absl::StatusOr<ValuePtr> RebuildTensor(const ValuePtr& args) {
+// The view must lie inside the storage and hold at most as many elements as it (a state dict's
+// tensors do; a broadcast view of a tiny storage could otherwise ask for any amount of memory).
+absl::StatusOr<ValuePtr> Machine::RebuildTensor(const ValuePtr& args) {
   if (args->kind != Value::kTuple || args->items.size() < 4 || args->items[0]->kind != Value::kStorage ||
       args->items[1]->kind != Value::kInt) {
     return absl::InvalidArgumentError("_rebuild_tensor: unexpected arguments");
   }
   ASSIGN_OR_RETURN(std::vector<int64_t> size, Ints(args->items[2], "tensor size"));
   ASSIGN_OR_RETURN(std::vector<int64_t> stride, Ints(args->items[3], "tensor stride"));
+  if (size.size() != stride.size()) return absl::InvalidArgumentError("tensor size and stride differ in rank");
   const at::Tensor& storage = args->items[0]->tensor;
-  int64_t last = args->items[1]->i;
-  for (size_t d = 0; d < size.size(); ++d) last += size[d] > 0 ? (size[d] - 1) * stride[d] : 0;
-  if (last >= storage.numel() && storage.numel() > 0) return absl::InvalidArgumentError("tensor beyond its storage");
+  const int64_t offset = args->items[1]->i;
+  const int64_t storage_numel = storage.numel();
+  if (offset < 0 || offset > storage_numel) return absl::InvalidArgumentError("tensor offset outside its storage");
+  int64_t numel = 1;
+  int64_t last = offset;  // index of the view's last element
+  for (size_t d = 0; d < size.size(); ++d) {
+    if (size[d] < 0 || stride[d] < 0) return absl::InvalidArgumentError("negative tensor size or stride");
+    if (size[d] == 0) numel = 0;
+  }
+  for (size_t d = 0; d < size.size() && numel > 0; ++d) {
+    int64_t span = 0;
+    if (__builtin_mul_overflow(numel, size[d], &numel) || numel > storage_numel ||
+        __builtin_mul_overflow(size[d] - 1, stride[d], &span) || __builtin_add_overflow(last, span, &last) ||
+        last >= storage_numel) {
+      return absl::InvalidArgumentError("tensor beyond its storage");
+    }
+  }
+  if (numel > 0 && last >= storage_numel) {  // a 0-d tensor: its one element is at `offset`
+    return absl::InvalidArgumentError("tensor beyond its storage");
+  }
+  tensor_bytes_ += numel * static_cast<int64_t>(storage.element_size());
+  if (tensor_bytes_ > 2 * storage_bytes_) {
+    return absl::InvalidArgumentError("tensors take more than twice the bytes of their storages");
+  }
   ValuePtr v = Make(Value::kTensor);
-  v->tensor = storage.as_strided(size, stride, args->items[1]->i).clone(at::MemoryFormat::Contiguous);
+  v->tensor = numel == 0 ? at::empty(size, storage.options())
+                         : storage.as_strided(size, stride, offset).clone(at::MemoryFormat::Contiguous);
   return v;
 }
 
@@ -206,8 +248,10 @@ absl::StatusOr<ValuePtr> Machine::PersistentLoad(const ValuePtr& pid) {
     return Error("persistent id is not a ('storage', type, key, location, numel) tuple");
   }
   ASSIGN_OR_RETURN(at::ScalarType dtype, StorageDtype(pid->items[1]->s));
+  if (pid->items[4]->i < 0) return Error("negative storage size");
   ValuePtr v = Make(Value::kStorage);
   ASSIGN_OR_RETURN(v->tensor, load_(pid->items[2]->s, dtype, pid->items[4]->i));
+  storage_bytes_ += static_cast<int64_t>(v->tensor.nbytes());
   return v;
 }
 
@@ -225,7 +269,7 @@ absl::Status Machine::Step(uint8_t op) {
     case 0x8a: {                                                       // LONG1
       const int n = Byte();
       uint64_t v = Le(std::min(n, 8));
-      if (n > 8) pos_ += n - 8;  // beyond int64: only its low bits are kept
+      if (n > 8) Bytes(n - 8);  // beyond int64: only its low bits are kept
       if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v |= ~uint64_t(0) << (8 * n);  // sign-extend
       Push(Int(int64_t(v)));
       return absl::OkStatus();
@@ -337,63 +381,80 @@ const Value* StateDictOf(const Value& root) {
   if (root.kind != Value::kDict) return nullptr;
   for (const char* key : {"state_dict", "model"}) {
     for (const auto& [k, v] : root.entries) {
-      if (k->kind == Value::kString && k->s == key && v->kind == Value::kDict) return v.get();
+      if (k->kind == Value::kString && k->s == key && v->kind == Value::kDict) return v;
     }
   }
   return &root;
 }
 
-absl::StatusOr<ValuePtr> Unpickle(caffe2::serialize::PyTorchStreamReader& zip) {
-  if (zip.hasRecord("byteorder")) {
-    auto [data, size] = zip.getRecord("byteorder");
-    if (std::string(static_cast<const char*>(data.get()), size) != "little") {
-      return absl::UnimplementedError("big-endian torch.save files are not supported");
-    }
-  }
-  auto [pkl, pkl_size] = zip.getRecord("data.pkl");
+}  // namespace
+
+absl::StatusOr<NamedTensors> ParseTorchPickleStateDict(std::string_view pickle,
+                                                       const TorchStorageReader& read_storage,
+                                                       const std::string& source) {
+  // One tensor per storage key, as torch.save writes each storage once.
   std::map<std::string, at::Tensor> storages;
   StorageLoader load = [&](const std::string& key, at::ScalarType dtype, int64_t numel) -> absl::StatusOr<at::Tensor> {
-    if (auto it = storages.find(key); it != storages.end()) return it->second;
-    auto [data, size] = zip.getRecord("data/" + key);
-    const int64_t bytes = numel * static_cast<int64_t>(c10::elementSize(dtype));
-    if (static_cast<int64_t>(size) != bytes) {
-      return absl::DataLossError(absl::StrCat("storage data/", key, " has ", size, " bytes, expected ", bytes));
+    if (auto it = storages.find(key); it != storages.end()) {
+      if (it->second.scalar_type() != dtype || it->second.numel() != numel) {
+        return absl::InvalidArgumentError(absl::StrCat("storage data/", key, " is loaded with two types or sizes"));
+      }
+      return it->second;
+    }
+    ASSIGN_OR_RETURN(std::string_view data, read_storage(key));
+    const int64_t element = static_cast<int64_t>(c10::elementSize(dtype));
+    if (numel > static_cast<int64_t>(data.size()) / element || static_cast<int64_t>(data.size()) != numel * element) {
+      return absl::DataLossError(absl::StrCat("storage data/", key, " has ", data.size(), " bytes, not ", numel,
+                                              " elements of ", element, " bytes"));
     }
     at::Tensor t = at::empty({numel}, at::TensorOptions().dtype(dtype));
-    std::memcpy(t.data_ptr(), data.get(), size);
+    if (!data.empty()) std::memcpy(t.data_ptr(), data.data(), data.size());
     storages[key] = t;
     return t;
   };
-  Machine machine(std::string_view(static_cast<const char*>(pkl.get()), pkl_size), load);
-  return machine.Run();
-}
-
-}  // namespace
-
-absl::StatusOr<NamedTensors> ReadTorchSaveStateDict(const std::string& path) {
-  absl::StatusOr<ValuePtr> root = absl::InternalError("unset");
-  try {
-    caffe2::serialize::PyTorchStreamReader zip(path);
-    root = Unpickle(zip);
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable torch.save zip file: ", e.what()));
-  }
-  if (!root.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", root.status().message()));
+  Machine machine(pickle, load);
+  absl::StatusOr<ValuePtr> root = machine.Run();
+  if (!root.ok()) return absl::InvalidArgumentError(absl::StrCat(source, ": ", root.status().message()));
   const Value* dict = StateDictOf(**root);
   if (dict == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " does not hold a dict (want a state dict, or one under "
+    return absl::InvalidArgumentError(absl::StrCat(source, " does not hold a dict (want a state dict, or one under "
                                                    "'state_dict' or 'model')"));
   }
   NamedTensors out;
   for (const auto& [k, v] : dict->entries) {
-    if (k->kind != Value::kString) return absl::InvalidArgumentError(absl::StrCat(path, ": a state-dict key is not a string"));
+    if (k->kind != Value::kString) return absl::InvalidArgumentError(absl::StrCat(source, ": a state-dict key is not a string"));
     if (v->kind != Value::kTensor) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": '", k->s, "' is not a tensor (want a state dict, or one "
+      return absl::InvalidArgumentError(absl::StrCat(source, ": '", k->s, "' is not a tensor (want a state dict, or one "
                                                      "under 'state_dict' or 'model')"));
     }
     out.emplace_back(k->s, v->tensor);
   }
   return out;
+}
+
+absl::StatusOr<NamedTensors> ReadTorchSaveStateDict(const std::string& path) {
+  try {
+    caffe2::serialize::PyTorchStreamReader zip(path);
+    if (zip.hasRecord("byteorder")) {
+      auto [data, size] = zip.getRecord("byteorder");
+      if (std::string(static_cast<const char*>(data.get()), size) != "little") {
+        return absl::UnimplementedError(absl::StrCat(path, ": big-endian torch.save files are not supported"));
+      }
+    }
+    auto [pkl, pkl_size] = zip.getRecord("data.pkl");
+    std::map<std::string, at::DataPtr> records;  // keeps each storage's bytes alive while parsing
+    TorchStorageReader read = [&](const std::string& key) -> absl::StatusOr<std::string_view> {
+      const std::string name = "data/" + key;
+      if (!zip.hasRecord(name)) return absl::NotFoundError(absl::StrCat("no record ", name));
+      auto [data, size] = zip.getRecord(name);
+      const char* bytes = static_cast<const char*>(data.get());
+      records[key] = std::move(data);
+      return std::string_view(bytes, size);
+    };
+    return ParseTorchPickleStateDict(std::string_view(static_cast<const char*>(pkl.get()), pkl_size), read, path);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable torch.save zip file: ", e.what()));
+  }
 }
 
 }  // namespace cf::models

@@ -10,7 +10,9 @@
 #ifndef CONVFOREVER_MODELS_TORCH_PICKLE_H_
 #define CONVFOREVER_MODELS_TORCH_PICKLE_H_
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "convforever/models/safetensors.h"
@@ -20,6 +22,19 @@ namespace cf::models {
 // The state dict in a torch.save file: the saved dict of tensors itself, or the dict of tensors
 // under its "state_dict" or "model" key. Errors name the file (and the key that is not a tensor).
 absl::StatusOr<NamedTensors> ReadTorchSaveStateDict(const std::string& path);
+
+// The bytes of storage `key` (the archive's record "data/<key>"); the view must stay valid until
+// ParseTorchPickleStateDict returns.
+using TorchStorageReader = std::function<absl::StatusOr<std::string_view>(const std::string& key)>;
+
+// What ReadTorchSaveStateDict does once the archive is open: runs `pickle` (data.pkl) and returns
+// its state dict; `source` names the input in errors. Untrusted input is safe: every length and
+// index is checked against the bytes there are, tensor views must lie inside their storage and
+// hold no more elements than it, and the tensors built from a file never take more than twice
+// the bytes of the storages they come from.
+absl::StatusOr<NamedTensors> ParseTorchPickleStateDict(std::string_view pickle,
+                                                       const TorchStorageReader& read_storage,
+                                                       const std::string& source);
 
 }  // namespace cf::models
 
