@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convforever/base/json_limits.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::caption {
@@ -49,12 +50,13 @@ namespace {
 
 absl::Status ErrorObjectStatus(const json& error) {
   std::string code_text;
-  int code = 0;
+  int64_t code = 0;
   if (error.is_object()) {
     for (const char* key : {"code", "type", "status"}) {
       if (!error.contains(key)) continue;
       const json& v = error[key];
-      if (v.is_number_integer()) code = v.get<int>();
+      // As int64: a code of 2^32 + 401 must not narrow to 401 and stop the run.
+      if (v.is_number_integer()) code = v.get<int64_t>();
       code_text = v.is_string() ? v.get<std::string>() : v.dump();
       break;
     }
@@ -73,6 +75,8 @@ absl::Status ErrorObjectStatus(const json& error) {
 }  // namespace
 
 absl::StatusOr<Completion> ParseCompletion(absl::string_view body) {
+  // The error object is dumped into the message, which recurses once per nesting level.
+  if (absl::Status s = CheckJsonLimits(body, {}, "completion response"); !s.ok()) return s;
   json doc = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     return absl::InvalidArgumentError(
@@ -94,8 +98,16 @@ absl::StatusOr<Completion> ParseCompletion(absl::string_view body) {
   }
   if (doc.contains("usage") && doc["usage"].is_object()) {
     const json& u = doc["usage"];
+    // Counts outside [0, kMaxTokenCount] are a provider's bug, not usage: they count as 0, so
+    // the sum below and the run's totals cannot overflow.
     auto get = [&](const char* k) -> int64_t {
-      return u.contains(k) && u[k].is_number_integer() ? u[k].get<int64_t>() : 0;
+      if (!u.contains(k) || !u[k].is_number_integer()) return 0;
+      if (u[k].is_number_unsigned()) {
+        const uint64_t v = u[k].get<uint64_t>();
+        return v <= static_cast<uint64_t>(kMaxTokenCount) ? static_cast<int64_t>(v) : 0;
+      }
+      const int64_t v = u[k].get<int64_t>();
+      return v >= 0 && v <= kMaxTokenCount ? v : 0;
     };
     out.prompt_tokens = get("prompt_tokens");
     out.completion_tokens = get("completion_tokens");
@@ -110,6 +122,7 @@ namespace {
 bool IsWordChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
 
 int MatchJson(absl::string_view answer, const std::vector<std::string>& categories) {
+  if (!CheckJsonLimits(answer).ok()) return -1;
   json doc = json::parse(answer.begin(), answer.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || doc.size() != 1 || !doc.contains("category") ||
       !doc["category"].is_string()) {

@@ -40,7 +40,11 @@ struct Completion {
   int64_t total_tokens = 0;
 };
 
-// Errors: INVALID_ARGUMENT "malformed JSON ..." / "no choices ..."; for an error object the
+// Usage counts outside [0, kMaxTokenCount] are read as 0.
+inline constexpr int64_t kMaxTokenCount = int64_t{1} << 40;
+
+// Errors: INVALID_ARGUMENT "malformed JSON ..." / "no choices ..." / a body past the JSON limits
+// (base/json_limits.h: nested deeper than 64 levels or over 64 MiB); for an error object the
 // message is "API error <code>: <message>" and the code UNAVAILABLE (retryable: providers use it
 // for upstream trouble) unless the object's code is 401/402/403 (then UNAUTHENTICATED,
 // FAILED_PRECONDITION, PERMISSION_DENIED: the run must stop).

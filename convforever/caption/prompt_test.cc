@@ -1,5 +1,7 @@
 #include "convforever/caption/prompt.h"
 
+#include <string>
+
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -89,6 +91,35 @@ TEST(ParseCompletionTest, Errors) {
   EXPECT_TRUE(absl::IsPermissionDenied(ParseCompletion(R"({"error":{"code":403,"message":"x"}})").status()));
   EXPECT_TRUE(absl::IsUnavailable(
       ParseCompletion(R"({"choices":[{"error":{"code":"server_error","message":"x"}}]})").status()));
+}
+
+// An error object nested a million deep was dumped into the message, recursing once per level
+// until the stack overflowed; bodies past the JSON limits are now refused before parsing.
+TEST(ParseCompletionTest, DeeplyNestedBodyIsAnErrorNotACrash) {
+  const int depth = 1'000'000;
+  const std::string body = "{\"error\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  auto c = ParseCompletion(body);
+  EXPECT_TRUE(absl::IsInvalidArgument(c.status())) << c.status();
+  EXPECT_NE(c.status().message().find("nested deeper than"), std::string::npos);
+  const std::string answer = "{\"category\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  EXPECT_EQ(MatchCategory(answer, kCats, true), -1);
+}
+
+// A usage count near INT64_MAX overflowed the total (undefined behavior); out-of-range counts
+// now read as 0. An error code past int's range no longer narrows onto 401.
+TEST(ParseCompletionTest, OutOfRangeNumbersAreNotTrusted) {
+  auto c = ParseCompletion(
+      R"({"choices":[{"message":{"content":"dog"}}],)"
+      R"("usage":{"prompt_tokens":9223372036854775807,"completion_tokens":2}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->prompt_tokens, 0);
+  EXPECT_EQ(c->completion_tokens, 2);
+  EXPECT_EQ(c->total_tokens, 2);
+  auto negative = ParseCompletion(R"({"choices":[{"text":"x"}],"usage":{"total_tokens":-5}})");
+  ASSERT_TRUE(negative.ok());
+  EXPECT_EQ(negative->total_tokens, 0);
+  EXPECT_TRUE(absl::IsUnavailable(
+      ParseCompletion(R"({"error":{"code":4294967697,"message":"x"}})").status()));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "convforever/base/json_limits.h"
 #include "glog/logging.h"
 
 namespace cf::caption {
@@ -18,6 +19,12 @@ absl::StatusOr<bool> RecordReader::Next(CaptionRecord* record) {
   while (std::getline(*in_, line)) {
     ++counters_.lines;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
+    // Passthrough fields are copied and later dumped, both recursive: a line nested a million
+    // deep would overflow the stack. Such a line is skipped like any other bad JSON.
+    if (!CheckJsonLimits(line).ok()) {
+      Skip(&counters_.bad_json, "JSON nested too deeply or too large");
+      continue;
+    }
     json doc = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object()) {
       Skip(&counters_.bad_json, "not a JSON object");

@@ -2,8 +2,9 @@
 //
 // The id and caption fields are configurable; an id may be a string or an integer (kept as
 // written, and keyed by its JSON text for de-duplication). Passthrough fields (default `url`,
-// `path`) are copied to the output untouched. A line that is not a JSON object, has no id, or
-// has an empty/missing caption is skipped and counted, and the first few are logged with their
+// `path`) are copied to the output untouched. A line that is not a JSON object (or is past the
+// limits of base/json_limits.h: nested deeper than 64 levels), has no id, or has an
+// empty/missing caption is skipped and counted, and the first few are logged with their
 // line number; reading never fails on bad records, only on I/O errors. Not thread-safe.
 #ifndef CONVFOREVER_CAPTION_RECORDS_H_
 #define CONVFOREVER_CAPTION_RECORDS_H_

@@ -47,5 +47,18 @@ TEST(RecordReaderTest, ConfigurableFields) {
   EXPECT_EQ(r.id.get<std::string>(), "k1");
 }
 
+// A passthrough value nested a million deep was copied into the record (and later dumped), both
+// recursive: the stack overflowed. The line is now skipped as bad JSON and reading goes on.
+TEST(RecordReaderTest, DeeplyNestedLineIsSkipped) {
+  const int depth = 1'000'000;
+  std::istringstream in("{\"id\": 1, \"caption\": \"x\", \"url\": " + std::string(depth, '[') +
+                        std::string(depth, ']') + "}\n{\"id\": 2, \"caption\": \"a cat\"}\n");
+  RecordReader reader(&in, "deep.jsonl", {});
+  CaptionRecord r;
+  ASSERT_TRUE(reader.Next(&r).value());
+  EXPECT_EQ(r.id_key, "2");
+  EXPECT_EQ(reader.counters().bad_json, 1);
+}
+
 }  // namespace
 }  // namespace cf::caption

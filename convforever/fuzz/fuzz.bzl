@@ -9,7 +9,7 @@ The corpus lives in corpus/<name>/ and the dictionary, when the format has keywo
 dict/<name>.dict; `tools/cf fuzz` runs the fuzzers with both.
 """
 
-def cf_fuzzer(name, srcs, deps = [], dict = None):
+def cf_fuzzer(name, srcs, deps = []):
     native.cc_library(
         name = name + "_target",
         testonly = True,
@@ -28,7 +28,7 @@ def cf_fuzzer(name, srcs, deps = [], dict = None):
             ":libfuzzer": ["-fsanitize=fuzzer"],
             "//conditions:default": [],
         }),
-        data = native.glob(["corpus/" + name + "/**"]) + ([dict] if dict else []),
+        data = native.glob(["corpus/" + name + "/**", "dict/" + name + ".dict"]),
         tags = ["fuzzer"],
     )
     native.cc_test(

@@ -103,15 +103,7 @@ size_t CurlTransfer::WriteBody(char* data, size_t size, size_t n, void* self) {
 
 size_t CurlTransfer::WriteHeader(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<CurlTransfer*>(self);
-  absl::string_view line(data, size * n);
-  line = absl::StripTrailingAsciiWhitespace(line);
-  if (absl::StartsWith(line, "HTTP/")) {
-    // A new response (redirect hop or 100 Continue): keep only the final one's headers.
-    t->response_.headers = Headers();
-  } else if (const size_t colon = line.find(':'); colon != absl::string_view::npos) {
-    t->response_.headers.Add(absl::StripAsciiWhitespace(line.substr(0, colon)),
-                             absl::StripAsciiWhitespace(line.substr(colon + 1)));
-  }
+  AddHeaderLine(absl::string_view(data, size * n), &t->response_.headers);
   return size * n;
 }
 

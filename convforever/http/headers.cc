@@ -48,6 +48,17 @@ std::string Headers::DebugString() const {
   return absl::StrJoin(lines, "\n");
 }
 
+void AddHeaderLine(absl::string_view line, Headers* headers) {
+  line = absl::StripTrailingAsciiWhitespace(line);
+  if (absl::StartsWith(line, "HTTP/")) {
+    // A new response (redirect hop or 100 Continue): keep only the final one's headers.
+    *headers = Headers();
+  } else if (const size_t colon = line.find(':'); colon != absl::string_view::npos) {
+    headers->Add(absl::StripAsciiWhitespace(line.substr(0, colon)),
+                 absl::StripAsciiWhitespace(line.substr(colon + 1)));
+  }
+}
+
 bool IsSecretHeader(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
   return lower == "authorization" || lower == "proxy-authorization" || lower == "cookie" ||

@@ -44,6 +44,13 @@ class Headers {
   std::vector<Entry> entries_;
 };
 
+// Applies one raw header line, as libcurl hands them over (CRLF included), to `headers`: a status
+// line ("HTTP/1.1 200 OK", "HTTP/2 302") starts a new response, so the headers collected so far
+// (a redirect hop's, a 100 Continue's) are dropped; "Name: value" is added with both sides
+// trimmed; any other line (the blank one ending the block) is ignored. Pure: the client's header
+// callback and the fuzz target run the same code.
+void AddHeaderLine(absl::string_view line, Headers* headers);
+
 // True for headers that carry credentials: Authorization, Proxy-Authorization, Cookie,
 // Set-Cookie, X-Api-Key and any name containing "token", "secret" or "api-key".
 bool IsSecretHeader(absl::string_view name);

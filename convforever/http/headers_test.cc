@@ -30,6 +30,20 @@ TEST(HeadersTest, DebugStringRedactsSecrets) {
   EXPECT_NE(s.find("X-Title: ConvForever"), std::string::npos) << s;
 }
 
+TEST(HeadersTest, AddHeaderLineKeepsOnlyTheFinalResponsesHeaders) {
+  Headers h;
+  for (const char* line : {"HTTP/1.1 302 Found\r\n", "Location: https://cdn.example/x\r\n",
+                           "\r\n", "HTTP/2 200\r\n", "Content-Type :  text/plain \r\n",
+                           "X-Empty:\r\n", "no colon here\r\n", "ETag: \"a:b\"\r\n", "\r\n"}) {
+    AddHeaderLine(line, &h);
+  }
+  EXPECT_FALSE(h.Has("Location"));
+  EXPECT_EQ(h.Get("content-type"), "text/plain");
+  EXPECT_EQ(h.Get("X-Empty"), "");
+  EXPECT_EQ(h.Get("ETag"), "\"a:b\"");
+  EXPECT_EQ(h.size(), 3u);
+}
+
 TEST(RedactUrlTest, RemovesUserinfoAndSecretQueryValues) {
   EXPECT_EQ(RedactUrl("https://user:pw@host.example/a?x=1&api_key=zzz&token=t#frag"),
             "https://host.example/a?x=1&api_key=REDACTED&token=REDACTED#frag");

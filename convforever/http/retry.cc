@@ -46,37 +46,52 @@ std::optional<double> ParseNumber(absl::string_view value) {
   return v;
 }
 
-absl::Duration NonNegative(absl::Duration d) { return std::max(d, absl::ZeroDuration()); }
+// Every hint ends up in [0, kMaxServerHint]. The bound is applied to the number before it becomes
+// a duration or a time: a double past int64's range (a header of 40 digits) must not reach a
+// conversion to an integer, which would be undefined behavior.
+const double kMaxHintSeconds = absl::ToDoubleSeconds(kMaxServerHint);
+
+absl::Duration Clamp(absl::Duration d) { return std::clamp(d, absl::ZeroDuration(), kMaxServerHint); }
+absl::Duration ClampedSeconds(double seconds) {
+  return absl::Seconds(std::clamp(seconds, 0.0, kMaxHintSeconds));
+}
 
 }  // namespace
 
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now) {
   value = absl::StripAsciiWhitespace(value);
-  if (auto seconds = ParseNumber(value)) return NonNegative(absl::Seconds(*seconds));
+  if (auto seconds = ParseNumber(value)) return ClampedSeconds(*seconds);
   // IMF-fixdate, the form RFC 9110 requires senders to use.
   absl::Time when;
   std::string err;
   for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%a, %d %b %Y %H:%M:%S %z",
                              "%A, %d-%b-%y %H:%M:%S GMT"}) {
     if (absl::ParseTime(format, std::string(value), absl::UTCTimeZone(), &when, &err)) {
-      return NonNegative(when - now);
+      return Clamp(when - now);
     }
   }
   return std::nullopt;
 }
 
 std::optional<absl::Duration> ParseRetryAfterMs(absl::string_view value) {
-  if (auto ms = ParseNumber(value)) return NonNegative(absl::Milliseconds(*ms));
+  if (auto ms = ParseNumber(value)) return absl::Milliseconds(std::clamp(*ms, 0.0, kMaxHintSeconds * 1e3));
   return std::nullopt;
 }
 
 std::optional<absl::Duration> ParseRateLimitReset(absl::string_view value, absl::Time now) {
   auto v = ParseNumber(value);
   if (!v) return std::nullopt;
-  // 1e11 s is the year 5138 while 1e11 ms is 1973, so the magnitude tells the unit apart.
-  if (*v >= 1e11) return NonNegative(absl::FromUnixMillis(static_cast<int64_t>(*v)) - now);
-  if (*v >= 1e9) return NonNegative(absl::FromUnixSeconds(static_cast<int64_t>(*v)) - now);
-  return NonNegative(absl::Seconds(*v));
+  // 1e11 s is the year 5138 while 1e11 ms is 1973, so the magnitude tells the unit apart. An
+  // epoch past now + kMaxServerHint is cut to that before the integer conversion.
+  if (*v >= 1e11) {
+    const double latest = static_cast<double>(absl::ToUnixMillis(now)) + kMaxHintSeconds * 1e3;
+    return Clamp(absl::FromUnixMillis(static_cast<int64_t>(std::min(*v, latest))) - now);
+  }
+  if (*v >= 1e9) {
+    const double latest = static_cast<double>(absl::ToUnixSeconds(now)) + kMaxHintSeconds;
+    return Clamp(absl::FromUnixSeconds(static_cast<int64_t>(std::min(*v, latest))) - now);
+  }
+  return ClampedSeconds(*v);
 }
 
 std::optional<absl::Duration> ParseGoDuration(absl::string_view value) {
@@ -102,7 +117,7 @@ std::optional<absl::Duration> ParseGoDuration(absl::string_view value) {
     else return std::nullopt;
     i = k;
   }
-  return total;
+  return Clamp(total);
 }
 
 std::optional<absl::Duration> ParseRateLimitHeader(absl::string_view value) {
@@ -113,7 +128,7 @@ std::optional<absl::Duration> ParseRateLimitHeader(absl::string_view value) {
       param = absl::StripAsciiWhitespace(param);
       if (!absl::ConsumePrefix(&param, "t=")) continue;
       if (auto t = ParseNumber(param)) {
-        const absl::Duration d = NonNegative(absl::Seconds(*t));
+        const absl::Duration d = ClampedSeconds(*t);
         if (!best || d > *best) best = d;
       }
     }

@@ -59,6 +59,10 @@ bool ShouldRetry(const RetryPolicy& policy, const absl::StatusOr<Response>& outc
 absl::Duration BackoffDelay(const RetryPolicy& policy, int retry_index, absl::BitGenRef rng);
 
 // --- Server hints (pure; `now` is the current time, used for absolute dates) ----------------
+// Every parser returns a hint in [0, kMaxServerHint]: a negative one (a date in the past) becomes
+// zero, a longer one (up to a number far beyond any clock) becomes kMaxServerHint. A day is
+// beyond any real rate-limit window; RetryPolicy::max_hint then cuts it to what the caller waits.
+inline constexpr absl::Duration kMaxServerHint = absl::Hours(24);
 // Retry-After: delta seconds ("120", "1.5") or an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT").
 std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
 // retry-after-ms: milliseconds.
@@ -70,7 +74,7 @@ std::optional<absl::Duration> ParseGoDuration(absl::string_view value);
 // IETF draft / Hugging Face `RateLimit: "api";r=0;t=55`: the reset `t` in seconds.
 std::optional<absl::Duration> ParseRateLimitHeader(absl::string_view value);
 // The first hint present, in the order: retry-after-ms, Retry-After, RateLimit (t),
-// x-ratelimit-reset-requests, X-RateLimit-Reset. Negative results become zero.
+// x-ratelimit-reset-requests, X-RateLimit-Reset; in [0, kMaxServerHint] like each of them.
 std::optional<absl::Duration> RetryHintFromHeaders(const Headers& headers, absl::Time now);
 
 // The wait before retry `retry_index` after `outcome`: the capped server hint if there is one

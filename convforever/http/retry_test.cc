@@ -1,5 +1,7 @@
 #include "convforever/http/retry.h"
 
+#include <string>
+
 #include "absl/random/random.h"
 #include "gtest/gtest.h"
 
@@ -45,6 +47,26 @@ TEST(RetryHeadersTest, HuggingFaceRateLimit) {
   EXPECT_EQ(ParseRateLimitHeader("\"api\";r=0;t=55"), absl::Seconds(55));
   EXPECT_EQ(ParseRateLimitHeader("\"api\";r=0;t=5, \"resolvers\";r=3;t=30"), absl::Seconds(30));
   EXPECT_FALSE(ParseRateLimitHeader("\"api\";r=0").has_value());
+}
+
+// Numbers past int64's range once reached an integer conversion (undefined behavior, caught by
+// UBSan); every parser now clamps to kMaxServerHint first.
+TEST(RetryHeadersTest, HugeHintsAreClampedToTheMaximum) {
+  const std::string huge = "5555555555555555555555555555555555";
+  EXPECT_EQ(ParseRateLimitReset(huge, kNow), kMaxServerHint);
+  EXPECT_EQ(ParseRateLimitReset("99999999999", kNow), kMaxServerHint);  // epoch s, year 5138
+  EXPECT_EQ(ParseRetryAfterMs(huge), kMaxServerHint);
+  EXPECT_EQ(ParseRetryAfter(huge, kNow), kMaxServerHint);
+  EXPECT_EQ(ParseRetryAfter("Fri, 01 Jan 9999 00:00:00 GMT", kNow), kMaxServerHint);
+  EXPECT_EQ(ParseGoDuration(huge + "h"), kMaxServerHint);
+  EXPECT_EQ(ParseGoDuration("25h"), kMaxServerHint);
+  EXPECT_EQ(ParseRateLimitHeader("\"api\";r=0;t=" + huge), kMaxServerHint);
+  EXPECT_EQ(ParseRateLimitReset("-" + huge, kNow), absl::ZeroDuration());
+  Headers h{{"X-RateLimit-Reset", huge}};
+  EXPECT_EQ(RetryHintFromHeaders(h, kNow), kMaxServerHint);
+  // Within the maximum nothing changes.
+  EXPECT_EQ(ParseRateLimitReset("1700003600", kNow), absl::Hours(1));
+  EXPECT_EQ(ParseGoDuration("23h59m"), absl::Hours(23) + absl::Minutes(59));
 }
 
 TEST(RetryHeadersTest, HintPrecedence) {

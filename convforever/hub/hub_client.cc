@@ -12,6 +12,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/hub/hub_json.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::hub {
@@ -310,19 +311,10 @@ absl::StatusOr<http::Response> HubClient::SendOk(http::Request request,
 absl::StatusOr<WhoAmI> HubClient::Whoami() {
   http::Request req = ApiRequest("GET", options_.endpoint + "/api/whoami-v2");
   ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr));
-  json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object() || !body.contains("name") || !body["name"].is_string()) {
-    return absl::DataLossError(absl::StrCat(req.Describe(), ": unexpected answer: ",
-                                            FirstLine(resp.body, 200)));
-  }
-  WhoAmI who;
-  who.name = body["name"].get<std::string>();
-  if (body.contains("orgs") && body["orgs"].is_array()) {
-    for (const json& org : body["orgs"]) {
-      if (org.is_object() && org.contains("name") && org["name"].is_string()) {
-        who.orgs.push_back(org["name"].get<std::string>());
-      }
-    }
+  absl::StatusOr<WhoAmI> who = ParseWhoAmI(resp.body);
+  if (!who.ok()) {
+    return absl::Status(who.status().code(),
+                        absl::StrCat(req.Describe(), ": ", who.status().message()));
   }
   return who;
 }
@@ -359,21 +351,12 @@ absl::StatusOr<std::vector<PreuploadResult>> HubClient::Preupload(
     req.headers.Set("Content-Type", "application/json");
     req.body = json{{"files", list}}.dump();
     ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, &repo));
-    json body = json::parse(resp.body, nullptr, false);
-    if (!body.is_object() || !body.contains("files") || !body["files"].is_array()) {
-      return absl::DataLossError(absl::StrCat(repo.Describe(), ": preupload answer has no files: ",
-                                              FirstLine(resp.body, 200)));
+    absl::StatusOr<std::vector<PreuploadResult>> batch = ParsePreupload(resp.body);
+    if (!batch.ok()) {
+      return absl::Status(batch.status().code(),
+                          absl::StrCat(repo.Describe(), ": ", batch.status().message()));
     }
-    for (const json& f : body["files"]) {
-      if (!f.is_object() || !f.contains("path") || !f["path"].is_string()) {
-        return absl::DataLossError(absl::StrCat(repo.Describe(), ": bad preupload entry ", f.dump()));
-      }
-      PreuploadResult r;
-      r.path_in_repo = f["path"].get<std::string>();
-      r.lfs = f.value("uploadMode", std::string("regular")) == "lfs";
-      r.should_ignore = f.value("shouldIgnore", false);
-      results.push_back(std::move(r));
-    }
+    for (PreuploadResult& r : *batch) results.push_back(std::move(r));
   }
   return results;
 }
@@ -385,13 +368,7 @@ absl::StatusOr<CommitInfo> HubClient::Commit(const RepoId& repo, const std::stri
   req.headers.Set("Content-Type", "application/x-ndjson");
   req.body = CommitPayload(summary, description, operations);
   ASSIGN_OR_RETURN(http::Response resp, SendOk(req, CommitRetryPolicy(options_.retry), &repo));
-  json body = json::parse(resp.body, nullptr, false);
-  CommitInfo info;
-  if (body.is_object()) {
-    info.commit_url = body.value("commitUrl", std::string());
-    info.commit_oid = body.value("commitOid", std::string());
-  }
-  return info;
+  return ParseCommit(resp.body);
 }
 
 }  // namespace cf::hub

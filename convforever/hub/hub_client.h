@@ -120,6 +120,8 @@ struct CommitInfo {
 std::string CommitPayload(const std::string& summary, const std::string& description,
                           const std::vector<CommitOperation>& operations);
 
+struct LfsTransfer;  // hub_json.h
+
 class HubClient {
  public:
   explicit HubClient(HubClientOptions options);
@@ -172,11 +174,10 @@ class HubClient {
 
   // hub_lfs.cc
   absl::Status UploadOneLfs(const RepoId& repo, const LfsObject& object,
-                            const nlohmann::json& actions);
-  absl::Status UploadBasic(const LfsObject& object, const nlohmann::json& upload);
-  absl::Status UploadMultipart(const LfsObject& object, const nlohmann::json& upload);
-  absl::Status PostLfsJson(const std::string& what, const nlohmann::json& action,
-                           const nlohmann::json& payload, Auth auth);
+                            const LfsTransfer& transfer);
+  absl::Status UploadBasic(const LfsObject& object, const std::string& href);
+  absl::Status UploadMultipart(const LfsObject& object, const LfsTransfer& transfer);
+  absl::Status PostLfsJson(const std::string& href, const nlohmann::json& payload, Auth auth);
 
   const HubClientOptions options_;
   std::atomic<bool> cancelled_{false};

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "convforever/http/testing/test_server.h"
+#include "convforever/hub/hub_json.h"
 #include "convforever/hub/testing/fake_hub.h"
 #include "gtest/gtest.h"
 
@@ -216,6 +217,81 @@ TEST_F(HubClientTest, FakeHubRejectsBadCommits) {
   EXPECT_EQ(resp->status, 400);
   EXPECT_EQ(hub_->violations().size(), 3u);
   EXPECT_EQ(hub_->commits(), 0);
+}
+
+// The Hub's JSON answers, parsed without HTTP (hub_json.h). Each case below crashed or misread
+// before the parsers moved out of the client: json::value() threw on a wrong-typed field
+// (uncaught: the process terminated), the part count overflowed, duplicate part numbers passed.
+TEST(HubJsonTest, WrongTypedFieldsReadAsAbsentInsteadOfThrowing) {
+  auto files = ParsePreupload(
+      R"({"files":[{"path":"a.bin","uploadMode":7,"shouldIgnore":"yes"},)"
+      R"({"path":"b.safetensors","uploadMode":"lfs","shouldIgnore":false}]})");
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_FALSE((*files)[0].lfs);
+  EXPECT_FALSE((*files)[0].should_ignore);
+  EXPECT_TRUE((*files)[1].lfs);
+  const CommitInfo info = ParseCommit(R"({"commitUrl":1,"commitOid":"abc"})");
+  EXPECT_EQ(info.commit_url, "");
+  EXPECT_EQ(info.commit_oid, "abc");
+  const LfsObject object{"model.safetensors", "/tmp/x", "0123", 10};
+  auto batch = ParseLfsBatch(R"({"objects":[{"oid":42},{"oid":"0123"}]})", {&object, 1});
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_FALSE((*batch)[0].upload);  // no actions: already stored
+}
+
+TEST(HubJsonTest, LfsBatchShapes) {
+  const LfsObject objects[] = {{"a.bin", "/a", "aa", 10}, {"b.bin", "/b", "bb", 25}};
+  auto batch = ParseLfsBatch(R"({"transfer":"basic","objects":[)"
+                             R"({"oid":"bb","size":25,"actions":{"upload":{"href":"https://s3/b",)"
+                             R"("header":{"chunk_size":"10","1":"https://s3/b?p=1","2":"https://s3/b?p=2",)"
+                             R"("3":"https://s3/b?p=3"}},"verify":{"href":"https://hub/verify"}}},)"
+                             R"({"oid":"aa","size":10,"actions":{"upload":{"href":"https://s3/a"}}}]})",
+                             objects);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  EXPECT_TRUE((*batch)[0].upload);
+  EXPECT_EQ((*batch)[0].href, "https://s3/a");
+  EXPECT_EQ((*batch)[0].chunk_size, 0);
+  EXPECT_FALSE((*batch)[0].verify_href.has_value());
+  EXPECT_EQ((*batch)[1].chunk_size, 10);
+  EXPECT_EQ((*batch)[1].part_urls,
+            (std::vector<std::string>{"https://s3/b?p=1", "https://s3/b?p=2", "https://s3/b?p=3"}));
+  EXPECT_EQ((*batch)[1].verify_href, "https://hub/verify");
+}
+
+TEST(HubJsonTest, BadLfsAnswersAreErrors) {
+  const LfsObject big{"big.bin", "/big", "cc", int64_t{1} << 40};
+  // chunk_size near INT64_MAX: size + chunk - 1 overflowed computing the part count.
+  auto overflow = ParseLfsBatch(R"({"objects":[{"oid":"cc","actions":{"upload":{"href":"h",)"
+                                R"("header":{"chunk_size":9223372036854775807,"1":"u"}}}}]})",
+                                {&big, 1});
+  EXPECT_TRUE(overflow.ok()) << overflow.status();  // one part of everything
+  const LfsObject two{"two.bin", "/two", "dd", 20};
+  auto duplicate = ParseLfsBatch(R"({"objects":[{"oid":"dd","actions":{"upload":{"href":"h",)"
+                                 R"("header":{"chunk_size":10,"1":"u1","01":"u1bis"}}}}]})",
+                                 {&two, 1});
+  EXPECT_TRUE(absl::IsDataLoss(duplicate.status())) << duplicate.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      ParseLfsBatch(R"({"objects":[{"oid":"dd","error":{"code":422,"message":"too big"}}]})", {&two, 1})
+          .status()));
+  EXPECT_TRUE(absl::IsDataLoss(ParseLfsBatch(R"({"objects":[]})", {&two, 1}).status()));
+  EXPECT_TRUE(absl::IsDataLoss(
+      ParseLfsBatch(R"({"objects":[{"oid":"dd","actions":{"upload":{}}}]})", {&two, 1}).status()));
+  EXPECT_TRUE(absl::IsDataLoss(ParseLfsBatch(
+      R"({"objects":[{"oid":"dd","actions":{"verify":{"href":3}}}]})", {&two, 1}).status()));
+  EXPECT_TRUE(absl::IsDataLoss(ParseWhoAmI(R"({"name":["x"]})").status()));
+}
+
+// An error object nested a million deep was dumped into the message (recursion per level: stack
+// overflow). Bodies past the JSON limits are refused before parsing.
+TEST(HubJsonTest, DeeplyNestedAnswerIsAnError) {
+  const int depth = 1'000'000;
+  const std::string deep = std::string(depth, '[') + std::string(depth, ']');
+  const LfsObject object{"a.bin", "/a", "aa", 10};
+  auto batch = ParseLfsBatch(R"({"objects":[{"oid":"aa","error":)" + deep + "}]}", {&object, 1});
+  EXPECT_TRUE(absl::IsDataLoss(batch.status())) << batch.status();
+  EXPECT_TRUE(absl::StrContains(batch.status().message(), "nested deeper than"));
+  EXPECT_TRUE(absl::IsDataLoss(ParsePreupload(R"({"files":[)" + deep + "]}").status()));
 }
 
 }  // namespace

@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/hub/hub_client.h"
+#include "convforever/hub/hub_json.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::hub {
@@ -50,13 +50,6 @@ absl::StatusOr<std::shared_ptr<http::BodyReader>> FileSliceBody(const std::strin
   return body;
 }
 
-std::optional<int64_t> JsonInt(const json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  int64_t n;
-  if (v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &n)) return n;
-  return std::nullopt;
-}
-
 }  // namespace
 
 absl::Status HubClient::UploadLfs(const RepoId& repo, const std::vector<LfsObject>& objects) {
@@ -76,50 +69,30 @@ absl::Status HubClient::UploadLfs(const RepoId& repo, const std::vector<LfsObjec
     req.headers.Set("Content-Type", kLfsType);
     req.body = payload.dump();
     ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, &repo));
-    json body = json::parse(resp.body, nullptr, false);
-    if (!body.is_object() || !body.contains("objects") || !body["objects"].is_array()) {
-      return absl::DataLossError(
-          absl::StrCat(repo.Describe(), ": LFS batch answer has no objects: ", resp.body.substr(0, 200)));
+    absl::StatusOr<std::vector<LfsTransfer>> transfers =
+        ParseLfsBatch(resp.body, absl::MakeConstSpan(objects).subspan(begin, end - begin));
+    if (!transfers.ok()) {
+      return absl::Status(transfers.status().code(),
+                          Scrub(absl::StrCat(repo.Describe(), ": ", transfers.status().message())));
     }
     for (size_t i = begin; i < end; ++i) {
-      const LfsObject& object = objects[i];
-      const json* found = nullptr;
-      for (const json& o : body["objects"]) {
-        if (o.is_object() && o.value("oid", std::string()) == object.oid) found = &o;
-      }
-      if (found == nullptr) {
-        return absl::DataLossError(absl::StrCat(repo.Describe(), ": LFS batch answer omits ",
-                                                object.path_in_repo, " (oid ", object.oid, ")"));
-      }
-      if (found->contains("error")) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            repo.Describe(), ": LFS batch refused ", object.path_in_repo, ": ",
-            (*found)["error"].dump()));
-      }
-      // No actions: the Hub already stores these bytes (e.g. an unchanged checkpoint file).
-      if (!found->contains("actions")) continue;
-      RETURN_IF_ERROR(UploadOneLfs(repo, object, (*found)["actions"]));
+      RETURN_IF_ERROR(UploadOneLfs(repo, objects[i], (*transfers)[i - begin]));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status HubClient::UploadOneLfs(const RepoId& repo, const LfsObject& object,
-                                     const json& actions) {
+                                     const LfsTransfer& transfer) {
   const std::string where = absl::StrCat(repo.Describe(), ", ", object.path_in_repo, ": ");
-  if (actions.contains("upload")) {
-    const json& upload = actions["upload"];
-    if (!upload.is_object() || !upload.contains("href") || !upload["href"].is_string()) {
-      return absl::DataLossError(absl::StrCat(where, "LFS upload action has no href"));
-    }
-    const bool multipart = upload.contains("header") && upload["header"].is_object() &&
-                           upload["header"].contains("chunk_size");
-    absl::Status s = multipart ? UploadMultipart(object, upload) : UploadBasic(object, upload);
+  if (transfer.upload) {
+    absl::Status s = transfer.chunk_size > 0 ? UploadMultipart(object, transfer)
+                                             : UploadBasic(object, transfer.href);
     if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
   }
-  if (actions.contains("verify")) {
+  if (transfer.verify_href) {
     // Verify is a Hub API call, authenticated with the token (lfs.py sends it the hf headers).
-    absl::Status s = PostLfsJson("verify", actions["verify"],
+    absl::Status s = PostLfsJson(*transfer.verify_href,
                                  json{{"oid", object.oid}, {"size", object.size}}, Auth::kHubApi);
     if (!s.ok()) return absl::Status(s.code(), Scrub(absl::StrCat(where, s.message())));
   }
@@ -128,8 +101,8 @@ absl::Status HubClient::UploadOneLfs(const RepoId& repo, const LfsObject& object
 
 // The basic transfer is a plain PUT of the bytes to the presigned href: no token and none of the
 // action's headers (lfs.py sends neither; the signature in the query string is the credential).
-absl::Status HubClient::UploadBasic(const LfsObject& object, const json& upload) {
-  http::Request req = ApiRequest("PUT", upload["href"].get<std::string>());
+absl::Status HubClient::UploadBasic(const LfsObject& object, const std::string& href) {
+  http::Request req = ApiRequest("PUT", href);
   req.timeout = options_.upload_timeout;
   ASSIGN_OR_RETURN(req.body_stream, FileSliceBody(object.local_path, 0, object.size, &cancelled_));
   ASSIGN_OR_RETURN(http::Response resp, SendOk(req, options_.retry, nullptr, Auth::kStorage));
@@ -137,32 +110,14 @@ absl::Status HubClient::UploadBasic(const LfsObject& object, const json& upload)
   return absl::OkStatus();
 }
 
-absl::Status HubClient::UploadMultipart(const LfsObject& object, const json& upload) {
-  const json& header = upload["header"];
-  const std::optional<int64_t> chunk = JsonInt(header["chunk_size"]);
-  if (!chunk || *chunk <= 0) {
-    return absl::DataLossError(absl::StrCat("bad multipart chunk_size ", header["chunk_size"].dump()));
-  }
-  std::vector<std::pair<int64_t, std::string>> parts;
-  for (const auto& [key, value] : header.items()) {
-    int64_t n;
-    if (!key.empty() && std::all_of(key.begin(), key.end(), absl::ascii_isdigit) &&
-        absl::SimpleAtoi(key, &n) && value.is_string()) {
-      parts.emplace_back(n, value.get<std::string>());
-    }
-  }
-  std::sort(parts.begin(), parts.end());
-  const int64_t want_parts = (object.size + *chunk - 1) / *chunk;
-  if (static_cast<int64_t>(parts.size()) != want_parts) {
-    return absl::DataLossError(absl::StrCat("multipart answer has ", parts.size(), " part URLs for ",
-                                            object.size, " bytes in chunks of ", *chunk,
-                                            " (expected ", want_parts, ")"));
-  }
+absl::Status HubClient::UploadMultipart(const LfsObject& object, const LfsTransfer& transfer) {
+  const int64_t chunk = transfer.chunk_size;
+  const int64_t want_parts = static_cast<int64_t>(transfer.part_urls.size());
   json etags = json::array();
   for (int64_t i = 0; i < want_parts; ++i) {
-    const int64_t offset = i * *chunk;
-    const int64_t length = std::min(*chunk, object.size - offset);
-    http::Request req = ApiRequest("PUT", parts[i].second);
+    const int64_t offset = i * chunk;
+    const int64_t length = std::min(chunk, object.size - offset);
+    http::Request req = ApiRequest("PUT", transfer.part_urls[i]);
     req.timeout = options_.upload_timeout;
     ASSIGN_OR_RETURN(req.body_stream,
                      FileSliceBody(object.local_path, offset, length, &cancelled_));
@@ -176,17 +131,12 @@ absl::Status HubClient::UploadMultipart(const LfsObject& object, const json& upl
   }
   // The completion href is presigned too (its signature is in the query string): lfs.py posts
   // it with the LFS content headers only, no token.
-  return PostLfsJson("multipart completion", upload, json{{"oid", object.oid}, {"parts", etags}},
-                     Auth::kStorage);
+  return PostLfsJson(transfer.href, json{{"oid", object.oid}, {"parts", etags}}, Auth::kStorage);
 }
 
-absl::Status HubClient::PostLfsJson(const std::string& what, const json& action,
-                                    const json& payload, Auth auth) {
-  if (!action.is_object() || !action.contains("href") || !action["href"].is_string()) {
-    return absl::DataLossError(absl::StrCat("LFS ", what, " action has no href"));
-  }
+absl::Status HubClient::PostLfsJson(const std::string& href, const json& payload, Auth auth) {
   // No action headers: the completion's `header` holds the part URLs, not headers to send.
-  http::Request req = ApiRequest("POST", action["href"].get<std::string>());
+  http::Request req = ApiRequest("POST", href);
   if (auth == Auth::kStorage) {
     req.headers.Set("Accept", kLfsType);
     req.headers.Set("Content-Type", kLfsType);

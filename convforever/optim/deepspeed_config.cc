@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convforever/base/json_limits.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/optim/deepspeed_reader.h"
 #include "glog/logging.h"
@@ -19,11 +20,19 @@ namespace {
 using internal::Reader;
 using nlohmann::json;
 
+// a * b * c, or nullopt when it overflows int64: batch sizes come from the file, and a product
+// past int64 (undefined behavior) must be an error, not a wrapped number that happens to match.
+std::optional<int64_t> CheckedProduct(int64_t a, int64_t b, int64_t c) {
+  int64_t ab, abc;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc)) return std::nullopt;
+  return abc;
+}
+
 absl::Status ResolveBatch(Reader& r, const json& root, const DeepSpeedAutoValues& f,
                           DeepSpeedConfig* c) {
   if (f.world_size < 1) return r.Err("world_size", absl::StrCat("must be >= 1, got ", f.world_size));
   std::optional<int64_t> train_flag;
-  if (f.micro_batch && f.grad_accum) train_flag = *f.micro_batch * *f.grad_accum * f.world_size;
+  if (f.micro_batch && f.grad_accum) train_flag = CheckedProduct(*f.micro_batch, *f.grad_accum, f.world_size);
   ASSIGN_OR_RETURN(std::optional<int64_t> train, r.Get<int64_t>(root, "", "train_batch_size", train_flag, true));
   ASSIGN_OR_RETURN(std::optional<int64_t> micro,
                    r.Get<int64_t>(root, "", "train_micro_batch_size_per_gpu", f.micro_batch, true));
@@ -41,18 +50,27 @@ absl::Status ResolveBatch(Reader& r, const json& root, const DeepSpeedAutoValues
   } else if (train && accum && !micro) {
     micro = *train / w / *accum;
   } else if (micro && accum && !train) {
-    train = *micro * *accum * w;
+    train = CheckedProduct(*micro, *accum, w);
+    if (!train) {
+      return r.Err("train_batch_size", absl::StrCat("train_micro_batch_size_per_gpu (", *micro,
+                                                    ") x gradient_accumulation_steps (", *accum,
+                                                    ") x world size (", w, ") overflows"));
+    }
   } else if (train && !micro && !accum) {
     accum = 1;
     micro = *train / w;
   } else if (micro && !train && !accum) {
     accum = 1;
-    train = *micro * w;
+    train = CheckedProduct(*micro, 1, w);
+    if (!train) {
+      return r.Err("train_batch_size", absl::StrCat("train_micro_batch_size_per_gpu (", *micro,
+                                                    ") x world size (", w, ") overflows"));
+    }
   } else if (!train && !micro) {
     return r.Err("train_batch_size", "neither train_batch_size nor train_micro_batch_size_per_gpu "
                                      "is given (or resolvable from the flags)");
   }
-  if (*micro <= 0 || *accum <= 0 || *train != *micro * *accum * w) {
+  if (*micro <= 0 || *accum <= 0 || CheckedProduct(*micro, *accum, w) != *train) {
     return r.Err("train_batch_size", absl::StrCat("train_batch_size (", *train,
                                                   ") != train_micro_batch_size_per_gpu (", *micro,
                                                   ") x gradient_accumulation_steps (", *accum,
@@ -156,10 +174,12 @@ absl::StatusOr<DeepSpeedConfig> ParseDeepSpeedConfig(const std::string& path_or_
                                                      const DeepSpeedAutoValues& from_flags) {
   DeepSpeedConfig c;
   ASSIGN_OR_RETURN(std::string text, ReadText(path_or_json, &c.source));
+  // Error messages dump values, which recurses once per nesting level.
+  if (absl::Status s = CheckJsonLimits(text, {}, c.source); !s.ok()) return s;
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e500
     return absl::InvalidArgumentError(absl::StrCat(c.source, ": not valid JSON: ", e.what()));
   }
   if (!root.is_object()) return absl::InvalidArgumentError(absl::StrCat(c.source, ": top level is not an object"));

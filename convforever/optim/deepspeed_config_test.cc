@@ -230,5 +230,40 @@ TEST(DeepSpeedConfig, BadFilesAndWorldSize) {
   EXPECT_NE(std::string(r.status().message()).find("world_size"), std::string::npos);
 }
 
+// A number past double's range made nlohmann throw out_of_range, which the parse_error handler
+// did not catch: the process terminated.
+TEST(DeepSpeedConfig, NumberOutOfRangeIsAnError) {
+  auto r = ParseDeepSpeedConfig(R"({"train_batch_size": 8, "gradient_clipping": 1e500})", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  EXPECT_NE(std::string(r.status().message()).find("not valid JSON"), std::string::npos);
+}
+
+// micro x accum x world past int64 was undefined behavior (and could wrap onto a matching
+// train_batch_size).
+TEST(DeepSpeedConfig, BatchProductOverflowIsAnError) {
+  auto r = ParseDeepSpeedConfig(
+      R"({"train_micro_batch_size_per_gpu": 4294967296, "gradient_accumulation_steps": 4294967296})", {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("overflows"), std::string::npos) << r.status();
+  DeepSpeedAutoValues f;
+  f.micro_batch = int64_t{1} << 40;
+  f.grad_accum = int64_t{1} << 40;
+  r = ParseDeepSpeedConfig(R"({"train_batch_size": "auto"})", f);
+  ASSERT_FALSE(r.ok());
+}
+
+// A config nested a million deep was dumped into an error message, recursing until the stack
+// overflowed.
+TEST(DeepSpeedConfig, DeepNestingIsAnError) {
+  const int depth = 1'000'000;
+  auto r = ParseDeepSpeedConfig("{\"train_batch_size\": " + std::string(depth, '[') +
+                                    std::string(depth, ']') + "}",
+                                {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(std::string(r.status().message()).find("nested deeper than"), std::string::npos)
+      << r.status();
+}
+
 }  // namespace
 }  // namespace cf::optim

@@ -1,0 +1,37 @@
+// ParseCategories: the label file, one category per line. Promises checked on every accepted
+// input: at least one name; every name trimmed, non-empty, without '"' or control characters,
+// not "unknown" in any case, unique case-insensitively; and the names joined by newlines parse
+// back to the same list (the file a user would write from them).
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "convforever/caption/categories.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const absl::string_view text(reinterpret_cast<const char*>(data), size);
+  const auto parsed = cf::caption::ParseCategories(text, "fuzz.txt");
+  if (!parsed.ok()) {
+    if (!absl::IsInvalidArgument(parsed.status())) __builtin_trap();
+    return 0;
+  }
+  const std::vector<std::string>& names = *parsed;
+  if (names.empty()) __builtin_trap();
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    if (name.empty() || name != absl::StripAsciiWhitespace(name)) __builtin_trap();
+    for (char c : name) {
+      if (c == '"' || static_cast<unsigned char>(c) < 0x20) __builtin_trap();
+    }
+    const std::string lower = absl::AsciiStrToLower(name);
+    if (lower == cf::caption::kUnknownLabel || !seen.insert(lower).second) __builtin_trap();
+  }
+  const auto again = cf::caption::ParseCategories(absl::StrJoin(names, "\n"), "again.txt");
+  if (!again.ok() || *again != names) __builtin_trap();
+  return 0;
+}
