@@ -105,7 +105,8 @@ struct IdxArray {
 // the elements its header announces).
 absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& source);
 // The source OpenSource makes for kind "idx" or "fashion_mnist" (`kind`) from the two files once
-// read: images N x H x W [x C] (C = 1 or 3) and N labels; the paths name them in errors.
+// read: images N x H x W [x C] (H and W in [1, 65536], C = 1 or 3) and N labels; the paths name
+// them in errors.
 absl::StatusOr<std::unique_ptr<Source>> IdxSourceFromBytes(std::string images, const std::string& images_path,
                                                            std::string labels, const std::string& labels_path,
                                                            const std::string& kind);
@@ -125,9 +126,9 @@ absl::StatusOr<CifarBatch> ParseCifarBatch(absl::string_view bytes, const Datase
 // JSONL records, one JSON object per line: {"url": ...} or {"path": ...} (relative paths resolve
 // against the directory of spec.path, which also names the file in errors) and a "label" that is
 // a class name from `classes` or an integer in [0, number of classes) (classes.size(), or
-// spec.num_classes when `classes` is empty). Records labelled "unknown" or
-// outside the classes are excluded and counted; a malformed line is an error naming its line, or
-// skipped and counted when spec.skip_malformed is set. At least one usable record.
+// spec.num_classes when `classes` is empty). Records labelled "unknown" or outside the classes
+// are excluded and counted; a malformed line is an error naming its line, or skipped and counted
+// when spec.skip_malformed is set. At least one usable record.
 struct JsonlRecords {
   struct Item {
     std::string location;  // file path or http(s) URL
