@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/base/status_macros.h"
 #include "convforever/data/image_ops.h"
 
 namespace cf::data {
@@ -27,6 +28,16 @@ tjhandle ThreadDecompressor() {
 }
 void ResetDecompressor() { tls_decompressor.reset(); }
 
+// The header's width and height, checked before the pixels are allocated (see kMaxImagePixels).
+absl::Status CheckSize(const char* format, const std::string& what, int64_t w, int64_t h) {
+  if (w <= 0 || h <= 0 || w * h > kMaxImagePixels) {
+    return absl::InvalidArgumentError(absl::StrCat(format, " ", what, " has size ", w, "x", h,
+                                                   ": not in 1 to kMaxImagePixels (", kMaxImagePixels,
+                                                   ") pixels"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_side,
                                  const std::string& what) {
   tjhandle tj = ThreadDecompressor();
@@ -37,9 +48,7 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
     ResetDecompressor();
     return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header in ", what, ": ", why));
   }
-  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28)) {
-    return absl::InvalidArgumentError(absl::StrCat("JPEG ", what, " has absurd size ", w, "x", h));
-  }
+  RETURN_IF_ERROR(CheckSize("JPEG", what, w, h));
   int sw = w, sh = h;
   if (min_side > 0) {
     // Largest reduction whose shorter side still covers min_side.
@@ -50,9 +59,11 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
   }
   const int pf = channels == 1 ? TJPF_GRAY : TJPF_RGB;
   Image out(sh, sw, channels == 1 ? 1 : 3);
-  if (tjDecompress2(tj, src, bytes.size(), out.data(), sw, 0, sh, pf, TJFLAG_FASTDCT) != 0) {
+  if (tjDecompress2(tj, src, bytes.size(), out.data(), sw, 0, sh, pf,
+                    TJFLAG_FASTDCT | TJFLAG_STOPONWARNING) != 0) {
     // libjpeg-turbo reports truncated data as a warning and fills the rest gray; treat any
-    // problem as a bad image so a half-gray picture never reaches training.
+    // problem as a bad image so a half-gray picture never reaches training (and stop at the
+    // first one rather than decode the gray rest of a huge image).
     const std::string why = tjGetErrorStr2(tj);
     ResetDecompressor();
     return absl::DataLossError(absl::StrCat("corrupt or truncated JPEG ", what, ": ", why));
@@ -67,9 +78,9 @@ absl::StatusOr<Image> DecodePng(std::string_view bytes, int channels, const std:
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
     return absl::InvalidArgumentError(absl::StrCat("corrupt PNG header in ", what, ": ", image.message));
   }
-  if (static_cast<int64_t>(image.width) * image.height > (int64_t{1} << 28)) {
+  if (absl::Status size = CheckSize("PNG", what, image.width, image.height); !size.ok()) {
     png_image_free(&image);
-    return absl::InvalidArgumentError(absl::StrCat("PNG ", what, " has absurd size"));
+    return size;
   }
   image.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
   Image out(image.height, image.width, channels == 1 ? 1 : 3);
@@ -87,6 +98,7 @@ absl::StatusOr<Image> DecodeWebp(std::string_view bytes, int channels, const std
   if (!WebPGetInfo(src, bytes.size(), &w, &h)) {
     return absl::InvalidArgumentError(absl::StrCat("corrupt WebP header in ", what));
   }
+  RETURN_IF_ERROR(CheckSize("WebP", what, w, h));
   Image rgb(h, w, 3);
   if (!WebPDecodeRGBInto(src, bytes.size(), rgb.data(), rgb.pixels.size(), w * 3)) {
     return absl::DataLossError(absl::StrCat("corrupt or truncated WebP ", what));

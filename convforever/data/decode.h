@@ -6,9 +6,14 @@
 // decodes straight to the smallest size whose shorter side is still >= min_side, which is several
 // times cheaper than decoding full size and resizing. Corrupt or truncated data gives an
 // InvalidArgument/DataLoss status naming `what` (a path or URL). Thread-safe.
+//
+// Sizes come from the file's header, which anyone can write: an image whose header announces more
+// than kMaxImagePixels pixels (before any DCT scaling) is an InvalidArgument error, returned
+// before anything of that size is allocated.
 #ifndef CONVFOREVER_DATA_DECODE_H_
 #define CONVFOREVER_DATA_DECODE_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,6 +21,9 @@
 #include "convforever/data/image.h"
 
 namespace cf::data {
+
+// 8192 x 8192: far beyond any training image, and at most 192 MiB of RGB pixels per decode.
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
 
 enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp };
 ImageFormat SniffFormat(std::string_view bytes);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <webp/encode.h>
+#include <zlib.h>
 
 #include "convforever/data/test_util.h"
 
@@ -90,6 +91,61 @@ TEST(DecodeTest, CorruptAndTruncatedImagesAreErrorsNamingTheSource) {
     auto good = DecodeImage(jpg, 3, 0, "good.jpg");
     ASSERT_TRUE(good.ok()) << good.status();
   }
+}
+
+// A small real JPEG whose SOF0 header announces w x h instead (height, then width, big-endian).
+std::string JpegClaiming(int w, int h) {
+  std::string jpg = *EncodeJpeg(Smooth(16, 16), 90);
+  const size_t sof = jpg.find("\xFF\xC0");
+  EXPECT_NE(sof, std::string::npos);
+  jpg[sof + 5] = static_cast<char>(h >> 8), jpg[sof + 6] = static_cast<char>(h & 0xFF);
+  jpg[sof + 7] = static_cast<char>(w >> 8), jpg[sof + 8] = static_cast<char>(w & 0xFF);
+  return jpg;
+}
+
+std::string BigEndian32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8), static_cast<char>(v)};
+}
+
+// A PNG signature, an IHDR announcing w x h RGB, and the start of an IDAT: all libpng reads
+// before it reports the size.
+std::string PngClaiming(uint32_t w, uint32_t h) {
+  std::string ihdr = "IHDR" + BigEndian32(w) + BigEndian32(h) + std::string("\x08\x02\0\0\0", 5);
+  const uint32_t crc = crc32(0, reinterpret_cast<const Bytef*>(ihdr.data()), ihdr.size());
+  return std::string("\x89PNG\r\n\x1a\n", 8) + BigEndian32(13) + ihdr + BigEndian32(crc) + BigEndian32(64) +
+         "IDAT" + std::string(64, '\0');
+}
+
+// A lossless WebP header (VP8L) announcing w x h, both at most 16384.
+std::string WebpClaiming(uint32_t w, uint32_t h) {
+  const uint32_t bits = (w - 1) | ((h - 1) << 14);
+  std::string vp8l = "VP8L" + std::string("\x0e\0\0\0", 4) + "\x2f" +
+                     std::string({static_cast<char>(bits), static_cast<char>(bits >> 8),
+                                  static_cast<char>(bits >> 16), static_cast<char>(bits >> 24)}) +
+                     std::string(9, '\0');
+  return "RIFF" + std::string({static_cast<char>(4 + vp8l.size()), 0, 0, 0}) + "WEBP" + vp8l;
+}
+
+// Headers are untrusted: one announcing more than kMaxImagePixels is an error before the pixels
+// are allocated (16384 x 16384 RGB would be 768 MiB; WebP had no limit at all, and JPEG and PNG
+// allowed exactly this size). 65500 is libjpeg's own largest side.
+TEST(DecodeTest, HeadersAnnouncingHugeImagesAreRejectedBeforeAllocating) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"huge.jpg", JpegClaiming(16384, 16384)}, {"wide.jpg", JpegClaiming(65500, 65500)},
+      {"huge.png", PngClaiming(16384, 16384)},  {"wide.png", PngClaiming(65535, 65535)},
+      {"huge.webp", WebpClaiming(16384, 16384)}, {"tall.webp", WebpClaiming(8193, 16384)},
+  };
+  for (const auto& [what, bytes] : cases) {
+    auto img = DecodeImage(bytes, 3, 0, what);
+    ASSERT_FALSE(img.ok()) << what;
+    EXPECT_EQ(img.status().code(), absl::StatusCode::kInvalidArgument) << img.status();
+    EXPECT_NE(img.status().message().find(what), std::string::npos) << img.status();
+    EXPECT_NE(img.status().message().find("kMaxImagePixels"), std::string::npos) << img.status();
+  }
+  // The header parses at the limit: what fails then is the missing data, not the size.
+  auto at_limit = DecodeImage(JpegClaiming(8192, 8192), 3, 0, "limit.jpg");
+  ASSERT_FALSE(at_limit.ok());
+  EXPECT_EQ(at_limit.status().message().find("kMaxImagePixels"), std::string::npos) << at_limit.status();
 }
 
 }  // namespace

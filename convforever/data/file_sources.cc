@@ -199,24 +199,15 @@ absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& sp
   return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
 }
 
-absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec) {
-  std::vector<std::string> classes;
-  if (!spec.class_list_path.empty()) {
-    ASSIGN_OR_RETURN(classes, ReadClassList(spec.class_list_path));
-  }
+absl::StatusOr<JsonlRecords> ParseJsonlRecords(absl::string_view text, const DatasetSpec& spec,
+                                               const std::vector<std::string>& classes) {
   const int num_classes = classes.empty() ? spec.num_classes : static_cast<int>(classes.size());
-  if (num_classes <= 0) {
-    return absl::InvalidArgumentError("jsonl dataset " + spec.path + " needs a class list or num_classes > 0");
-  }
   const auto index = IndexOf(classes);
-  std::ifstream in(spec.path);
-  if (!in) return absl::NotFoundError("cannot open JSONL file " + spec.path);
   const fs::path base = fs::path(spec.path).parent_path();
-  std::vector<Item> items;
-  std::map<std::string, int64_t> excluded;
-  std::string line;
+  JsonlRecords out;
+  std::map<std::string, int64_t>& excluded = out.excluded;
   int64_t lineno = 0;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++lineno;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     auto malformed = [&](const std::string& why) -> absl::Status {
@@ -224,7 +215,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec)
       return absl::InvalidArgumentError(absl::StrCat(spec.path, ":", lineno, ": ", why,
                                                      " (set skip_malformed to skip and count such lines)"));
     };
-    nlohmann::json rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json rec = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (rec.is_discarded() || !rec.is_object()) { RETURN_IF_ERROR(malformed("not a JSON object")); continue; }
     std::string location;
     if (rec.contains("url") && rec["url"].is_string()) {
@@ -252,11 +243,29 @@ absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec)
       RETURN_IF_ERROR(malformed("'label' is neither a string nor an integer"));
       continue;
     }
-    items.push_back({location, label});
+    out.items.push_back({location, label});
   }
-  if (items.empty()) return absl::InvalidArgumentError("JSONL file " + spec.path + " has no usable records");
+  if (out.items.empty()) return absl::InvalidArgumentError("JSONL file " + spec.path + " has no usable records");
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec) {
+  std::vector<std::string> classes;
+  if (!spec.class_list_path.empty()) {
+    ASSIGN_OR_RETURN(classes, ReadClassList(spec.class_list_path));
+  }
+  const int num_classes = classes.empty() ? spec.num_classes : static_cast<int>(classes.size());
+  if (num_classes <= 0) {
+    return absl::InvalidArgumentError("jsonl dataset " + spec.path + " needs a class list or num_classes > 0");
+  }
+  auto text = ReadFile(spec.path);
+  if (!text.ok()) return absl::NotFoundError("cannot open JSONL file " + spec.path);
+  ASSIGN_OR_RETURN(JsonlRecords records, ParseJsonlRecords(*text, spec, classes));
+  std::vector<Item> items;
+  items.reserve(records.items.size());
+  for (auto& it : records.items) items.push_back({std::move(it.location), it.label});
   return std::unique_ptr<Source>(std::make_unique<EncodedSource>(std::move(items), num_classes, spec.http,
-                                                                 std::move(excluded)));
+                                                                 std::move(records.excluded)));
 }
 
 }  // namespace cf::data

@@ -1,9 +1,13 @@
 // In-memory sources whose pixels are already decoded: IDX (MNIST family), CIFAR-10/100 binaries,
 // and the synthetic generator.
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/data/rng.h"
 #include "convforever/data/sources_internal.h"
@@ -12,6 +16,9 @@ namespace cf::data {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The largest image height or width taken from an IDX file (MNIST's are 28).
+constexpr int64_t kMaxIdxSide = 1 << 16;
 
 // A source over n fixed-size uint8 images held in one buffer, with a label per image.
 class DenseSource : public Source {
@@ -54,38 +61,9 @@ class DenseSource : public Source {
   int classes_;
 };
 
-uint32_t BigEndian32(const std::string& b, size_t at) {
+uint32_t BigEndian32(absl::string_view b, size_t at) {
   return (uint32_t(uint8_t(b[at])) << 24) | (uint32_t(uint8_t(b[at + 1])) << 16) |
          (uint32_t(uint8_t(b[at + 2])) << 8) | uint32_t(uint8_t(b[at + 3]));
-}
-
-// Parses an IDX header (LeCun's format: 0, 0, type 0x08 = uint8, ndim, then ndim big-endian
-// int32 dims) and checks the file holds all the data it announces.
-absl::StatusOr<std::vector<int64_t>> IdxDims(const std::string& data, const std::string& path) {
-  if (data.size() < 4 || data[0] != 0 || data[1] != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is not an IDX file (bad magic)"));
-  }
-  if (uint8_t(data[2]) != 0x08) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": IDX element type 0x", absl::Hex(uint8_t(data[2])),
-                                                   " unsupported (only 0x08 uint8)"));
-  }
-  const int ndim = uint8_t(data[3]);
-  if (ndim < 1 || ndim > 4 || data.size() < 4 + 4 * static_cast<size_t>(ndim)) {
-    return absl::DataLossError(absl::StrCat(path, ": truncated IDX header (", ndim, " dims)"));
-  }
-  std::vector<int64_t> dims;
-  int64_t total = 1;
-  for (int d = 0; d < ndim; ++d) {
-    dims.push_back(BigEndian32(data, 4 + 4 * d));
-    total *= dims.back();
-    if (total > (int64_t{1} << 36)) return absl::InvalidArgumentError(absl::StrCat(path, ": absurd IDX dims"));
-  }
-  const int64_t expected = 4 + 4 * ndim + total;
-  if (static_cast<int64_t>(data.size()) < expected) {
-    return absl::DataLossError(absl::StrCat("truncated IDX file ", path, ": expected ", expected,
-                                            " bytes (decompressed), got ", data.size()));
-  }
-  return dims;
 }
 
 std::string FindIdx(const std::string& dir, const std::string& stem) {
@@ -120,6 +98,75 @@ absl::StatusOr<std::vector<std::string>> CifarClassNames(const std::string& dir,
 
 }  // namespace
 
+absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& source) {
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(source, " is not an IDX file (bad magic)"));
+  }
+  if (uint8_t(bytes[2]) != 0x08) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": IDX element type 0x", absl::Hex(uint8_t(bytes[2])),
+                                                   " unsupported (only 0x08 uint8)"));
+  }
+  const int ndim = uint8_t(bytes[3]);
+  if (ndim < 1 || ndim > 4 || bytes.size() < 4 + 4 * static_cast<size_t>(ndim)) {
+    return absl::DataLossError(absl::StrCat(source, ": truncated IDX header (", ndim, " dims)"));
+  }
+  IdxArray out;
+  out.header_bytes = 4 + 4 * ndim;
+  for (int d = 0; d < ndim; ++d) out.dims.push_back(BigEndian32(bytes, 4 + 4 * d));  // each < 2^32
+  // The dims are untrusted: four of them multiply to up to 2^128, so the product is formed with
+  // an overflow check before it is compared with the size of the file.
+  constexpr int64_t kMaxTotal = std::numeric_limits<int64_t>::max() - 4 - 4 * 4;
+  const bool empty = std::count(out.dims.begin(), out.dims.end(), 0) > 0;
+  int64_t total = empty ? 0 : 1;
+  for (size_t d = 0; total > 0 && d < out.dims.size(); ++d) {
+    const int64_t dim = out.dims[d];
+    if (total > kMaxTotal / dim) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": absurd IDX dims ", absl::StrJoin(out.dims, "x"),
+                                                     " (file of ", bytes.size(), " bytes)"));
+    }
+    total *= dim;
+  }
+  if (total > static_cast<int64_t>(bytes.size()) - out.header_bytes) {
+    return absl::DataLossError(absl::StrCat("truncated IDX file ", source, ": expected ", out.header_bytes + total,
+                                            " bytes (decompressed) for dims ", absl::StrJoin(out.dims, "x"),
+                                            ", got ", bytes.size()));
+  }
+  out.num_elements = total;
+  return out;
+}
+
+absl::StatusOr<CifarBatch> ParseCifarBatch(absl::string_view bytes, const DatasetSpec& spec,
+                                           const std::string& source) {
+  const bool c100 = spec.kind == "cifar100";
+  if (!c100 && spec.kind != "cifar10") {
+    return absl::InvalidArgumentError("CIFAR kind must be cifar10 or cifar100, got '" + spec.kind + "'");
+  }
+  if (c100 && spec.cifar100_labels != "fine" && spec.cifar100_labels != "coarse") {
+    return absl::InvalidArgumentError("cifar100_labels must be fine or coarse, got '" + spec.cifar100_labels + "'");
+  }
+  CifarBatch out;
+  out.label_bytes = c100 ? 2 : 1;
+  out.record_bytes = out.label_bytes + 3072;
+  const size_t record = out.record_bytes;
+  const int classes = c100 ? (spec.cifar100_labels == "fine" ? 100 : 20) : 10;
+  if (bytes.empty() || bytes.size() % record != 0) {
+    return absl::DataLossError(absl::StrCat(
+        "truncated CIFAR file ", source, ": ", bytes.size(), " bytes is not a whole number of ", record,
+        "-byte records (expected ", (bytes.size() / record + 1) * record, " bytes for ",
+        bytes.size() / record + 1, " records)"));
+  }
+  const size_t label_at = c100 && spec.cifar100_labels == "fine" ? 1 : 0;
+  for (size_t off = 0; off < bytes.size(); off += record) {
+    const int label = uint8_t(bytes[off + label_at]);
+    if (label >= classes) {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": record ", off / record, " has label ", label,
+                                                     " >= ", classes, " (wrong kind cifar10/cifar100?)"));
+    }
+    out.labels.push_back(label);
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<Source>> OpenIdxSource(const DatasetSpec& spec) {
   std::string images_path, labels_path;
   if (fs::is_directory(spec.path)) {
@@ -138,23 +185,40 @@ absl::StatusOr<std::unique_ptr<Source>> OpenIdxSource(const DatasetSpec& spec) {
   }
   ASSIGN_OR_RETURN(std::string images, ReadMaybeGzipFile(images_path));
   ASSIGN_OR_RETURN(std::string labels, ReadMaybeGzipFile(labels_path));
-  ASSIGN_OR_RETURN(auto idims, IdxDims(images, images_path));
-  ASSIGN_OR_RETURN(auto ldims, IdxDims(labels, labels_path));
-  if (idims.size() < 3 || ldims.size() != 1 || idims[0] != ldims[0]) {
-    return absl::InvalidArgumentError(absl::StrCat("IDX files disagree: ", images_path, " has ", idims[0],
-                                                   " images, ", labels_path, " has ", ldims[0], " labels"));
+  return IdxSourceFromBytes(std::move(images), images_path, std::move(labels), labels_path, spec.kind);
+}
+
+absl::StatusOr<std::unique_ptr<Source>> IdxSourceFromBytes(std::string images, const std::string& images_path,
+                                                           std::string labels, const std::string& labels_path,
+                                                           const std::string& kind) {
+  ASSIGN_OR_RETURN(IdxArray idx_images, ParseIdx(images, images_path));
+  ASSIGN_OR_RETURN(IdxArray idx_labels, ParseIdx(labels, labels_path));
+  const std::vector<int64_t>& idims = idx_images.dims;
+  if (idims.size() < 3 || idx_labels.dims.size() != 1 || idims[0] != idx_labels.dims[0]) {
+    return absl::InvalidArgumentError(absl::StrCat("IDX files disagree: ", images_path, " has dims ",
+                                                   absl::StrJoin(idims, "x"), " (want N x H x W [x C]), ",
+                                                   labels_path, " has dims ", absl::StrJoin(idx_labels.dims, "x"),
+                                                   " (want N)"));
   }
-  const int h = idims[1], w = idims[2], c = idims.size() == 4 ? idims[3] : 1;
-  const size_t header = 4 + 4 * idims.size(), px = static_cast<size_t>(h) * w * c;
+  // ParseIdx bounds the product of the dims by the file size, but not a dim next to a zero one.
+  const int64_t c_dim = idims.size() == 4 ? idims[3] : 1;
+  if (idims[1] < 1 || idims[1] > kMaxIdxSide || idims[2] < 1 || idims[2] > kMaxIdxSide ||
+      (c_dim != 1 && c_dim != 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(images_path, ": IDX images of ", absl::StrJoin(idims, "x"),
+                                                   " are not N x H x W [x 1 or 3] with H, W in [1, ",
+                                                   kMaxIdxSide, "]"));
+  }
+  const int h = idims[1], w = idims[2], c = c_dim;
+  const size_t header = idx_images.header_bytes, px = static_cast<size_t>(h) * w * c;
   int max_label = 0;
-  for (int64_t i = 0; i < idims[0]; ++i) max_label = std::max<int>(max_label, uint8_t(labels[8 + i]));
+  for (int64_t i = 0; i < idims[0]; ++i) max_label = std::max<int>(max_label, uint8_t(labels[idx_labels.header_bytes + i]));
   auto src = std::make_unique<DenseSource>("idx", h, w, c, false, std::max(10, max_label + 1));
   for (int64_t i = 0; i < idims[0]; ++i) {
     src->offsets_.push_back(header + i * px);
-    src->labels_.push_back(uint8_t(labels[8 + i]));
+    src->labels_.push_back(uint8_t(labels[idx_labels.header_bytes + i]));
   }
   src->pixels_ = std::move(images);
-  if (spec.kind == "fashion_mnist" && src->num_classes() == 10) src->names_ = FashionMnistClassNames();
+  if (kind == "fashion_mnist" && src->num_classes() == 10) src->names_ = FashionMnistClassNames();
   return std::unique_ptr<Source>(std::move(src));
 }
 
@@ -175,26 +239,15 @@ absl::StatusOr<std::unique_ptr<Source>> OpenCifarSource(const DatasetSpec& spec)
   } else {
     files = {dir + "/test_batch.bin"};
   }
-  const size_t label_bytes = c100 ? 2 : 1, record = label_bytes + 3072;
   const int classes = c100 ? (spec.cifar100_labels == "fine" ? 100 : 20) : 10;
   auto src = std::make_unique<DenseSource>(spec.kind, 32, 32, 3, true, classes);
   for (const std::string& f : files) {
     ASSIGN_OR_RETURN(std::string data, ReadFile(f));
-    if (data.empty() || data.size() % record != 0) {
-      return absl::DataLossError(absl::StrCat(
-          "truncated CIFAR file ", f, ": ", data.size(), " bytes is not a whole number of ", record,
-          "-byte records (expected ", (data.size() / record + 1) * record, " bytes for ",
-          data.size() / record + 1, " records)"));
-    }
+    ASSIGN_OR_RETURN(CifarBatch batch, ParseCifarBatch(data, spec, f));
     const size_t base = src->pixels_.size();
-    for (size_t off = 0; off < data.size(); off += record) {
-      const int label = uint8_t(data[off + (c100 && spec.cifar100_labels == "fine" ? 1 : 0)]);
-      if (label >= classes) {
-        return absl::InvalidArgumentError(absl::StrCat(f, ": record ", off / record, " has label ", label,
-                                                       " >= ", classes, " (wrong kind cifar10/cifar100?)"));
-      }
-      src->labels_.push_back(label);
-      src->offsets_.push_back(base + off + label_bytes);
+    for (size_t i = 0; i < batch.labels.size(); ++i) {
+      src->labels_.push_back(batch.labels[i]);
+      src->offsets_.push_back(base + i * batch.record_bytes + batch.label_bytes);
     }
     src->pixels_ += data;
   }

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
 #include "convforever/data/sources_internal.h"
@@ -45,21 +46,23 @@ absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path) {
 absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path) {
   auto text = ReadFile(path);
   if (!text.ok()) return absl::NotFoundError(absl::StrCat("class list: ", text.status().message()));
+  return ParseClassList(*text, path);
+}
+
+absl::StatusOr<std::vector<std::string>> ParseClassList(absl::string_view text, const std::string& source) {
   std::vector<std::string> names;
   std::set<std::string> seen;
-  std::istringstream in(*text);
-  std::string line;
   int lineno = 0;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++lineno;
     std::string name(absl::StripAsciiWhitespace(line));
     if (name.empty() || name[0] == '#') continue;
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": duplicate class '", name, "'"));
+      return absl::InvalidArgumentError(absl::StrCat(source, ":", lineno, ": duplicate class '", name, "'"));
     }
     names.push_back(name);
   }
-  if (names.empty()) return absl::InvalidArgumentError(absl::StrCat("class list ", path, " is empty"));
+  if (names.empty()) return absl::InvalidArgumentError(absl::StrCat("class list ", source, " is empty"));
   return names;
 }
 

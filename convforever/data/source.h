@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "convforever/data/http_fetch.h"
 #include "convforever/data/image.h"
@@ -86,6 +87,58 @@ absl::StatusOr<std::string> ReadMaybeGzipFile(const std::string& path);
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 // One class name per line; blank lines and '#' comments ignored; duplicates are an error.
 absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path);
+// ReadClassList on text already read: names come back stripped of surrounding whitespace, never
+// empty, never starting with '#', never repeated, and at least one. Errors name `source`.
+absl::StatusOr<std::vector<std::string>> ParseClassList(absl::string_view text, const std::string& source);
+
+// The byte-level parsers behind OpenSource: each checks everything a file could claim against
+// the bytes it actually has, and errors name `source` (the file's path).
+
+// An IDX array (LeCun's MNIST format: bytes 0, 0, element type 0x08 = uint8, ndim, then ndim
+// big-endian uint32 dims, then the elements row-major). Only uint8 elements are supported.
+struct IdxArray {
+  std::vector<int64_t> dims;  // 1 to 4
+  int64_t header_bytes = 0;   // 4 + 4 * ndim: where the elements start
+  int64_t num_elements = 0;   // the product of dims; header_bytes + num_elements <= bytes.size()
+};
+// Trailing bytes after the last element are allowed (the file is checked only for holding all
+// the elements its header announces).
+absl::StatusOr<IdxArray> ParseIdx(absl::string_view bytes, const std::string& source);
+// The source OpenSource makes for kind "idx" or "fashion_mnist" (`kind`) from the two files once
+// read: images N x H x W [x C] (H and W in [1, 65536], C = 1 or 3) and N labels; the paths name
+// them in errors.
+absl::StatusOr<std::unique_ptr<Source>> IdxSourceFromBytes(std::string images, const std::string& images_path,
+                                                           std::string labels, const std::string& labels_path,
+                                                           const std::string& kind);
+
+// A CIFAR binary batch (data_batch_N.bin, test_batch.bin, train.bin, test.bin): fixed-size records
+// of the label byte(s) (CIFAR-10: the label; CIFAR-100: coarse, then fine) followed by 32x32 RGB
+// pixels as three planes. Which kind and which CIFAR-100 label come from spec.kind and
+// spec.cifar100_labels.
+struct CifarBatch {
+  int64_t label_bytes = 0;   // 1 (cifar10) or 2 (cifar100)
+  int64_t record_bytes = 0;  // label_bytes + 3072; record i starts at i * record_bytes
+  std::vector<int> labels;   // one per record, each in [0, classes); never empty
+};
+absl::StatusOr<CifarBatch> ParseCifarBatch(absl::string_view bytes, const DatasetSpec& spec,
+                                           const std::string& source);
+
+// JSONL records, one JSON object per line: {"url": ...} or {"path": ...} (relative paths resolve
+// against the directory of spec.path, which also names the file in errors) and a "label" that is
+// a class name from `classes` or an integer in [0, number of classes) (classes.size(), or
+// spec.num_classes when `classes` is empty). Records labelled "unknown" or outside the classes
+// are excluded and counted; a malformed line is an error naming its line, or skipped and counted
+// when spec.skip_malformed is set. At least one usable record.
+struct JsonlRecords {
+  struct Item {
+    std::string location;  // file path or http(s) URL
+    int64_t label;
+  };
+  std::vector<Item> items;
+  std::map<std::string, int64_t> excluded;  // "unknown_label", "label_out_of_list", "malformed_line"
+};
+absl::StatusOr<JsonlRecords> ParseJsonlRecords(absl::string_view text, const DatasetSpec& spec,
+                                               const std::vector<std::string>& classes);
 
 }  // namespace cf::data
 

@@ -96,6 +96,73 @@ TEST(IdxSourceTest, TruncatedFileNamesFileAndExpectedSize) {
   EXPECT_TRUE(Contains(missing.status(), "train-images-idx3-ubyte")) << missing.status();
 }
 
+// An IDX header with the given dims (each a full uint32) and `payload` bytes after it.
+std::string IdxHeader(const std::vector<uint32_t>& dims, size_t payload) {
+  std::string out = {0, 0, 0x08, static_cast<char>(dims.size())};
+  for (uint32_t d : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((d >> shift) & 0xFF));
+  }
+  return out + std::string(payload, '\x01');
+}
+
+TEST(IdxSourceTest, ParseIdxPromisesElementsThatFitTheInput) {
+  auto ok = ParseIdx(IdxBytes({2, 3}, {1, 2, 3, 4, 5, 6}), "mem");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->dims, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(ok->header_bytes, 12);
+  EXPECT_EQ(ok->num_elements, 6);
+  auto empty = ParseIdx(IdxHeader({0, 0xFFFFFFFF, 0xFFFFFFFF}, 0), "mem");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->num_elements, 0);
+  EXPECT_FALSE(ParseIdx(IdxHeader({2, 3}, 5), "short.idx").ok());
+  EXPECT_FALSE(ParseIdx(std::string("\0\0\x08", 3), "mem").ok());
+  EXPECT_FALSE(ParseIdx(IdxHeader({1, 2, 3, 4, 5}, 120), "mem").ok());  // at most 4 dims
+}
+
+// The review's finding: the product of the dims was formed before the size check, so dims whose
+// product overflows int64 passed it and the source read far past the end of the file.
+TEST(IdxSourceTest, DimsWhoseProductOverflowsAreAnErrorNotAnOverread) {
+  auto parsed = ParseIdx(IdxHeader({0xFFFFFFFF, 0xFFFFFFFF}, 8), "huge.idx");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_TRUE(Contains(parsed.status(), "huge.idx")) << parsed.status();
+  EXPECT_TRUE(Contains(parsed.status(), "4294967295x4294967295")) << parsed.status();
+  const std::string dir = TempDir("idx_overflow");
+  WriteFile(dir + "/train-images-idx3-ubyte", IdxHeader({1, 0xFFFFFFFF, 0xFFFFFFFF}, 4));
+  WriteFile(dir + "/train-labels-idx1-ubyte", IdxHeader({1}, 1));
+  auto src = OpenSource({"idx", dir});
+  ASSERT_FALSE(src.ok());
+  EXPECT_TRUE(Contains(src.status(), "train-images-idx3-ubyte")) << src.status();
+}
+
+// A zero dim makes the product 0 whatever the others are: those must still be image sizes.
+TEST(IdxSourceTest, ImageDimsMustBePositiveSidesAndOneOrThreeChannels) {
+  const std::string dir = TempDir("idx_dims");
+  WriteFile(dir + "/train-labels-idx1-ubyte", IdxHeader({1}, 1));
+  for (const auto& dims : std::vector<std::vector<uint32_t>>{
+           {1, 0, 0xFFFFFFFF}, {1, 0x80000000, 0}, {1, 2, 2, 2}, {1, 2, 2, 0}, {1, 2}}) {
+    WriteFile(dir + "/train-images-idx3-ubyte", IdxHeader(dims, 64));
+    auto src = OpenSource({"idx", dir});
+    EXPECT_FALSE(src.ok()) << "dims " << dims.size();
+    if (!src.ok()) {
+      EXPECT_TRUE(Contains(src.status(), "train-images-idx3-ubyte")) << src.status();
+    }
+  }
+  WriteFile(dir + "/train-images-idx3-ubyte", IdxHeader({1, 2, 2, 3}, 12));
+  auto rgb = OpenSource({"idx", dir});
+  ASSERT_TRUE(rgb.ok()) << rgb.status();
+  EXPECT_EQ(FetchOne(**rgb, 0).image.c, 3);
+}
+
+TEST(ClassListTest, ParseClassListStripsSkipsCommentsAndRejectsDuplicates) {
+  auto names = ParseClassList("  cat \r\n\n# not a class\ndog\n", "mem");
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, (std::vector<std::string>{"cat", "dog"}));
+  auto dup = ParseClassList("cat\ndog\ncat\r\n", "classes.txt");
+  ASSERT_FALSE(dup.ok());
+  EXPECT_TRUE(Contains(dup.status(), "classes.txt:3")) << dup.status();
+  EXPECT_FALSE(ParseClassList(" \n# only comments\n", "mem").ok());
+}
+
 TEST(CifarSourceTest, Cifar10And100RecordsAndTruncation) {
   const std::string dir = TempDir("cifar");
   std::string rec10, rec100;

@@ -35,6 +35,9 @@ bool UnsafePath(const std::string& name) {
   return false;
 }
 
+// Tar members are read in pieces of this size (see ReadMembers).
+constexpr int64_t kMemberReadChunk = 64 << 10;
+
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -120,13 +123,24 @@ bool WdsSource::Flush(Pending& p, const std::function<bool(FetchResult)>& emit,
   return emit({std::move(r), ""});
 }
 
+// A shard may be compressed (.tar.gz, .tar.zst, ...) with any filter libarchive runs in-process.
+// Not archive_read_support_filter_all: that also registers lrzip, lzop and grzip, for which a
+// libarchive built without their libraries (Debian's) forks an external program on the shard's
+// bytes, and a shard is untrusted input.
+std::unique_ptr<archive, ArchiveDeleter> NewTarReader() {
+  std::unique_ptr<archive, ArchiveDeleter> a(archive_read_new());
+  for (int (*add)(archive*) : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                               archive_read_support_filter_xz, archive_read_support_filter_lzma,
+                               archive_read_support_filter_zstd, archive_read_support_filter_lz4,
+                               archive_read_support_filter_compress}) {
+    add(a.get());
+  }
+  archive_read_support_format_tar(a.get());
+  return a;
+}
+
 bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
                         std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
-  std::unique_ptr<archive, ArchiveDeleter> a(archive_read_new());
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_tar(a.get());
-  std::string body;  // remote shard bytes; must outlive the archive
-  int rc;
   if (IsHttpUrl(shard)) {
     auto got = HttpFetchAll({shard}, spec_.http);
     if (!got[0].body.ok()) {
@@ -134,24 +148,44 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
       ++(*skipped)["shard_failed"];
       return true;
     }
-    body = std::move(*got[0].body);
-    rc = archive_read_open_memory(a.get(), body.data(), body.size());
-  } else {
-    rc = archive_read_open_filename(a.get(), shard.c_str(), 1 << 20);
+    return ReadShardBytes(*got[0].body, shard, emit, skipped, cancel);
   }
-  if (rc != ARCHIVE_OK) {
+  auto a = NewTarReader();
+  if (archive_read_open_filename(a.get(), shard.c_str(), 1 << 20) != ARCHIVE_OK) {
     LOG(WARNING) << "skipping shard " << http::RedactUrl(shard) << ": " << archive_error_string(a.get());
     ++(*skipped)["shard_failed"];
     return true;
   }
+  return ReadMembers(a.get(), shard, emit, skipped, cancel);
+}
+
+bool WdsSource::ReadShardBytes(absl::string_view bytes, const std::string& shard,
+                               const std::function<bool(FetchResult)>& emit,
+                               std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
+  auto a = NewTarReader();
+  if (archive_read_open_memory(a.get(), bytes.data(), bytes.size()) != ARCHIVE_OK) {
+    LOG(WARNING) << "skipping shard " << http::RedactUrl(shard) << ": " << archive_error_string(a.get());
+    ++(*skipped)["shard_failed"];
+    return true;
+  }
+  return ReadMembers(a.get(), shard, emit, skipped, cancel);
+}
+
+bool WdsSource::ReadMembers(archive* a, const std::string& shard, const std::function<bool(FetchResult)>& emit,
+                            std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
   Pending p;
   archive_entry* e = nullptr;
-  while (!cancel && (rc = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
+  int rc = ARCHIVE_OK;
+  while (!cancel && (rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
     const std::string name = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
     if (archive_entry_filetype(e) != AE_IFREG) continue;
     const int64_t size = archive_entry_size(e);
     if (UnsafePath(name) || size < 0 || size > spec_.wds_max_member_bytes) {
-      LOG(WARNING) << "rejecting tar member '" << name << "' (" << size << " bytes) in " << http::RedactUrl(shard);
+      LOG(WARNING) << "rejecting tar member '" << name << "' (" << size << " bytes"
+                   << (size > spec_.wds_max_member_bytes ? absl::StrCat(", over wds_max_member_bytes ",
+                                                                        spec_.wds_max_member_bytes)
+                                                         : "")
+                   << ") in " << http::RedactUrl(shard);
       ++(*skipped)["unsafe_member"];
       continue;
     }
@@ -168,9 +202,19 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     }
     const bool wanted = IsImageExt(ext) || ext == "cls" || ext == "txt" || ext == "json";
     if (!wanted) continue;
-    std::string data(static_cast<size_t>(size), '\0');
-    if (archive_read_data(a.get(), data.data(), data.size()) != static_cast<la_ssize_t>(data.size())) {
-      LOG(WARNING) << "truncated member " << name << " in " << http::RedactUrl(shard);
+    // The header's size is only a claim: the buffer grows with the bytes actually read, so a
+    // member announcing more than the shard holds costs no more memory than the shard.
+    std::string data;
+    data.reserve(std::min<int64_t>(size, kMemberReadChunk));
+    char chunk[kMemberReadChunk];
+    la_ssize_t got = 0;
+    while (static_cast<int64_t>(data.size()) < size &&
+           (got = archive_read_data(a, chunk, std::min<int64_t>(sizeof(chunk), size - data.size()))) > 0) {
+      data.append(chunk, got);
+    }
+    if (static_cast<int64_t>(data.size()) != size) {
+      LOG(WARNING) << "truncated member " << name << " in " << http::RedactUrl(shard) << ": " << data.size()
+                   << " of " << size << " bytes";
       ++(*skipped)["shard_failed"];
       return true;
     }
@@ -195,7 +239,7 @@ bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(Fetch
     if (v < 0 || v >= num_classes_) p.bad_label = true; else p.label = v;
   }
   if (rc != ARCHIVE_EOF && rc != ARCHIVE_OK && !cancel) {
-    LOG(WARNING) << "shard " << http::RedactUrl(shard) << " ends early: " << archive_error_string(a.get());
+    LOG(WARNING) << "shard " << http::RedactUrl(shard) << " ends early: " << archive_error_string(a);
     ++(*skipped)["shard_failed"];
   }
   return cancel ? false : Flush(p, emit, skipped);

@@ -23,7 +23,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "convforever/data/source.h"
+
+struct archive;  // libarchive's opaque reader
 
 namespace cf::data {
 
@@ -43,11 +46,21 @@ class WdsSource {
   void ReadShards(const std::vector<std::string>& shards, const std::function<bool(FetchResult)>& emit,
                   std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
 
+  // What ReadShards does with one shard once its bytes are in memory (a remote shard after its
+  // download): groups the tar members of `bytes` into samples, emitted as above with keys
+  // "<shard>:<key>". Returns false when `emit` or `cancel` stopped it.
+  bool ReadShardBytes(absl::string_view bytes, const std::string& shard,
+                      const std::function<bool(FetchResult)>& emit, std::map<std::string, int64_t>* skipped,
+                      const std::atomic<bool>& cancel) const;
+
  private:
   WdsSource() = default;
   struct Pending;
   bool ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
                std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
+  // The members of the opened archive `a`, grouped into samples.
+  bool ReadMembers(archive* a, const std::string& shard, const std::function<bool(FetchResult)>& emit,
+                   std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
   bool Flush(Pending& p, const std::function<bool(FetchResult)>& emit, std::map<std::string, int64_t>* skipped) const;
 
   DatasetSpec spec_;

@@ -2,6 +2,9 @@
 // rejection of unsafe members.
 #include "convforever/data/wds.h"
 
+#include <atomic>
+#include <cstdio>
+#include <map>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -198,6 +201,59 @@ TEST(WdsLoaderTest, UnsafeMembersAndIncompleteSamplesAreRejectedAndCounted) {
   EXPECT_EQ(c.skipped["incomplete_sample"], 2);  // nolabel (no label), big (its image was rejected)
   EXPECT_EQ(c.skipped["bad_label"], 1);
   EXPECT_EQ(c.skipped["decode_failed"], 1);
+}
+
+// A one-member ustar archive whose header claims `claimed` bytes (base-256 when it does not fit
+// the octal field, as GNU tar writes it) followed by `data`.
+std::string TarClaiming(const std::string& name, int64_t claimed, const std::string& data) {
+  std::string h(512, '\0');
+  auto put = [&h](size_t at, const std::string& field) { h.replace(at, field.size(), field); };
+  put(0, name);
+  put(100, "0000644");
+  put(108, "0000000");
+  put(116, "0000000");
+  h[124] = static_cast<char>(0x80);
+  for (int i = 0; i < 8; ++i) h[135 - i] = static_cast<char>((claimed >> (8 * i)) & 0xFF);
+  put(136, "00000000000");
+  put(156, "0");
+  put(257, std::string("ustar\0" "00", 8));
+  put(148, "        ");
+  unsigned sum = 0;
+  for (char c : h) sum += static_cast<unsigned char>(c);
+  char field[8];
+  std::snprintf(field, sizeof(field), "%06o", sum);
+  put(148, std::string(field, 6) + '\0');
+  return h + data + std::string((512 - data.size() % 512) % 512, '\0') + std::string(1024, '\0');
+}
+
+// The tar header's size is a claim: a member announcing a terabyte is rejected by name, and one
+// within wds_max_member_bytes but beyond the shard is a truncated shard, not an allocation.
+TEST(WdsSourceTest, MemberSizesClaimedInHeadersAreNeverAllocated) {
+  const std::string dir = TempDir("wds_claims");
+  WriteFile(dir + "/tera.tar", TarClaiming("s/a.jpg", int64_t{1} << 40, "tiny"));
+  DatasetSpec spec{"wds", dir + "/tera.tar"};
+  spec.num_classes = 2;
+  auto src = WdsSource::Open(spec);
+  ASSERT_TRUE(src.ok()) << src.status();
+  std::map<std::string, int64_t> skipped;
+  std::atomic<bool> cancel{false};
+  int emitted = 0;
+  auto emit = [&](FetchResult) { ++emitted; return true; };
+  (*src)->ReadShards((*src)->shards(), emit, &skipped, cancel);
+  EXPECT_EQ(skipped["unsafe_member"], 1);
+  // With the limit raised past the claim, the bytes that are there are read, and no more.
+  spec.wds_max_member_bytes = int64_t{1} << 50;
+  auto lax = WdsSource::Open(spec);
+  ASSERT_TRUE(lax.ok()) << lax.status();
+  skipped.clear();
+  (*lax)->ReadShards((*lax)->shards(), emit, &skipped, cancel);
+  EXPECT_EQ(skipped["shard_failed"], 1);
+  // The same shard from memory (as a downloaded one is read).
+  skipped.clear();
+  const std::string bytes = TarClaiming("s/a.jpg", int64_t{1} << 40, "tiny");
+  EXPECT_TRUE((*lax)->ReadShardBytes(bytes, "https://example.com/s.tar", emit, &skipped, cancel));
+  EXPECT_EQ(skipped["shard_failed"], 1);
+  EXPECT_EQ(emitted, 0);
 }
 
 TEST(WdsLoaderTest, MissingShardIsAnErrorAtStart) {
