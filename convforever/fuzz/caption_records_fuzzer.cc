@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "convforever/caption/records.h"
 #include "glog/logging.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   FLAGS_minloglevel = google::GLOG_ERROR;  // the reader logs the first skipped lines
@@ -30,24 +31,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int64_t last_line = 0;
   for (;;) {
     const auto next = reader.Next(&record);
-    if (!next.ok()) __builtin_trap();  // an istringstream has no I/O errors
+    CF_FUZZ_FAIL_IF(!next.ok());  // an istringstream has no I/O errors
     if (!*next) break;
     ++records;
-    if (record.line <= last_line || record.line > reader.counters().lines) __builtin_trap();
+    CF_FUZZ_FAIL_IF(record.line <= last_line || record.line > reader.counters().lines);
     last_line = record.line;
     const bool string_id = record.id.is_string() && !record.id.get<std::string>().empty();
-    if (!string_id && !record.id.is_number_integer()) __builtin_trap();
-    if (record.id_key != record.id.dump()) __builtin_trap();
-    if (absl::StripAsciiWhitespace(record.caption).empty()) __builtin_trap();
-    if (!record.passthrough.is_object()) __builtin_trap();
+    CF_FUZZ_FAIL_IF(!string_id && !record.id.is_number_integer());
+    CF_FUZZ_FAIL_IF(record.id_key != record.id.dump());
+    CF_FUZZ_FAIL_IF(absl::StripAsciiWhitespace(record.caption).empty());
+    CF_FUZZ_FAIL_IF(!record.passthrough.is_object());
     for (const auto& [key, value] : record.passthrough.items()) {
       bool configured = false;
       for (const std::string& field : options.passthrough_fields) configured |= key == field;
-      if (!configured) __builtin_trap();
+      CF_FUZZ_FAIL_IF(!configured);
       (void)value.dump();  // what the output writer does with it
     }
   }
   const cf::caption::InputCounters& c = reader.counters();
-  if (records + c.bad_json + c.no_id + c.empty_caption > c.lines) __builtin_trap();
+  CF_FUZZ_FAIL_IF(records + c.bad_json + c.no_id + c.empty_caption > c.lines);
   return 0;
 }

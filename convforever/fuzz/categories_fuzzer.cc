@@ -12,26 +12,27 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "convforever/caption/categories.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   const auto parsed = cf::caption::ParseCategories(text, "fuzz.txt");
   if (!parsed.ok()) {
-    if (!absl::IsInvalidArgument(parsed.status())) __builtin_trap();
+    CF_FUZZ_FAIL_IF(!absl::IsInvalidArgument(parsed.status()));
     return 0;
   }
   const std::vector<std::string>& names = *parsed;
-  if (names.empty()) __builtin_trap();
+  CF_FUZZ_FAIL_IF(names.empty());
   std::set<std::string> seen;
   for (const std::string& name : names) {
-    if (name.empty() || name != absl::StripAsciiWhitespace(name)) __builtin_trap();
+    CF_FUZZ_FAIL_IF(name.empty() || name != absl::StripAsciiWhitespace(name));
     for (char c : name) {
-      if (c == '"' || static_cast<unsigned char>(c) < 0x20) __builtin_trap();
+      CF_FUZZ_FAIL_IF(c == '"' || static_cast<unsigned char>(c) < 0x20);
     }
     const std::string lower = absl::AsciiStrToLower(name);
-    if (lower == cf::caption::kUnknownLabel || !seen.insert(lower).second) __builtin_trap();
+    CF_FUZZ_FAIL_IF(lower == cf::caption::kUnknownLabel || !seen.insert(lower).second);
   }
   const auto again = cf::caption::ParseCategories(absl::StrJoin(names, "\n"), "again.txt");
-  if (!again.ok() || *again != names) __builtin_trap();
+  CF_FUZZ_FAIL_IF(!again.ok() || *again != names);
   return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "convforever/data/source.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -23,14 +24,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     spec.cifar100_labels = l.labels;
     auto batch = cf::data::ParseCifarBatch(bytes, spec, "fuzz.bin");
     if (!batch.ok()) continue;
-    if (batch->label_bytes != l.label_bytes || batch->record_bytes != l.label_bytes + 3072) __builtin_trap();
-    if (batch->labels.empty() || batch->labels.size() * batch->record_bytes != size) __builtin_trap();
+    CF_FUZZ_FAIL_IF(batch->label_bytes != l.label_bytes || batch->record_bytes != l.label_bytes + 3072);
+    CF_FUZZ_FAIL_IF(batch->labels.empty() || batch->labels.size() * batch->record_bytes != size);
     for (size_t i = 0; i < batch->labels.size(); ++i) {
       const int label = batch->labels[i];
-      if (label < 0 || label >= l.classes) __builtin_trap();
+      CF_FUZZ_FAIL_IF(label < 0 || label >= l.classes);
       // The label is the record's own byte (CIFAR-100: the second one for fine labels).
       const size_t at = i * batch->record_bytes + (l.label_bytes == 2 && std::string(l.labels) == "fine");
-      if (data[at] != label) __builtin_trap();
+      CF_FUZZ_FAIL_IF(data[at] != label);
     }
   }
   return 0;

@@ -12,28 +12,21 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "convforever/data/source.h"
-
-namespace {
-
-void Check(bool ok) {
-  if (!ok) __builtin_trap();
-}
-
-}  // namespace
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   auto names = cf::data::ParseClassList(text, "fuzz.txt");
   if (!names.ok()) return 0;
-  Check(!names->empty());
+  CF_FUZZ_CHECK(!names->empty());
   std::set<std::string> seen;
   for (const std::string& name : *names) {
-    Check(!name.empty() && name[0] != '#');
-    Check(absl::StripAsciiWhitespace(name) == name);
-    Check(name.find('\n') == std::string::npos);
-    Check(seen.insert(name).second);
+    CF_FUZZ_CHECK(!name.empty() && name[0] != '#');
+    CF_FUZZ_CHECK(absl::StripAsciiWhitespace(name) == name);
+    CF_FUZZ_CHECK(name.find('\n') == std::string::npos);
+    CF_FUZZ_CHECK(seen.insert(name).second);
   }
   auto again = cf::data::ParseClassList(absl::StrJoin(*names, "\n"), "again.txt");
-  Check(again.ok() && *again == *names);
+  CF_FUZZ_CHECK(again.ok() && *again == *names);
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "convforever/optim/deepspeed_config.h"
 #include "glog/logging.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   FLAGS_minloglevel = google::GLOG_ERROR;  // the one warning about unsupported keys
@@ -53,24 +54,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const cf::optim::DeepSpeedConfig& c = *config;
   if (c.train_batch_size <= 0 || c.micro_batch_per_gpu <= 0 || c.gradient_accumulation_steps <= 0 ||
       c.world_size != flags.world_size) {
-    __builtin_trap();
+    CF_FUZZ_FAIL("batch sizes positive, world size as given");
   }
   int64_t product;
   if (__builtin_mul_overflow(c.micro_batch_per_gpu, c.gradient_accumulation_steps, &product) ||
       __builtin_mul_overflow(product, c.world_size, &product) || product != c.train_batch_size) {
-    __builtin_trap();
+    CF_FUZZ_FAIL("train_batch_size = micro x accumulation x world");
   }
   if (c.has_optimizer) {
     const auto& o = c.optimizer;
     if (!(o.lr >= 0) || !(o.eps >= 0) || !(o.weight_decay >= 0) || !(o.beta1 >= 0 && o.beta1 < 1) ||
         !(o.beta2 >= 0 && o.beta2 < 1) || !(o.momentum >= 0)) {
-      __builtin_trap();
+      CF_FUZZ_FAIL("optimizer hyper-parameters in range");
     }
   }
-  if (c.fp16 && c.bf16) __builtin_trap();
-  if (c.loss_scaler.enabled != c.fp16) __builtin_trap();
-  if (c.zero_stage < 0 || c.zero_stage > 3) __builtin_trap();
-  if (c.offload_optimizer_device != "none" && c.offload_optimizer_device != "cpu") __builtin_trap();
-  if (!(c.gradient_clipping >= 0)) __builtin_trap();
+  CF_FUZZ_FAIL_IF(c.fp16 && c.bf16);
+  CF_FUZZ_FAIL_IF(c.loss_scaler.enabled != c.fp16);
+  CF_FUZZ_FAIL_IF(c.zero_stage < 0 || c.zero_stage > 3);
+  CF_FUZZ_FAIL_IF(c.offload_optimizer_device != "none" && c.offload_optimizer_device != "cpu");
+  CF_FUZZ_FAIL_IF(!(c.gradient_clipping >= 0));
   return 0;
 }

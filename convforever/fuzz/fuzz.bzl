@@ -14,7 +14,7 @@ def cf_fuzzer(name, srcs, deps = []):
         name = name + "_target",
         testonly = True,
         srcs = srcs,
-        deps = deps,
+        deps = deps + [":check"],
         alwayslink = True,
     )
     native.cc_binary(

@@ -17,12 +17,13 @@
 #include "absl/time/time.h"
 #include "convforever/http/headers.h"
 #include "convforever/http/retry.h"
+#include "convforever/fuzz/check.h"
 
 namespace {
 
 void CheckHint(const std::optional<absl::Duration>& hint) {
   if (hint.has_value() && (*hint < absl::ZeroDuration() || *hint > cf::http::kMaxServerHint)) {
-    __builtin_trap();
+    CF_FUZZ_FAIL("hint in [0, kMaxServerHint]");
   }
 }
 
@@ -42,12 +43,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cf::http::Headers headers;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     cf::http::AddHeaderLine(absl::StrCat(line, "\n"), &headers);
-    if (absl::StartsWith(line, "HTTP/") && !headers.empty()) __builtin_trap();
+    CF_FUZZ_FAIL_IF(absl::StartsWith(line, "HTTP/") && !headers.empty());
   }
   for (const auto& [name, value] : headers.entries()) {
     if (name != absl::StripAsciiWhitespace(name) || value != absl::StripAsciiWhitespace(value) ||
         absl::StrContains(name, ':')) {
-      __builtin_trap();
+      CF_FUZZ_FAIL("header names and values trimmed, names without ':'");
     }
   }
   CheckHint(cf::http::RetryHintFromHeaders(headers, now));

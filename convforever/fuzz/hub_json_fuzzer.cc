@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "convforever/hub/hub_client.h"
 #include "convforever/hub/hub_json.h"
+#include "convforever/fuzz/check.h"
 
 namespace {
 
@@ -35,10 +36,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view body(reinterpret_cast<const char*>(data), size);
 
   const auto who = cf::hub::ParseWhoAmI(body);
-  if (!who.ok() && !absl::IsDataLoss(who.status())) __builtin_trap();
+  CF_FUZZ_FAIL_IF(!who.ok() && !absl::IsDataLoss(who.status()));
 
   const auto files = cf::hub::ParsePreupload(body);
-  if (!files.ok() && !absl::IsDataLoss(files.status())) __builtin_trap();
+  CF_FUZZ_FAIL_IF(!files.ok() && !absl::IsDataLoss(files.status()));
 
   (void)cf::hub::ParseCommit(body);
 
@@ -46,21 +47,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto batch = cf::hub::ParseLfsBatch(body, objects);
   if (!batch.ok()) {
     if (!absl::IsDataLoss(batch.status()) && !absl::IsFailedPrecondition(batch.status())) {
-      __builtin_trap();
+      CF_FUZZ_FAIL("a bad LFS batch answer is DATA_LOSS or FAILED_PRECONDITION");
     }
     return 0;
   }
-  if (batch->size() != objects.size()) __builtin_trap();
+  CF_FUZZ_FAIL_IF(batch->size() != objects.size());
   for (size_t i = 0; i < objects.size(); ++i) {
     const cf::hub::LfsTransfer& t = (*batch)[i];
-    if (t.chunk_size < 0) __builtin_trap();
+    CF_FUZZ_FAIL_IF(t.chunk_size < 0);
     if (t.chunk_size == 0) {
-      if (!t.part_urls.empty()) __builtin_trap();
+      CF_FUZZ_FAIL_IF(!t.part_urls.empty());
       continue;
     }
-    if (!t.upload) __builtin_trap();
+    CF_FUZZ_FAIL_IF(!t.upload);
     const int64_t n = objects[i].size / t.chunk_size + (objects[i].size % t.chunk_size != 0);
-    if (static_cast<int64_t>(t.part_urls.size()) != n) __builtin_trap();
+    CF_FUZZ_FAIL_IF(static_cast<int64_t>(t.part_urls.size()) != n);
   }
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "convforever/data/decode.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
@@ -16,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int min_side = (size & 2) ? 24 : 0;
   auto img = cf::data::DecodeImage(bytes, channels, min_side, "fuzz.img");
   if (!img.ok()) return 0;
-  if (img->c != channels || img->h <= 0 || img->w <= 0) __builtin_trap();
-  if (static_cast<int64_t>(img->h) * img->w > cf::data::kMaxImagePixels) __builtin_trap();
-  if (img->pixels.size() != static_cast<size_t>(img->h) * img->w * img->c) __builtin_trap();
+  CF_FUZZ_FAIL_IF(img->c != channels || img->h <= 0 || img->w <= 0);
+  CF_FUZZ_FAIL_IF(static_cast<int64_t>(img->h) * img->w > cf::data::kMaxImagePixels);
+  CF_FUZZ_FAIL_IF(img->pixels.size() != static_cast<size_t>(img->h) * img->w * img->c);
   return 0;
 }

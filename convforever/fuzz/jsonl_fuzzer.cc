@@ -14,14 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "convforever/data/source.h"
-
-namespace {
-
-void Check(bool ok) {
-  if (!ok) __builtin_trap();
-}
-
-}  // namespace
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
@@ -36,20 +29,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     spec.skip_malformed = true;
     auto lax = cf::data::ParseJsonlRecords(text, spec, classes);
     if (strict.ok()) {
-      Check(lax.ok() && lax->items.size() == strict->items.size());
-      Check(strict->excluded.count("malformed_line") == 0);
+      CF_FUZZ_CHECK(lax.ok() && lax->items.size() == strict->items.size());
+      CF_FUZZ_CHECK(strict->excluded.count("malformed_line") == 0);
     }
     if (!lax.ok()) continue;
-    Check(!lax->items.empty());
+    CF_FUZZ_CHECK(!lax->items.empty());
     int64_t outcomes = static_cast<int64_t>(lax->items.size());
     for (const auto& [reason, count] : lax->excluded) {
-      Check(count > 0);
+      CF_FUZZ_CHECK(count > 0);
       outcomes += count;
     }
-    Check(outcomes <= lines);
+    CF_FUZZ_CHECK(outcomes <= lines);
     for (const auto& item : lax->items) {
-      Check(!item.location.empty());
-      Check(item.label >= 0 && item.label < num_classes);
+      CF_FUZZ_CHECK(!item.location.empty());
+      CF_FUZZ_CHECK(item.label >= 0 && item.label < num_classes);
     }
   }
   return 0;

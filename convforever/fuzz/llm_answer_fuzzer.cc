@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "convforever/caption/prompt.h"
 #include "nlohmann/json.hpp"
+#include "convforever/fuzz/check.h"
 
 namespace {
 
@@ -64,9 +65,9 @@ int ReferenceText(absl::string_view answer, const std::vector<std::string>& cate
 
 void CheckMatch(absl::string_view answer, const std::vector<std::string>& categories, bool json_mode) {
   const int id = cf::caption::MatchCategory(answer, categories, json_mode);
-  if (id < -1 || id >= static_cast<int>(categories.size())) __builtin_trap();
+  CF_FUZZ_FAIL_IF(id < -1 || id >= static_cast<int>(categories.size()));
   if (!json_mode) {
-    if (id != ReferenceText(answer, categories)) __builtin_trap();
+    CF_FUZZ_FAIL_IF(id != ReferenceText(answer, categories));
     return;
   }
   if (id < 0) return;
@@ -74,7 +75,7 @@ void CheckMatch(absl::string_view answer, const std::vector<std::string>& catego
   const auto doc = nlohmann::json::parse(trimmed, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object() || doc.size() != 1 || !doc.contains("category") ||
       doc["category"] != categories[id]) {
-    __builtin_trap();
+    CF_FUZZ_FAIL("a JSON-mode match is exactly {\"category\": <that category>}");
   }
 }
 
@@ -89,9 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto completion = cf::caption::ParseCompletion(body);
   if (completion.ok()) {
     for (int64_t n : {completion->prompt_tokens, completion->completion_tokens}) {
-      if (n < 0 || n > cf::caption::kMaxTokenCount) __builtin_trap();
+      CF_FUZZ_FAIL_IF(n < 0 || n > cf::caption::kMaxTokenCount);
     }
-    if (completion->total_tokens < 0) __builtin_trap();
+    CF_FUZZ_FAIL_IF(completion->total_tokens < 0);
     CheckMatch(completion->content, categories, json_mode);
   } else {
     const absl::Status& s = completion.status();
@@ -103,7 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ((absl::IsUnavailable(s) || absl::IsUnauthenticated(s) || absl::IsFailedPrecondition(s) ||
           absl::IsPermissionDenied(s)) &&
          absl::StartsWith(m, "API error "));
-    if (!documented) __builtin_trap();
+    CF_FUZZ_FAIL_IF(!documented);
   }
   CheckMatch(body, categories, json_mode);
   return 0;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "convforever/models/safetensors.h"
+#include "convforever/fuzz/check.h"
 
 namespace {
 
@@ -38,13 +39,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::memcpy(&header, data, sizeof(header));  // a file that parsed has its 8-byte length
   size_t tensor_bytes = 0;
   for (const auto& [name, tensor] : file->tensors) tensor_bytes += tensor.nbytes();
-  if (8 + header + tensor_bytes != size) __builtin_trap();
+  CF_FUZZ_FAIL_IF(8 + header + tensor_bytes != size);
 
   absl::StatusOr<std::string> again = cf::models::SerializeSafetensors(file->tensors, file->metadata);
-  if (!again.ok()) __builtin_trap();
+  CF_FUZZ_FAIL_IF(!again.ok());
   absl::StatusOr<cf::models::SafetensorsFile> reread = cf::models::ParseSafetensors(*again, "<reserialized>");
   if (!reread.ok() || !SameTensors(file->tensors, reread->tensors) || reread->metadata != file->metadata) {
-    __builtin_trap();
+    CF_FUZZ_FAIL("reserializing and parsing gives the same tensors and metadata");
   }
   return 0;
 }

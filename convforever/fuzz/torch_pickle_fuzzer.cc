@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include "convforever/models/torch_pickle.h"
+#include "convforever/fuzz/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kStorage(64, '\x3f');
@@ -23,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       cf::models::ParseTorchPickleStateDict(pickle, read, "<fuzz>");
   if (!tensors.ok()) return 0;
   for (const auto& [name, tensor] : *tensors) {
-    if (!tensor.is_contiguous() || tensor.nbytes() > kStorage.size()) __builtin_trap();
+    CF_FUZZ_FAIL_IF(!tensor.is_contiguous() || tensor.nbytes() > kStorage.size());
   }
   return 0;
 }

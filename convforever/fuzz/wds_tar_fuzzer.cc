@@ -16,12 +16,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "convforever/data/wds.h"
+#include "convforever/fuzz/check.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) __builtin_trap();
-}
 
 constexpr char kShard[] = "https://hub.example/shard-000000.tar";
 
@@ -31,7 +29,7 @@ const cf::data::WdsSource& Source() {
     cf::data::DatasetSpec spec{"wds", kShard};
     spec.num_classes = 10;
     auto s = cf::data::WdsSource::Open(spec);
-    Check(s.ok());
+    CF_FUZZ_CHECK(s.ok());
     return s->release();
   }();
   return *source;
@@ -46,13 +44,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::atomic<bool> cancel{false};
   const int64_t max_member = cf::data::DatasetSpec().wds_max_member_bytes;
   auto emit = [&](cf::data::FetchResult r) {
-    Check(r.record.ok());
-    Check(!r.record->encoded.empty() && static_cast<int64_t>(r.record->encoded.size()) <= max_member);
-    Check(r.record->label >= 0 && r.record->label < source.num_classes());
-    Check(absl::StartsWith(r.record->key, std::string(kShard) + ":"));
+    CF_FUZZ_CHECK(r.record.ok());
+    CF_FUZZ_CHECK(!r.record->encoded.empty() && static_cast<int64_t>(r.record->encoded.size()) <= max_member);
+    CF_FUZZ_CHECK(r.record->label >= 0 && r.record->label < source.num_classes());
+    CF_FUZZ_CHECK(absl::StartsWith(r.record->key, std::string(kShard) + ":"));
     return true;
   };
-  Check(source.ReadShardBytes(bytes, kShard, emit, &skipped, cancel));
-  for (const auto& [reason, count] : skipped) Check(count > 0);
+  CF_FUZZ_CHECK(source.ReadShardBytes(bytes, kShard, emit, &skipped, cancel));
+  for (const auto& [reason, count] : skipped) CF_FUZZ_CHECK(count > 0);
   return 0;
 }
