@@ -1,5 +1,7 @@
 #include "convforever/caption/records.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "convforever/base/json_limits.h"
@@ -14,10 +16,46 @@ void RecordReader::Skip(int64_t* counter, const char* why) {
   if (logged_++ < 5) LOG(WARNING) << source_ << ":" << counters_.lines << ": skipped: " << why;
 }
 
+namespace {
+
+// std::getline without its unbounded allocation: reads one line (its '\n' consumed, not stored)
+// keeping at most `max_bytes` of it in *line; *too_long says that more was read and dropped.
+// False at the end of the input (or on a read error: the stream's bad()).
+bool ReadLineBounded(std::istream& in, size_t max_bytes, std::string* line, bool* too_long) {
+  line->clear();
+  *too_long = false;
+  char buf[64 << 10];
+  bool read_any = false;
+  for (;;) {
+    in.getline(buf, sizeof(buf));
+    const size_t got = static_cast<size_t>(in.gcount());
+    const bool ended = !in.fail();  // the '\n' was found (and counted in gcount)
+    const bool full = in.fail() && !in.eof() && !in.bad() && got == sizeof(buf) - 1;
+    const size_t stored = ended && !in.eof() ? got - 1 : got;
+    read_any = read_any || got > 0;
+    const size_t keep = std::min(stored, max_bytes - std::min(max_bytes, line->size()));
+    line->append(buf, keep);
+    *too_long = *too_long || keep < stored;
+    if (full) {
+      in.clear(in.rdstate() & ~std::ios::failbit);  // only the buffer filled: the line goes on
+      continue;
+    }
+    if (ended) return true;
+    return read_any && !in.bad();  // the last line, without a '\n', or the end
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<bool> RecordReader::Next(CaptionRecord* record) {
   std::string line;
-  while (std::getline(*in_, line)) {
+  bool too_long = false;
+  while (ReadLineBounded(*in_, options_.max_line_bytes, &line, &too_long)) {
     ++counters_.lines;
+    if (too_long) {
+      Skip(&counters_.bad_json, "line longer than max_line_bytes (not read into memory)");
+      continue;
+    }
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     // Passthrough fields are copied and later dumped, both recursive: a line nested a million
     // deep would overflow the stack. Such a line is skipped like any other bad JSON.

@@ -3,9 +3,10 @@
 // The id and caption fields are configurable; an id may be a string or an integer (kept as
 // written, and keyed by its JSON text for de-duplication). Passthrough fields (default `url`,
 // `path`) are copied to the output untouched. A line that is not a JSON object (or is past the
-// limits of base/json_limits.h: nested deeper than 64 levels), has no id, or has an
-// empty/missing caption is skipped and counted, and the first few are logged with their
-// line number; reading never fails on bad records, only on I/O errors. Not thread-safe.
+// limits of base/json_limits.h: nested deeper than 64 levels), is longer than max_line_bytes
+// (read through, never held), has no id, or has an empty/missing caption is skipped and counted
+// (the first two as bad JSON), and the first few are logged with their line number; reading
+// never fails on bad records, only on I/O errors. Not thread-safe.
 #ifndef CONVFOREVER_CAPTION_RECORDS_H_
 #define CONVFOREVER_CAPTION_RECORDS_H_
 
@@ -23,6 +24,9 @@ struct InputOptions {
   std::string caption_field = "caption";
   std::string id_field = "id";
   std::vector<std::string> passthrough_fields = {"url", "path"};
+  // A longer line is skipped without being held in memory (a caption record is a few hundred
+  // bytes; a line of gigabytes is a broken or hostile input).
+  size_t max_line_bytes = size_t{64} << 20;
 };
 
 struct CaptionRecord {

@@ -60,5 +60,45 @@ TEST(RecordReaderTest, DeeplyNestedLineIsSkipped) {
   EXPECT_EQ(reader.counters().bad_json, 1);
 }
 
+// Lines are read in 64 KiB pieces: a record longer than one piece comes back whole, a line over
+// max_line_bytes is skipped (and read through, not held) and the next line is read as usual.
+TEST(RecordReaderTest, LongLinesAreReadWholeAndTooLongOnesSkipped) {
+  const std::string long_caption(200'000, 'c');
+  const std::string too_long = "{\"id\": 2, \"caption\": \"" + std::string(300'000, 'x') + "\"}";
+  std::istringstream in("{\"id\": 1, \"caption\": \"" + long_caption + "\"}\n" + too_long + "\n" +
+                        "{\"id\": 3, \"caption\": \"a cat\"}");
+  InputOptions options;
+  options.max_line_bytes = 250'000;
+  RecordReader reader(&in, "long.jsonl", options);
+  CaptionRecord r;
+  ASSERT_TRUE(reader.Next(&r).value());
+  EXPECT_EQ(r.id_key, "1");
+  EXPECT_EQ(r.caption, long_caption);
+  ASSERT_TRUE(reader.Next(&r).value());
+  EXPECT_EQ(r.id_key, "3");
+  EXPECT_EQ(r.line, 3);
+  EXPECT_EQ(r.caption, "a cat");
+  EXPECT_FALSE(reader.Next(&r).value());
+  EXPECT_EQ(reader.counters().lines, 3);
+  EXPECT_EQ(reader.counters().bad_json, 1);
+}
+
+// A line of exactly one 64 KiB piece (65,535 bytes, then '\n') ends there: the '\n' is not taken
+// for the start of another line.
+TEST(RecordReaderTest, ALineFillingExactlyOnePieceEndsAtItsNewline) {
+  const std::string head = "{\"id\": 1, \"caption\": \"";
+  const std::string caption(65'535 - head.size() - 2, 'c');
+  std::istringstream in(head + caption + "\"}\n{\"id\": 2, \"caption\": \"b\"}\n");
+  RecordReader reader(&in, "piece.jsonl", {});
+  CaptionRecord r;
+  ASSERT_TRUE(reader.Next(&r).value());
+  EXPECT_EQ(r.caption, caption);
+  ASSERT_TRUE(reader.Next(&r).value());
+  EXPECT_EQ(r.line, 2);
+  EXPECT_FALSE(reader.Next(&r).value());
+  EXPECT_EQ(reader.counters().lines, 2);
+  EXPECT_EQ(reader.counters().bad_json, 0);
+}
+
 }  // namespace
 }  // namespace cf::caption
