@@ -258,9 +258,8 @@ absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec)
   if (num_classes <= 0) {
     return absl::InvalidArgumentError("jsonl dataset " + spec.path + " needs a class list or num_classes > 0");
   }
-  auto text = ReadFile(spec.path);
-  if (!text.ok()) return absl::NotFoundError("cannot open JSONL file " + spec.path);
-  ASSIGN_OR_RETURN(JsonlRecords records, ParseJsonlRecords(*text, spec, classes));
+  ASSIGN_OR_RETURN(const std::string text, ReadFile(spec.path));  // NOT_FOUND, or DATA_LOSS on a read error
+  ASSIGN_OR_RETURN(JsonlRecords records, ParseJsonlRecords(text, spec, classes));
   std::vector<Item> items;
   items.reserve(records.items.size());
   for (auto& it : records.items) items.push_back({std::move(it.location), it.label});
