@@ -35,8 +35,7 @@ absl::StatusOr<Json> ReadJsonFile(const std::string& path) {
   return j;
 }
 
-absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double best_metric,
-                                  RunSetup* run) {
+absl::Status WriteCheckpointFiles(const std::string& dir, const LoopState& loop, RunSetup* run) {
   RETURN_IF_ERROR(models::WriteSafetensors(dir + "/model.safetensors", run->model().StateDict(),
                                            kPtFormat));
   ASSIGN_OR_RETURN(std::string model_config, models::ConfigJson(run->model(), models::WeightFormat::kTimm,
@@ -44,10 +43,11 @@ absl::Status WriteCheckpointFiles(const std::string& dir, int64_t step, double b
   RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/config.json", model_config));
   ASSIGN_OR_RETURN(RngState rng, CaptureRngState({}));
   Json state = {{"format_version", kTrainStateFormatVersion},
-                {"step", step},
+                {"step", loop.step},
                 {"epoch", run->epoch()},
                 {"loader", Json::parse(run->train_loader().state().ToJson())},
-                {"best_metric", JsonNumberOrString(best_metric)},
+                {"best_metric", JsonNumberOrString(loop.best_metric)},
+                {"train_seconds", loop.train_seconds},
                 {"rng", absl::Base64Escape(EncodeRngState(rng))}};
   if (run->zero() != nullptr) {
     // The optimizer state is in the ranks' zero_rank<r>_of<W>.pt files (SaveShardedTrainState).
@@ -175,8 +175,9 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
 // A failure on one rank still takes part in all three, so every rank returns an error together.
 // Only a rank that dies or hangs leaves the others to the communicator's timeout (its error names
 // the rank).
-absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, double best_metric,
+absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is_best,
                                                   RunSetup* run) {
+  const int64_t step = loop.step;
   dist::Communicator* comm = run->comm();
   absl::StatusOr<std::string> saved = std::string();
   if (run->is_main()) {
@@ -188,7 +189,7 @@ absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, do
           writer_ran = true;
           comm_status = comm->Barrier();
           if (!comm_status.ok()) return comm_status;
-          absl::Status s = WriteCheckpointFiles(dir, step, best_metric, run);
+          absl::Status s = WriteCheckpointFiles(dir, loop, run);
           if (s.ok()) s = run->zero()->SaveShard(dir);
           absl::StatusOr<bool> others_failed = run->AnyRank(!s.ok());
           if (!others_failed.ok()) comm_status = others_failed.status();
@@ -199,7 +200,7 @@ absl::StatusOr<std::string> SaveShardedTrainState(int64_t step, bool is_best, do
           }
           return absl::OkStatus();
         },
-        is_best, best_metric);
+        is_best, loop.best_metric);
     if (!comm_status.ok()) return comm_status;
     if (!writer_ran) {  // Save failed before its writer: still meet the other ranks
       RETURN_IF_ERROR(comm->Barrier());
@@ -259,18 +260,16 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
-                                           RunSetup* run) {
-  if (run->zero() != nullptr) return SaveShardedTrainState(step, is_best, best_metric, run);
+absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run) {
+  if (run->zero() != nullptr) return SaveShardedTrainState(loop, is_best, run);
   return run->checkpoints().Save(
-      step,
-      [&](const std::string& dir) { return WriteCheckpointFiles(dir, step, best_metric, run); },
-      is_best, best_metric);
+      loop.step, [&](const std::string& dir) { return WriteCheckpointFiles(dir, loop, run); },
+      is_best, loop.best_metric);
 }
 
-absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume, RunSetup* run) {
+absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resume, RunSetup* run) {
   ASSIGN_OR_RETURN(std::string dir, ResolveCheckpointDir(resume, run));
-  if (dir.empty()) return std::optional<int64_t>();
+  if (dir.empty()) return std::optional<LoopState>();
   ASSIGN_OR_RETURN(Json state, ReadJsonFile(dir + "/trainer_state.json"));
   if (state.value("format_version", 0) != kTrainStateFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -302,7 +301,14 @@ absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume,
     RETURN_IF_ERROR(run->train_loader().Restore(loader));
     run->set_epoch(state.at("epoch").get<int64_t>());
     run->set_trackio_run_id(state.value("trackio_run_id", ""));
-    return std::optional<int64_t>(state.at("step").get<int64_t>());
+    LoopState loop;
+    loop.step = state.at("step").get<int64_t>();
+    // best_metric is a number, or a string for a non-finite value (JsonNumberOrString): no
+    // evaluation has given a real one yet, so 0 (every real top-1 beats it).
+    const Json& best = state.at("best_metric");
+    loop.best_metric = best.is_number() ? best.get<double>() : 0.0;
+    loop.train_seconds = state.value("train_seconds", 0.0);
+    return std::optional<LoopState>(loop);
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat(dir, "/trainer_state.json: ", e.what()));
   } catch (const c10::Error& e) {

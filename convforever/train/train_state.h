@@ -33,14 +33,21 @@ namespace cf::train {
 
 inline constexpr int kTrainStateFormatVersion = 1;
 
-// Writes a checkpoint of `run` at `step`; returns its directory. Called by rank 0 only, or by
-// every rank under ZeRO.
-absl::StatusOr<std::string> SaveTrainState(int64_t step, bool is_best, double best_metric,
-                                           RunSetup* run);
+// What the trainer's loop keeps besides the parts RunSetup owns.
+struct LoopState {
+  int64_t step = 0;
+  double best_metric = 0;    // best held-out top-1 so far (raw or EMA), what best.json points at
+  double train_seconds = 0;  // training-loop wall time of this run so far, over all its resumes
+};
+
+// Writes a checkpoint of `run` at `loop.step`; returns its directory. Called by rank 0 only, or
+// by every rank under ZeRO.
+absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run);
 
 // `resume` is "auto" (newest complete checkpoint under the run directory; none = nullopt) or a
-// checkpoint directory. Returns the step to continue from.
-absl::StatusOr<std::optional<int64_t>> LoadTrainState(const std::string& resume, RunSetup* run);
+// checkpoint directory. Returns the loop state to continue from (checkpoints written before the
+// loop state had `train_seconds` resume with 0 there).
+absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resume, RunSetup* run);
 
 // Copies `tensors` into the model's parameters and buffers (timm names), strictly: every model
 // tensor must be present with its shape; extra names are errors. `source` names the file.

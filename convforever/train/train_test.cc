@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -207,6 +208,76 @@ TEST(TrainerResume, KilledRunResumesToIdenticalLosses) {
   }
 }
 
+nlohmann::json ReadJson(const std::string& path) {
+  nlohmann::json j = nlohmann::json::parse(ReadFile(path), nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << path << " is not JSON:\n" << ReadFile(path);
+  return j;
+}
+
+// A resumed run keeps the best result of the run before it: best.json keeps pointing at the best
+// checkpoint (it is not rotated away) when nothing after the resume beats it. The checkpoint's
+// best metric is raised to 1.0, which no later evaluation can exceed, so nothing after the resume
+// is a new best (a resume that forgot the best took its first evaluation for one).
+TEST(TrainerResume, ResumeRemembersTheBestCheckpoint) {
+  const std::string dir = TempDir("resume_best");
+  const std::string run_dir = dir + "/run";
+  const std::vector<std::string> base =
+      With(SmallRun(run_dir), {"--eval_every_steps=4", "--checkpoint_every_steps=4",
+                               "--keep_checkpoints=1", "--lr_scheduler_type=constant"});
+  Outcome first = RunTrainer(With(base, {"--max_steps=4"}), dir);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string best_dir = run_dir + "/checkpoints/step-00000004";
+  nlohmann::json state = ReadJson(best_dir + "/trainer_state.json");
+  state["best_metric"] = 1.0;
+  std::ofstream(best_dir + "/trainer_state.json") << state.dump();
+  nlohmann::json best = ReadJson(run_dir + "/checkpoints/best.json");
+  ASSERT_EQ(best.value("dir", ""), "step-00000004") << best;
+  best["metric"] = 1.0;
+  std::ofstream(run_dir + "/checkpoints/best.json") << best.dump();
+
+  Outcome resumed = RunTrainer(With(base, {"--max_steps=12", "--resume=auto"}), dir);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("best top-1 so far 100.00%"), std::string::npos) << resumed.output;
+  best = ReadJson(run_dir + "/checkpoints/best.json");
+  EXPECT_EQ(best.value("dir", ""), "step-00000004") << best;
+  EXPECT_TRUE(fs::exists(best_dir + "/DONE")) << "the best checkpoint was rotated away";
+  EXPECT_TRUE(fs::exists(run_dir + "/checkpoints/step-00000012/DONE"));
+  const nlohmann::json summary = ReadJson(run_dir + "/summary.json");
+  EXPECT_DOUBLE_EQ(summary.value("best_top1", 0.0), 1.0) << summary;
+}
+
+// summary.json after a complete run: the counts agree with the flags and the printed figures,
+// and the FLOPs are 6 x MACs x samples.
+TEST(TrainerSummary, CompleteRunWritesItsSummary) {
+  const std::string dir = TempDir("summary");
+  Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--max_steps=5"}), dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json s = ReadJson(dir + "/run/summary.json");
+  EXPECT_EQ(s.value("format", ""), "convforever.summary/1");
+  EXPECT_TRUE(s.value("completed", false)) << s;
+  EXPECT_FALSE(s.value("stopped_by_signal", true));
+  EXPECT_EQ(s.value("model", ""), "simple_cnn");
+  EXPECT_EQ(s.value("steps", 0), 5);
+  EXPECT_EQ(s.value("total_steps", 0), 5);
+  EXPECT_EQ(s.value("samples_seen", 0), 5 * 8);
+  EXPECT_EQ(s.value("world_size", 0), 1);
+  EXPECT_GT(s.value("params", 0), 1000);
+  const double gmacs = s.value("gmacs_per_image", 0.0);
+  EXPECT_GT(gmacs, 0);
+  EXPECT_NEAR(s.value("train_flops", 0.0), 6 * gmacs * 1e9 * 40, 1e-6 * 6 * gmacs * 1e9 * 40);
+  EXPECT_GT(s.value("wall_seconds", 0.0), 0);
+  EXPECT_GT(s.value("images_per_sec", 0.0), 0);
+  ASSERT_TRUE(s.contains("final_eval")) << s;
+  EXPECT_GT(s["final_eval"].value("samples", 0), 0);
+  const double top1 = s["final_eval"].value("top1", -1.0);
+  char printed[64];
+  std::snprintf(printed, sizeof(printed), "test top-1 %.2f%%", 100 * top1);
+  EXPECT_NE(r.output.find(printed), std::string::npos) << printed << "\n" << r.output;
+  EXPECT_DOUBLE_EQ(s.value("best_top1", -1.0), top1);
+  EXPECT_TRUE(s["final_train_loss"].is_number()) << s;
+  EXPECT_FALSE(s.contains("final_eval_ema"));
+}
+
 TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
   const std::string dir = TempDir("sigterm");
   const std::string run_dir = dir + "/run";
@@ -228,6 +299,9 @@ TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
     found_checkpoint |= fs::exists(entry.path() / "DONE");
   }
   EXPECT_TRUE(found_checkpoint);
+  const nlohmann::json summary = ReadJson(run_dir + "/summary.json");
+  EXPECT_FALSE(summary.value("completed", true)) << summary;
+  EXPECT_TRUE(summary.value("stopped_by_signal", false)) << summary;
 }
 
 // One optimizer step over micro-batch 4 x accumulation 4 equals one step over batch 16: the same

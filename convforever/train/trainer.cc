@@ -11,7 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "convforever/base/allocator.h"
+#include "convforever/base/atomic_file.h"
 #include "convforever/base/progress.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
@@ -19,7 +21,9 @@
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
 #include "convforever/train/run_setup.h"
+#include "convforever/models/registry.h"
 #include "convforever/models/safetensors.h"
+#include "convforever/train/summary.h"
 #include "convforever/train/train_state.h"
 #include "glog/logging.h"
 
@@ -54,6 +58,7 @@ class Trainer {
   explicit Trainer(const TrainerOptions& o) : o_(o) {}
 
   absl::StatusOr<TrainResult> Run() {
+    start_ = absl::Now();
     ASSIGN_OR_RETURN(run_, RunSetup::Create(o_));
     RETURN_IF_ERROR(MaybeResume());
     RETURN_IF_ERROR(run_->OpenOutputs(step_));
@@ -69,13 +74,18 @@ class Trainer {
  private:
   absl::Status MaybeResume() {
     if (o_.resume.empty()) return run_->StartEpoch(0);
-    ASSIGN_OR_RETURN(std::optional<int64_t> resumed, LoadTrainState(o_.resume, run_.get()));
+    ASSIGN_OR_RETURN(std::optional<LoopState> resumed, LoadTrainState(o_.resume, run_.get()));
     if (!resumed) {
       LOG(INFO) << "resume=auto: no complete checkpoint in " << o_.run_dir << ", starting fresh";
       return run_->StartEpoch(0);
     }
-    step_ = *resumed;
-    LOG(INFO) << "resumed at step " << step_ << " (epoch " << run_->epoch() << ")";
+    step_ = resumed->step;
+    // The best so far comes back too: without it the first evaluation after a resume would be
+    // "best" whatever its accuracy, and rotation would then delete the real best checkpoint.
+    result_.best_top1 = resumed->best_metric;
+    seconds_before_resume_ = resumed->train_seconds;
+    LOG(INFO) << "resumed at step " << step_ << " (epoch " << run_->epoch() << "), best top-1 so far "
+              << absl::StrFormat("%.2f%%", 100 * result_.best_top1);
     if (!o_.init_from.empty()) {
       LOG(INFO) << "init_from: ignored, the resumed checkpoint has its own weights";
     }
@@ -190,8 +200,8 @@ class Trainer {
     // Plain data parallel: identical state, rank 0 writes. ZeRO: every rank writes its shard of
     // the optimizer state into rank 0's checkpoint directory (train_state.cc).
     if (!run_->is_main() && run_->zero() == nullptr) return absl::OkStatus();
-    ASSIGN_OR_RETURN(result_.checkpoint_dir,
-                     SaveTrainState(step_, is_best_, result_.best_top1, run_.get()));
+    const LoopState loop{step_, result_.best_top1, TrainSeconds()};
+    ASSIGN_OR_RETURN(result_.checkpoint_dir, SaveTrainState(loop, is_best_, run_.get()));
     is_best_ = false;
     return absl::OkStatus();
   }
@@ -220,8 +230,26 @@ class Trainer {
     MaybeUploadSnapshot(/*final_snapshot=*/true);
     if (HubSync* hub = run_->hub()) (void)hub->Finish(absl::Minutes(10));  // logged inside
     result_.steps = step_;
+    result_.total_steps = run_->total_steps();
+    result_.world_size = run_->world_size();
+    result_.samples_seen = step_ * o_.micro_batch_size * o_.gradient_accumulation_steps *
+                           run_->world_size();
+    result_.params = models::CountParameters(run_->model());
+    result_.gmacs_per_image = run_->model().ForwardMacs(o_.image_size) / 1e9;
+    result_.train_seconds = TrainSeconds();
     run_->Close();
+    if (run_->is_main()) {
+      const std::string path = o_.run_dir + "/summary.json";
+      absl::Status s = base::WriteFileAtomically(path, RunSummaryJson(o_, result_).dump(2) + "\n");
+      if (!s.ok()) LOG(WARNING) << "run summary not written: " << s;
+    }
     return result_;
+  }
+
+  // Wall time of the training loop (setup, steps, evaluations, checkpoints) over this run's life,
+  // resumes included.
+  double TrainSeconds() const {
+    return seconds_before_resume_ + absl::ToDoubleSeconds(absl::Now() - start_);
   }
 
   const TrainerOptions& o_;
@@ -233,6 +261,8 @@ class Trainer {
   int64_t saved_at_step_ = -1;
   int64_t uploaded_at_step_ = -1;
   bool is_best_ = false;
+  absl::Time start_;
+  double seconds_before_resume_ = 0;
 };
 
 absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,

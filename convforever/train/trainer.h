@@ -150,6 +150,13 @@ struct TrainResult {
   std::string metrics_path;     // metrics.jsonl
   bool stopped_by_signal = false;
   std::vector<double> step_losses;  // mean training loss of each optimizer step run here
+  // What summary.json reports besides the above (filled in when the loop ends).
+  int64_t total_steps = 0;      // the planned step count
+  int world_size = 1;
+  int64_t samples_seen = 0;     // steps x micro batch x accumulation x ranks, resumes included
+  int64_t params = 0;
+  double gmacs_per_image = 0;   // forward, one image at the training image size
+  double train_seconds = 0;     // loop wall time over all resumes (setup, evals, checkpoints)
 };
 
 // Validates every option up front; an impossible combination is an error naming the option.
