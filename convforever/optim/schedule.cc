@@ -71,9 +71,9 @@ int64_t WarmupSteps(const ScheduleOptions& o) {
 absl::Status ValidateSchedule(const ScheduleOptions& o) {
   const std::string& t = o.type;
   if (t != "constant" && t != "cosine" && t != "linear" && t != "step" && t != "onecycle" &&
-      t != "ds_onecycle") {
+      t != "ds_onecycle" && t != "exponential") {
     return Bad("type", absl::StrCat("\"", t, "\" unknown: expected constant, cosine, linear, step, "
-                                    "onecycle or ds_onecycle"));
+                                    "onecycle, ds_onecycle or exponential"));
   }
   if (!(o.base_lr >= 0) || !std::isfinite(o.base_lr)) return Bad("base_lr", "must be finite and >= 0");
   if (!(o.min_lr >= 0) || o.min_lr > o.base_lr) return Bad("min_lr", "must be in [0, base_lr]");
@@ -111,6 +111,11 @@ absl::Status ValidateSchedule(const ScheduleOptions& o) {
                                            " leaves an empty phase"));
     }
   }
+  if (t == "exponential") {
+    if (!(o.min_lr > 0)) return Bad("min_lr", "must be > 0 for exponential (the sweep's start)");
+    if (o.total_steps < 2) return Bad("total_steps", "must be >= 2 for exponential");
+    if (WarmupSteps(o) != 0) return Bad("warmup_steps", "exponential has no warmup");
+  }
   if (t == "ds_onecycle") {
     if (o.cycle_first_step_size <= 0) return Bad("cycle_first_step_size", "must be > 0");
     if (o.cycle_second_step_size < 0) return Bad("cycle_second_step_size", "must be >= 0");
@@ -124,6 +129,11 @@ double LearningRate(const ScheduleOptions& o, int64_t step) {
   step = std::max<int64_t>(step, 0);
   if (o.type == "onecycle") return OneCycle(o, step);
   if (o.type == "ds_onecycle") return DsOneCycle(o, step);
+  if (o.type == "exponential") {
+    const double frac = static_cast<double>(std::min<int64_t>(step, o.total_steps - 1)) /
+                        static_cast<double>(o.total_steps - 1);
+    return o.min_lr * std::pow(o.base_lr / o.min_lr, frac);
+  }
   const int64_t warmup = WarmupSteps(o);
   if (step < warmup) {
     const double start = o.base_lr * o.warmup_start_factor;

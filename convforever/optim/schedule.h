@@ -13,6 +13,9 @@
 //   ds_onecycle DeepSpeed's OneCycle (lr part): min_lr -> base_lr linearly over
 //              cycle_first_step_size, back over cycle_second_step_size, then
 //              min_lr / (1 + decay_lr_rate * (steps past the cycle) / decay_step_size)
+//   exponential the LR range test's sweep (Smith 2017, fastai's lr_find): min_lr at step 0 rising
+//              geometrically to base_lr at step total_steps - 1, min_lr * (base_lr/min_lr)^(s/(T-1));
+//              ExponentialLR with gamma = (base_lr/min_lr)^(1/(T-1)); no warmup
 // Warmup (steps, or epochs x steps_per_epoch): "linear" from base_lr * warmup_start_factor to
 // base_lr (LinearLR), or "log" as DeepSpeed's WarmupLR: start + (base - start) * log(s+1)/log(W).
 // Steps past total_steps hold the final value. Thread-safe (pure).
@@ -27,7 +30,7 @@
 namespace cf::optim {
 
 struct ScheduleOptions {
-  std::string type = "cosine";  // constant | cosine | linear | step | onecycle | ds_onecycle
+  std::string type = "cosine";  // constant | cosine | linear | step | onecycle | ds_onecycle | exponential
   double base_lr = 1e-3;        // peak lr (OneCycleLR's max_lr)
   double min_lr = 0.0;          // end of cosine / linear decay; ds_onecycle's cycle_min_lr
   int64_t total_steps = 0;      // needed by cosine, linear, onecycle

@@ -109,6 +109,35 @@ TEST(Schedule, DeepSpeedOneCycle) {
   EXPECT_DOUBLE_EQ(LearningRate(o, 25), 0.05);
 }
 
+// The LR range test's sweep: ExponentialLR(gamma = (max/min)^(1/(T-1))) from min_lr, reaching
+// base_lr exactly at the last step and holding it after.
+TEST(Schedule, ExponentialSweepsFromMinToBase) {
+  ScheduleOptions o;
+  o.type = "exponential";
+  o.min_lr = 1e-7;
+  o.base_lr = 10;
+  o.total_steps = 101;
+  ASSERT_TRUE(ValidateSchedule(o).ok()) << ValidateSchedule(o);
+  const double gamma = std::pow(1e8, 1.0 / 100);
+  double lr = 1e-7;
+  for (int64_t s = 0; s < 101; ++s) {
+    EXPECT_NEAR(LearningRate(o, s), lr, 1e-9 * lr) << "step " << s;
+    lr *= gamma;
+  }
+  EXPECT_NEAR(LearningRate(o, 50), 1e-3, 1e-12);
+  EXPECT_DOUBLE_EQ(LearningRate(o, 100), 10.0);
+  EXPECT_DOUBLE_EQ(LearningRate(o, 500), 10.0);
+  ScheduleOptions bad = o;
+  bad.min_lr = 0;
+  EXPECT_NE(std::string(ValidateSchedule(bad).message()).find("min_lr"), std::string::npos);
+  bad = o;
+  bad.total_steps = 1;
+  EXPECT_NE(std::string(ValidateSchedule(bad).message()).find("total_steps"), std::string::npos);
+  bad = o;
+  bad.warmup_steps = 5;
+  EXPECT_NE(std::string(ValidateSchedule(bad).message()).find("warmup"), std::string::npos);
+}
+
 TEST(Schedule, RejectsBadOptions) {
   auto expect_error = [](ScheduleOptions o, const std::string& word) {
     absl::Status st = ValidateSchedule(o);

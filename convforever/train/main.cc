@@ -8,6 +8,7 @@
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/train/flags_config.h"
+#include "convforever/train/lr_finder.h"
 #include "convforever/train/trainer.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -97,6 +98,11 @@ DEFINE_string(hub_repo, "", "ORG/NAME: commit snapshots to this Hugging Face mod
 DEFINE_int64(upload_every, 0, "--hub_repo: snapshot every N steps (0 = only at the end)");
 DEFINE_bool(hub_private, true, "--hub_repo: create the repo private");
 DEFINE_string(run_name, "", "run name for metrics stores (default: the run directory's name)");
+// LR range test
+DEFINE_bool(lr_finder, false, "run the LR range test with these flags instead of training: writes lr_finder.csv/.json to --run_dir and prints a suggested --lr; the weights are not saved");
+DEFINE_int64(lr_finder_steps, 100, "--lr_finder: optimizer steps of the sweep (it stops early when the loss diverges)");
+DEFINE_double(lr_finder_start_lr, 1e-7, "--lr_finder: lr of the first step");
+DEFINE_double(lr_finder_end_lr, 10, "--lr_finder: lr of the last step (rising geometrically)");
 // Distributed
 DEFINE_string(dist_backend, "auto", "auto|gloo|nccl");
 DEFINE_int32(zero_stage, 0, "ZeRO stage 0, 1 or 2 (or from --deepspeed_config)");
@@ -215,6 +221,28 @@ int Evaluate(const cf::train::TrainerOptions& options) {
   return 0;
 }
 
+int FindLearningRate(const cf::train::TrainerOptions& options) {
+  cf::train::LrFinderOptions finder;
+  finder.steps = FLAGS_lr_finder_steps;
+  finder.start_lr = FLAGS_lr_finder_start_lr;
+  finder.end_lr = FLAGS_lr_finder_end_lr;
+  absl::StatusOr<cf::train::LrFinderResult> r = cf::train::FindLearningRate(options, finder);
+  if (!r.ok()) {
+    std::fprintf(stderr, "train: error: %s\n", r.status().ToString().c_str());
+    return 1;
+  }
+  std::printf("lr finder: %zu steps, lr %.3g .. %.3g%s\n", r->points.size(), r->min_lr, r->max_lr,
+              r->diverged ? " (stopped: the loss diverged)" : "");
+  if (r->suggested_lr > 0) {
+    std::printf("suggested --lr=%.3g (steepest descent of the smoothed loss; the recipe has %g)\n",
+                r->suggested_lr, options.lr);
+  } else {
+    std::printf("no suggestion: too few steps before the loss diverged; lower --lr_finder_start_lr\n");
+  }
+  std::printf("curve: %s/lr_finder.csv\n", options.run_dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -236,6 +264,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (FLAGS_eval_only) return Evaluate(*options);
+  if (FLAGS_lr_finder) return FindLearningRate(*options);
   absl::StatusOr<cf::train::TrainResult> result = cf::train::Train(*options);
   if (!result.ok()) {
     std::fprintf(stderr, "train: error: %s\n", result.status().ToString().c_str());

@@ -11,11 +11,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "convforever/base/atomic_file.h"
+#include "convforever/base/autocast.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/models/init_from.h"
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
 #include "convforever/train/evaluate.h"
+#include "convforever/train/loss.h"
 #include "convforever/optim/param_groups.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
@@ -434,6 +436,25 @@ absl::StatusOr<bool> RunSetup::ApplyShardedGradients(int64_t step, bool loss_fin
   if (!skip && ema_) ema_->Update(step + 1);
   last_grad_norm_ = norm;
   return !skip;
+}
+
+absl::StatusOr<double> RunSetup::ForwardBackward(const StepBatch& batch, int64_t accum,
+                                                 int64_t step) {
+  try {
+    at::Tensor loss;
+    {
+      const c10::ScalarType dtype = options_.precision == "fp16" ? at::kHalf : at::kBFloat16;
+      base::AutocastGuard autocast(device_.type(), dtype, /*enabled=*/options_.precision != "fp32");
+      at::Tensor logits = model_->forward(batch.images);
+      loss = ClassificationLoss(logits, batch.targets, batch.soft ? 0.0 : options_.label_smoothing);
+    }
+    const double value = loss.item<double>();
+    ScaleLoss(loss / static_cast<double>(accum)).backward();
+    return value;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("forward/backward failed at step ", step, ": ",
+                                            e.what_without_backtrace()));
+  }
 }
 
 double RunSetup::LearningRate(int64_t step) const { return optim::LearningRate(schedule_, step); }

@@ -72,6 +72,11 @@ class RunSetup {
   int64_t total_steps() const { return total_steps_; }
 
   // --- one optimizer step ---
+  // Forward (under autocast for bf16/fp16), the classification loss, and backward of the loss
+  // divided by `accum` (times the loss scale). Returns the unscaled loss; `step` only names the
+  // step in an error. Backward runs even for a non-finite loss: with several ranks the others wait
+  // for this rank's gradient buckets; ApplyGradients then skips the step on every rank.
+  absl::StatusOr<double> ForwardBackward(const StepBatch& batch, int64_t accum, int64_t step);
   // The loss to call backward() on: multiplied by the fp16 loss scale when one is active.
   at::Tensor ScaleLoss(const at::Tensor& loss) const;
   // Data parallel: whether this micro-batch's backward all-reduces gradients (the last one of an

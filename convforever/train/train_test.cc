@@ -278,6 +278,42 @@ TEST(TrainerSummary, CompleteRunWritesItsSummary) {
   EXPECT_FALSE(s.contains("final_eval_ema"));
 }
 
+// The LR range test through the binary: the curve and the suggestion are written, the lr rises
+// geometrically from the start lr, and nothing of a training run is left behind (no checkpoint,
+// no metrics store, no summary).
+TEST(TrainerLrFinder, SweepWritesTheCurveAndLeavesNoCheckpoint) {
+  const std::string dir = TempDir("lr_finder");
+  const std::string run_dir = dir + "/run";
+  Outcome r = RunTrainer(With(SmallRun(run_dir), {"--lr_finder", "--lr_finder_steps=30",
+                                                  "--lr_finder_start_lr=1e-5",
+                                                  "--lr_finder_end_lr=1e3"}),
+                         dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("suggested --lr="), std::string::npos) << r.output;
+  const nlohmann::json j = ReadJson(run_dir + "/lr_finder.json");
+  const double suggested = j.value("suggested_lr", 0.0);
+  EXPECT_GE(suggested, 1e-5) << j;
+  EXPECT_LE(suggested, j.value("max_lr", 0.0)) << j;
+  EXPECT_DOUBLE_EQ(j.value("min_lr", 0.0), 1e-5) << j;
+  std::istringstream csv(ReadFile(run_dir + "/lr_finder.csv"));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "step,lr,loss,smoothed_loss");
+  std::vector<double> lrs;
+  while (std::getline(csv, line)) lrs.push_back(std::stod(line.substr(line.find(',') + 1)));
+  ASSERT_EQ(static_cast<int64_t>(lrs.size()), j.value("steps", -1));
+  ASSERT_GE(lrs.size(), 5u);
+  const double gamma = std::pow(1e8, 1.0 / 29);  // 1e-5 -> 1e3 over 30 steps
+  for (size_t i = 1; i < lrs.size(); ++i) EXPECT_NEAR(lrs[i] / lrs[i - 1], gamma, 1e-6) << i;
+  EXPECT_EQ(j.value("diverged", false), lrs.size() < 30u) << j;
+  EXPECT_FALSE(fs::exists(run_dir + "/metrics.jsonl"));
+  EXPECT_FALSE(fs::exists(run_dir + "/summary.json"));
+  EXPECT_FALSE(fs::exists(run_dir + "/checkpoints/best.json"));
+  if (fs::exists(run_dir + "/checkpoints")) {
+    EXPECT_TRUE(fs::is_empty(run_dir + "/checkpoints")) << "the lr finder wrote a checkpoint";
+  }
+}
+
 TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
   const std::string dir = TempDir("sigterm");
   const std::string run_dir = dir + "/run";

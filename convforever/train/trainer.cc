@@ -17,9 +17,7 @@
 #include "convforever/base/progress.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
-#include "convforever/base/autocast.h"
 #include "convforever/train/evaluate.h"
-#include "convforever/train/loss.h"
 #include "convforever/train/run_setup.h"
 #include "convforever/models/registry.h"
 #include "convforever/models/safetensors.h"
@@ -28,7 +26,6 @@
 #include "glog/logging.h"
 
 namespace cf::train {
-namespace {
 
 // The allocator, then threads. LibTorch's intra-op pool and the data workers share the cores. On
 // the 2-core build machine one intra-op thread was measured faster than two for small ConvNeXts
@@ -46,12 +43,6 @@ void ConfigureRuntime(const TrainerOptions& o) {
   at::set_num_threads(threads);
   LOG(INFO) << "LibTorch intra-op threads: " << threads;
 }
-
-c10::ScalarType AutocastDtype(const TrainerOptions& o) {
-  return o.precision == "fp16" ? at::kHalf : at::kBFloat16;
-}
-
-}  // namespace
 
 class Trainer {
  public:
@@ -137,7 +128,7 @@ class Trainer {
         return absl::InternalError("data ended in the middle of an accumulation cycle");
       }
       run_->SetGradientSync(micro + 1 == accum);
-      ASSIGN_OR_RETURN(double loss, ForwardBackward(*batch, accum));
+      ASSIGN_OR_RETURN(double loss, run_->ForwardBackward(*batch, accum, step_));
       finite = finite && std::isfinite(loss);
       loss_sum += loss;
     }
@@ -158,26 +149,6 @@ class Trainer {
     result_.step_losses.push_back(mean_loss);
     run_->RecordTrainStep(step_, mean_loss, run_->LearningRate(step_ - 1), !applied);
     return true;
-  }
-
-  absl::StatusOr<double> ForwardBackward(const StepBatch& batch, int64_t accum) {
-    try {
-      at::Tensor loss;
-      {
-        base::AutocastGuard autocast(run_->device().type(), AutocastDtype(o_),
-                                     /*enabled=*/o_.precision != "fp32");
-        at::Tensor logits = run_->model().forward(batch.images);
-        loss = ClassificationLoss(logits, batch.targets, batch.soft ? 0.0 : o_.label_smoothing);
-      }
-      const double value = loss.item<double>();
-      // Backward even through a non-finite loss: with several ranks, the others wait for this
-      // rank's gradient buckets. The step is then skipped on every rank (ApplyGradients).
-      run_->ScaleLoss(loss / static_cast<double>(accum)).backward();
-      return value;
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("forward/backward failed at step ", step_, ": ",
-                                              e.what_without_backtrace()));
-    }
   }
 
   absl::Status RunEvaluation() {

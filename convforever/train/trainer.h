@@ -159,6 +159,10 @@ struct TrainResult {
   double train_seconds = 0;     // loop wall time over all resumes (setup, evals, checkpoints)
 };
 
+// Process-wide settings every mode applies first: the allocator's reuse of freed memory, and
+// LibTorch's intra-op threads (options.threads, or the cores the data workers leave).
+void ConfigureRuntime(const TrainerOptions& options);
+
 // Validates every option up front; an impossible combination is an error naming the option.
 absl::Status ValidateOptions(const TrainerOptions& options);
 
