@@ -1,0 +1,23 @@
+// The two modes that run nothing: --dry_run prints the plan, --slurm writes OUT/sweep.sbatch.
+//
+// PrintPlan() writes one block per row: row, name, status (DONE, or PENDING with the checkpoint it
+// would resume from) and the full command line. WriteSlurmScript() writes the job array for the
+// rows not DONE (slurm_script.h) and prints how to submit it; with every row DONE it writes
+// nothing and says so. Both read the run directories only.
+#ifndef CONVFOREVER_SWEEP_PLAN_REPORT_H_
+#define CONVFOREVER_SWEEP_PLAN_REPORT_H_
+
+#include <cstdio>
+
+#include "absl/status/status.h"
+#include "convforever/sweep/plan.h"
+
+namespace cf::sweep {
+
+void PrintPlan(const SweepOptions& options, const SweepPlan& plan, std::FILE* out);
+
+absl::Status WriteSlurmScript(const SweepOptions& options, const SweepPlan& plan, std::FILE* out);
+
+}  // namespace cf::sweep
+
+#endif  // CONVFOREVER_SWEEP_PLAN_REPORT_H_
