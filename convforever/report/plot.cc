@@ -69,23 +69,36 @@ std::vector<Point> Downsample(const std::vector<Point>& points, size_t max_point
   return out;
 }
 
+namespace {
+
+// 10^k as the double nearest to it (std::pow(10, -3) need not be exactly 1e-3).
+double PowTen(int k) {
+  double p = 1;
+  for (int i = 0; i < std::abs(k); ++i) p *= 10;  // exact up to 10^22
+  return k >= 0 ? p : 1 / p;
+}
+
+// m * 10^e, correctly rounded for the small integers m used for ticks.
+double Scaled(double m, int e) { return e >= 0 ? m * PowTen(e) : m / PowTen(-e); }
+
+}  // namespace
+
 std::vector<double> LinearTicks(double lo, double hi, int max_ticks) {
   std::vector<double> ticks;
   if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi) || max_ticks < 2) return ticks;
   const double raw = (hi - lo) / (max_ticks - 1);
-  const double decade = std::pow(10.0, std::floor(std::log10(raw)));
-  double step = 10 * decade;
-  for (double m : {1.0, 2.0, 5.0}) {
-    if (m * decade >= raw) {
-      step = m * decade;
+  int e = static_cast<int>(std::floor(std::log10(raw)));
+  double m = 10;
+  for (double candidate : {1.0, 2.0, 5.0}) {
+    if (Scaled(candidate, e) >= raw * (1 - 1e-9)) {  // (1.55 - 1.2) / 7 is 0.05 plus an ulp
+      m = candidate;
       break;
     }
   }
-  const double first = std::ceil(lo / step - 1e-9);
-  for (double k = first; k * step <= hi + step * 1e-9; k += 1) {
-    double t = k * step;
-    if (std::fabs(t) < step * 1e-9) t = 0;  // no "-0" or "1e-17"
-    ticks.push_back(t);
+  if (m == 10) m = 1, ++e;
+  const double step = Scaled(m, e);
+  for (double k = std::ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
+    ticks.push_back(k == 0 ? 0.0 : Scaled(k * m, e));
   }
   return ticks;
 }
@@ -98,13 +111,13 @@ std::vector<double> Log10Ticks(double lo, double hi, int max_ticks) {
   const int decades = last - first + 1;
   if (decades >= 2) {
     const int every = std::max(1, (decades + max_ticks - 1) / max_ticks);
-    for (int k = first; k <= last; k += every) ticks.push_back(std::pow(10.0, k));
+    for (int k = first; k <= last; k += every) ticks.push_back(PowTen(k));
     return ticks;
   }
   // Less than two decades: 1-2-5 multiples, else plain linear ticks.
   for (int k = first - 1; k <= last; ++k) {
     for (double m : {1.0, 2.0, 5.0}) {
-      const double t = m * std::pow(10.0, k);
+      const double t = Scaled(m, k);
       if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) ticks.push_back(t);
     }
   }
