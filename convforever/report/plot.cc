@@ -139,7 +139,8 @@ std::string Ellipsize(const std::string& text, size_t max_chars) {
 
 std::string TickLabel(double value, Scale scale) {
   const double magnitude = std::fabs(value);
-  if (value != 0 && (magnitude >= 1e5 || magnitude < 1e-3)) return FormatSig(value, 3);
+  const double smallest = scale == Scale::kLog10 ? 1e-2 : 1e-3;
+  if (value != 0 && (magnitude >= 1e5 || magnitude < smallest)) return FormatSig(value, 3);
   return FormatSig(value, scale == Scale::kLog10 ? 3 : 6);
 }
 
@@ -162,6 +163,9 @@ PlotLayout::PlotLayout(const Plot& plot, PlotSize size) : plot_(plot) {
     if (!Usable(line.x, plot.x.scale)) continue;
     const double x = ToAxis(line.x, plot.x.scale);
     xl = std::min(xl, x), xh = std::max(xh, x);
+  }
+  if (std::isfinite(plot.y_max) && Usable(plot.y_max, plot.y.scale) && ToAxis(plot.y_max, plot.y.scale) > yl) {
+    yh = std::min(yh, ToAxis(plot.y_max, plot.y.scale));
   }
   Pad(&xl, &xh, plot.x.scale);
   Pad(&yl, &yh, plot.y.scale);

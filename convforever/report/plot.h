@@ -8,6 +8,7 @@
 #ifndef CONVFOREVER_REPORT_PLOT_H_
 #define CONVFOREVER_REPORT_PLOT_H_
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,9 @@ struct Plot {
   std::vector<VerticalLine> vertical_lines;
   std::vector<std::string> notes;  // extra legend lines (fit parameters)
   std::string empty_message = "no data";  // shown when nothing can be drawn
+  // When finite: the top of the y range, whatever the data (an LR finder's loss explodes at the
+  // end); points above it are clipped.
+  double y_max = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct Rgb {

@@ -62,7 +62,7 @@ void ExpectSelfContained(const std::string& html) {
 TEST(Report, RunDirsWithHostileNamesAreEscaped) {
   const std::string parent = testing::MakeTempDir("report");
   testing::FixtureRun a;
-  a.name = "<script>alert(1)</script> & co";
+  a.name = "<script>alert(1)<\\script> & co";  // a directory name: no '/'
   a.lr_finder = true;
   testing::FixtureRun b;
   b.name = "baseline";
@@ -79,7 +79,7 @@ TEST(Report, RunDirsWithHostileNamesAreEscaped) {
       << output;
   const std::string html = Read(out);
   ExpectSelfContained(html);
-  EXPECT_TRUE(absl::StrContains(html, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+  EXPECT_TRUE(absl::StrContains(html, "<td>&lt;script&gt;alert(1)&lt;\\script&gt; &amp; co</td>"));
   EXPECT_TRUE(absl::StrContains(html, "<title>Title &lt;i&gt;x&lt;/i&gt; &amp; y</title>"));
   EXPECT_FALSE(absl::StrContains(html, "<i>"));
   for (const char* id : {"train_loss", "eval_loss", "top1", "lr", "throughput", "lr_finder"}) {

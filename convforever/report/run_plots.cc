@@ -1,5 +1,8 @@
 #include "convforever/report/run_plots.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "convforever/report/format.h"
 
@@ -58,13 +61,21 @@ Plot LrFinderPlot(const std::vector<const RunData*>& runs, const std::string& id
       loss.points.push_back({row.lr, row.loss});
       smoothed.points.push_back({row.lr, row.smoothed_loss});
     }
+    // The loss explodes past the useful range: show up to 1.5x the starting loss.
+    if (!finder.rows.empty()) {
+      const double start = std::isfinite(finder.rows.front().smoothed_loss) ? finder.rows.front().smoothed_loss
+                                                                           : finder.rows.front().loss;
+      if (start > 0) plot.y_max = std::isfinite(plot.y_max) ? std::max(plot.y_max, 1.5 * start) : 1.5 * start;
+    }
     plot.series.push_back(std::move(loss));
     plot.series.push_back(std::move(smoothed));
     if (finder.suggested_lr) {
-      plot.vertical_lines.push_back({*finder.suggested_lr, prefix + "suggested " + FormatSig(*finder.suggested_lr, 3)});
-      plot.notes.push_back(prefix + "suggested lr = " + FormatSig(*finder.suggested_lr, 4));
+      // The value first: legend lines are cut to a fixed length.
+      const std::string of_run = several ? " (" + run->name + ")" : "";
+      plot.vertical_lines.push_back({*finder.suggested_lr, "suggested " + FormatSig(*finder.suggested_lr, 3) + of_run});
+      plot.notes.push_back("suggested lr = " + FormatSig(*finder.suggested_lr, 4) + of_run);
     }
-    if (finder.diverged.value_or(false)) plot.notes.push_back(prefix + "(diverged)");
+    if (finder.diverged.value_or(false)) plot.notes.push_back("diverged" + (several ? " (" + run->name + ")" : ""));
     color += several ? 1 : 2;
   }
   plot.empty_message = "no data: lr_finder.csv has no rows";
