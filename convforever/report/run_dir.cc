@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/report/csv.h"
@@ -93,9 +94,17 @@ absl::StatusOr<LrFinder> LoadLrFinder(const std::string& dir) {
   return finder;
 }
 
+// A config flag's value; numbers shortened (the trainer writes doubles with 17 digits:
+// "0.0030000000000000001").
 std::string ConfigValue(const RunData& run, const std::string& key) {
   auto it = run.metrics.config.find(key);
-  return it == run.metrics.config.end() ? "" : it->second;
+  if (it == run.metrics.config.end()) return "";
+  double value;
+  if (absl::SimpleAtod(it->second, &value) && std::isfinite(value)) {
+    const bool integral = value == std::floor(value) && std::fabs(value) < 1e15;
+    return FormatSig(value, integral ? 15 : 6);  // 1000000 steps stay "1000000"
+  }
+  return it->second;
 }
 
 std::string Opt(const std::optional<double>& v, std::string (*format)(double)) {

@@ -41,6 +41,21 @@ TEST(RunDir, LoadsMetricsSummaryAndLrFinder) {
   EXPECT_EQ(facts["lr"], "0.001");
 }
 
+TEST(RunDir, ConfigNumbersAreShortened) {
+  testing::FixtureRun fixture;
+  fixture.summary = false;
+  const std::string dir = testing::WriteRunDir(testing::MakeTempDir("rd"), fixture);
+  testing::WriteFile(dir + "/metrics.jsonl",
+                     R"({"kind":"config","config":{"lr":"0.0030000000000000001","model":"resnet18","max_steps":"500"}})"
+                     "\n");
+  auto run = LoadRunDir(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto facts = Facts(*run);
+  EXPECT_EQ(facts["lr"], "0.003");
+  EXPECT_EQ(facts["model"], "resnet18");
+  EXPECT_EQ(facts["steps"], "");  // no metrics record: no step done
+}
+
 TEST(RunDir, WithoutSummaryTheMetricsLogGivesTheFinalNumbers) {
   testing::FixtureRun fixture;
   fixture.summary = false;
