@@ -24,6 +24,20 @@ std::string FormatSig(double value, int digits) {
   return out;
 }
 
+std::string FormatSci(double value, int digits) {
+  if (!std::isfinite(value)) return FormatSig(value, digits);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*e", digits > 1 ? digits - 1 : 0, value);
+  std::string out = buf;
+  const size_t e = out.find('e');
+  std::string mantissa = out.substr(0, e);
+  if (mantissa.find('.') != std::string::npos) {
+    while (mantissa.back() == '0') mantissa.pop_back();
+    if (mantissa.back() == '.') mantissa.pop_back();
+  }
+  return mantissa + "e" + std::to_string(std::stoi(out.substr(e + 1)));
+}
+
 std::string FormatSi(double value, int digits) {
   static const char* const kSuffix[] = {"k", "M", "G", "T", "P", "E"};
   const double magnitude = std::fabs(value);

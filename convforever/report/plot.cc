@@ -139,8 +139,8 @@ std::string Ellipsize(const std::string& text, size_t max_chars) {
 
 std::string TickLabel(double value, Scale scale) {
   const double magnitude = std::fabs(value);
-  const double smallest = scale == Scale::kLog10 ? 1e-2 : 1e-3;
-  if (value != 0 && (magnitude >= 1e5 || magnitude < smallest)) return FormatSig(value, 3);
+  const double smallest = scale == Scale::kLog10 ? 1e-2 : 1e-4;
+  if (value != 0 && (magnitude >= 1e5 || magnitude < smallest)) return FormatSci(value, 3);
   return FormatSig(value, scale == Scale::kLog10 ? 3 : 6);
 }
 

@@ -27,6 +27,15 @@ TEST(Ticks, LogTicksAreDecadesOrOneTwoFive) {
   EXPECT_EQ(Log10Ticks(1.5, 60, 8), (std::vector<double>{2, 5, 10, 20, 50}));
 }
 
+TEST(Ticks, LabelsAreShort) {
+  EXPECT_EQ(TickLabel(1e-4, Scale::kLog10), "1e-4");
+  EXPECT_EQ(TickLabel(0.01, Scale::kLog10), "0.01");
+  EXPECT_EQ(TickLabel(1e12, Scale::kLog10), "1e12");
+  EXPECT_EQ(TickLabel(2.5e-5, Scale::kLinear), "2.5e-5");
+  EXPECT_EQ(TickLabel(0.0008, Scale::kLinear), "0.0008");
+  EXPECT_EQ(TickLabel(1500, Scale::kLinear), "1500");
+}
+
 TEST(Downsample, KeepsAtMostTheLimitWithEndsAndSpikes) {
   std::vector<Point> points;
   for (int i = 0; i < 100000; ++i) points.push_back({static_cast<double>(i), i == 54321 ? 100.0 : std::sin(i * 0.01)});

@@ -44,6 +44,17 @@ void PutText(cv::Mat& image, const std::string& text, double x, double y, int al
   cv::putText(image, ascii, Px(left, y), kFont, scale, color, thickness, cv::LINE_AA);
 }
 
+// `text` cut (with "...") until it is at most `max_width` pixels wide in the small font.
+std::string FitWidth(const std::string& text, double max_width) {
+  std::string ascii = Ascii(text);
+  int baseline = 0;
+  if (cv::getTextSize(ascii, kFont, kSmall, 1, &baseline).width <= max_width) return ascii;
+  while (!ascii.empty() && cv::getTextSize(ascii + "...", kFont, kSmall, 1, &baseline).width > max_width) {
+    ascii.pop_back();
+  }
+  return ascii + "...";
+}
+
 void DashedLine(cv::Mat& image, cv::Point2d a, cv::Point2d b, const cv::Scalar& color, int thickness,
                 double* phase) {
   const double dash = 7, gap = 5, length = std::hypot(b.x - a.x, b.y - a.y);
@@ -132,11 +143,11 @@ void DrawLegend(cv::Mat& image, const Plot& plot, const PlotLayout& layout) {
     } else {
       cv::line(image, Px(x, y), Px(x + 22, y), color, 2, cv::LINE_AA);
     }
-    PutText(image, Ellipsize(series.name, kLegendChars), x + 28, y + 4, -1);
+    PutText(image, FitWidth(series.name, image.cols - (x + 28) - 4), x + 28, y + 4, -1);
     y += 18;
   }
   for (const std::string& note : plot.notes) {
-    PutText(image, Ellipsize(note, kLegendChars + 4), x, y + 4, -1, kSmall, kGrey);
+    PutText(image, FitWidth(note, image.cols - x - 4), x, y + 4, -1, kSmall, kGrey);
     y += 18;
   }
 }

@@ -30,7 +30,8 @@ Plot StepPlot(const std::vector<const RunData*>& runs, const std::string& id, co
       const std::vector<StepValue>& values = runs[r]->metrics.Series(metrics[m].name);
       if (values.empty()) continue;
       Series series;
-      series.name = several ? absl::StrCat(runs[r]->name, " ", metrics[m].name) : metrics[m].name;
+      // The metric first: legend entries are cut to a fixed length, and run names can be long.
+      series.name = several ? absl::StrCat(metrics[m].name, " (", runs[r]->name, ")") : metrics[m].name;
       // Several runs: a color per run, the metric told by the line style; one run: a color per metric.
       series.color = static_cast<int>(several ? r : m);
       series.style = several && m > 0 ? SeriesStyle::kDashedLine : SeriesStyle::kLine;
@@ -53,9 +54,9 @@ Plot LrFinderPlot(const std::vector<const RunData*>& runs, const std::string& id
   for (const RunData* run : runs) {
     if (!run->lr_finder) continue;
     const LrFinder& finder = *run->lr_finder;
-    const std::string prefix = several ? run->name + " " : "";
-    Series loss{prefix + "loss", {}, SeriesStyle::kLine, color};
-    Series smoothed{prefix + "smoothed loss", {}, SeriesStyle::kLine, several ? color : color + 1};
+    const std::string of_run = several ? " (" + run->name + ")" : "";
+    Series loss{"loss" + of_run, {}, SeriesStyle::kLine, color};
+    Series smoothed{"smoothed loss" + of_run, {}, SeriesStyle::kLine, several ? color : color + 1};
     if (several) smoothed.style = SeriesStyle::kDashedLine;
     for (const LrFinderRow& row : finder.rows) {
       loss.points.push_back({row.lr, row.loss});
@@ -70,12 +71,11 @@ Plot LrFinderPlot(const std::vector<const RunData*>& runs, const std::string& id
     plot.series.push_back(std::move(loss));
     plot.series.push_back(std::move(smoothed));
     if (finder.suggested_lr) {
-      // The value first: legend lines are cut to a fixed length.
-      const std::string of_run = several ? " (" + run->name + ")" : "";
+      // The value first, as for the series.
       plot.vertical_lines.push_back({*finder.suggested_lr, "suggested " + FormatSig(*finder.suggested_lr, 3) + of_run});
       plot.notes.push_back("suggested lr = " + FormatSig(*finder.suggested_lr, 4) + of_run);
     }
-    if (finder.diverged.value_or(false)) plot.notes.push_back("diverged" + (several ? " (" + run->name + ")" : ""));
+    if (finder.diverged.value_or(false)) plot.notes.push_back("diverged" + of_run);
     color += several ? 1 : 2;
   }
   plot.empty_message = "no data: lr_finder.csv has no rows";
