@@ -1,10 +1,12 @@
 #include "convforever/report/png_render.h"
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "opencv2/imgcodecs.hpp"
+#include "convforever/base/atomic_file.h"
+#include "png.h"
 #include "opencv2/imgproc.hpp"
 
 namespace cf::report {
@@ -187,15 +189,36 @@ cv::Mat RenderPlotImage(const Plot& plot, PlotSize size) {
   return image;
 }
 
-absl::Status WritePlotPng(const Plot& plot, const std::string& path, PlotSize size) {
-  const cv::Mat image = RenderPlotImage(plot, size);
-  bool written = false;
-  try {
-    written = cv::imwrite(path, image);
-  } catch (const cv::Exception& e) {
-    return absl::InternalError(absl::StrCat("cannot write ", path, ": ", e.what()));
+absl::StatusOr<std::string> EncodePng(const cv::Mat& bgr) {
+  if (bgr.type() != CV_8UC3 || !bgr.isContinuous()) {
+    return absl::InvalidArgumentError("EncodePng wants a continuous 8-bit BGR image");
   }
-  if (!written) return absl::InternalError(absl::StrCat("cannot write ", path));
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(bgr.cols);
+  image.height = static_cast<png_uint_32>(bgr.rows);
+  image.format = PNG_FORMAT_BGR;
+  const png_int_32 stride = static_cast<png_int_32>(bgr.step[0]);
+  png_alloc_size_t bytes = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &bytes, 0, bgr.data, stride, nullptr)) {
+    return absl::InternalError(absl::StrCat("libpng: ", image.message));
+  }
+  std::string out(bytes, '\0');
+  if (!png_image_write_to_memory(&image, out.data(), &bytes, 0, bgr.data, stride, nullptr)) {
+    return absl::InternalError(absl::StrCat("libpng: ", image.message));
+  }
+  out.resize(bytes);
+  return out;
+}
+
+absl::Status WritePlotPng(const Plot& plot, const std::string& path, PlotSize size) {
+  absl::StatusOr<std::string> png = EncodePng(RenderPlotImage(plot, size));
+  if (!png.ok()) return absl::InternalError(absl::StrCat("cannot write ", path, ": ", png.status().message()));
+  absl::Status written = base::WriteFileAtomically(path, *png);
+  if (!written.ok()) {
+    return absl::Status(written.code(), absl::StrCat("cannot write ", path, ": ", written.message()));
+  }
   return absl::OkStatus();
 }
 
