@@ -40,6 +40,11 @@ std::string Cell(const std::string& s) {
   return absl::StrReplaceAll(s, {{"|", "\\|"}, {"\n", " "}, {"\r", " "}});
 }
 
+// Markdown image alt text: brackets and line breaks would end it early.
+std::string AltText(const std::string& s) {
+  return absl::StrReplaceAll(s, {{"[", "("}, {"]", ")"}, {"\n", " "}, {"\r", " "}});
+}
+
 }  // namespace
 
 bool IsSecretFlagName(const std::string& name) {
@@ -86,6 +91,12 @@ std::string ModelCard(const ModelCardOptions& o) {
       absl::StrAppend(&card, "| ", Cell(name), " | ", absl::StrFormat("%.6g", value), " |\n");
     }
     card += "\n";
+  }
+  if (!o.images.empty()) {
+    card += "## Training curves\n\n";
+    for (const auto& [caption, path] : o.images) {
+      absl::StrAppend(&card, "![", AltText(caption), "](", path, ")\n\n");
+    }
   }
   if (!o.flags.empty()) {
     card += "## Training flags\n\n| flag | value |\n| --- | --- |\n";

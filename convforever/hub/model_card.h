@@ -26,6 +26,8 @@ struct ModelCardOptions {
   std::vector<std::pair<std::string, double>> metrics;
   // Flag name -> value, in display order (the training command's settings).
   std::vector<std::pair<std::string, std::string>> flags;
+  // Images in the repo shown under "Training curves", as (caption, path relative to the card).
+  std::vector<std::pair<std::string, std::string>> images;
   int64_t step = -1;   // training step of the snapshot; < 0 = not shown
   int64_t epoch = -1;  // < 0 = not shown
 };

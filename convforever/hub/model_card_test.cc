@@ -35,6 +35,17 @@ TEST(ModelCardTest, FrontMatterAndTables) {
   EXPECT_TRUE(absl::StrContains(card, "timm.create_model(\"hf-hub:convforever/convnext-tiny-run7\""));
 }
 
+TEST(ModelCardTest, TrainingCurvesAreImagesInTheRepo) {
+  ModelCardOptions o;
+  o.repo_id = "me/run";
+  o.images = {{"Held-out top-1", "plots/top1.png"}, {"a [bad]\ncaption", "plots/lr.png"}};
+  const std::string card = ModelCard(o);
+  EXPECT_TRUE(absl::StrContains(card, "## Training curves\n\n![Held-out top-1](plots/top1.png)\n\n"
+                                      "![a (bad) caption](plots/lr.png)\n"))
+      << card;
+  EXPECT_FALSE(absl::StrContains(ModelCard(ModelCardOptions{}), "Training curves"));
+}
+
 TEST(ModelCardTest, TransformersAndQuotingHostileStrings) {
   ModelCardOptions o;
   o.repo_id = "org/m";

@@ -1,5 +1,6 @@
 #include "convforever/report/report.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/status/status.h"
@@ -125,7 +126,8 @@ absl::Status RunsPage(const std::vector<std::string>& dirs, PlotSink* sink, std:
   for (const RunData& run : loaded) {
     runs.push_back(&run);
     RunWarnings(run, warnings);
-    if (!run.summary) {
+    const bool lr_finder_only = run.lr_finder && run.metrics.config_records == 0 && run.metrics.metrics_records == 0;
+    if (!run.summary && !lr_finder_only) {
       warnings->push_back(absl::StrCat(run.dir, ": no summary.json (run unfinished or killed); final numbers are the "
                                        "last ones in metrics.jsonl"));
     }
@@ -190,6 +192,28 @@ absl::StatusOr<ReportResult> WriteReport(const ReportOptions& options) {
   page.Append(body);
   RETURN_IF_ERROR(base::WriteFileAtomically(result.html_path, page.Finish()));
   return result;
+}
+
+}  // namespace cf::report
+
+namespace cf::report {
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> WriteRunPngs(
+    const std::string& run_dir, const std::string& out_dir, PlotSize size) {
+  ASSIGN_OR_RETURN(RunData run, LoadRunDir(run_dir));
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", out_dir, ": ", ec.message()));
+  std::vector<std::pair<std::string, std::string>> written;
+  for (const Plot& plot : RunPlots({&run})) {
+    const bool has_data = std::any_of(plot.series.begin(), plot.series.end(),
+                                      [](const Series& s) { return !s.points.empty(); });
+    if (!has_data) continue;
+    const std::string file = plot.id + ".png";
+    RETURN_IF_ERROR(WritePlotPng(plot, (fs::path(out_dir) / file).string(), size));
+    written.emplace_back(plot.title, file);
+  }
+  return written;
 }
 
 }  // namespace cf::report

@@ -9,6 +9,7 @@
 #define CONVFOREVER_REPORT_REPORT_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,6 +38,12 @@ struct ReportResult {
 // dir without metrics.jsonl, malformed files) as they are; INTERNAL naming the file that could not
 // be written.
 absl::StatusOr<ReportResult> WriteReport(const ReportOptions& options);
+
+// One run's curves as PNGs for a model card: `<out_dir>/<plot id>.png` for each per-run plot
+// (run_plots.h) that has data. Returns (plot title, file name) in page order. The loader's errors
+// as they are; an error names the PNG that could not be written.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> WriteRunPngs(
+    const std::string& run_dir, const std::string& out_dir, PlotSize size = {1200, 600});
 
 }  // namespace cf::report
 

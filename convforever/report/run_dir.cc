@@ -173,14 +173,18 @@ absl::StatusOr<RunData> LoadRunDir(const std::string& dir) {
   if (run.name.empty() || run.name == ".") run.name = fs::absolute(trimmed).lexically_normal().filename().string();
   if (!fs::is_directory(dir)) return absl::NotFoundError(absl::StrCat(dir, ": not a directory"));
   const std::string metrics_path = trimmed + "/metrics.jsonl";
-  auto metrics = ReadMetricsLog(metrics_path);
-  if (!metrics.ok()) {
-    if (absl::IsNotFound(metrics.status())) {
-      return absl::NotFoundError(absl::StrCat(dir, " is not a run directory: ", metrics_path, " does not exist"));
+  const bool lr_finder_only = !fs::exists(metrics_path) && fs::exists(trimmed + "/lr_finder.csv");
+  if (!lr_finder_only) {  // a `train --lr_finder` directory has the curve and nothing else
+    auto metrics = ReadMetricsLog(metrics_path);
+    if (!metrics.ok()) {
+      if (absl::IsNotFound(metrics.status())) {
+        return absl::NotFoundError(absl::StrCat(dir, " is not a run directory: ", metrics_path,
+                                                " does not exist (nor lr_finder.csv)"));
+      }
+      return metrics.status();
     }
-    return metrics.status();
+    run.metrics = *std::move(metrics);
   }
-  run.metrics = *std::move(metrics);
   const std::string summary_path = trimmed + "/summary.json";
   if (fs::exists(summary_path)) {
     ASSIGN_OR_RETURN(std::string text, ReadTextFile(summary_path));
@@ -212,7 +216,9 @@ std::vector<std::pair<std::string, std::string>> RunKeyFacts(const RunData& run)
   if (!steps.empty() && !total.empty()) steps += " / " + total;
   facts.emplace_back("steps", steps);
   std::string status;
-  if (!run.summary) {
+  if (!run.summary && run.lr_finder && run.metrics.metrics_records == 0) {
+    status = "LR finder";
+  } else if (!run.summary) {
     status = "no summary.json";
   } else if (s.completed.value_or(false)) {
     status = "completed";

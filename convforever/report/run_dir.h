@@ -45,7 +45,8 @@ struct RunData {
   std::optional<LrFinder> lr_finder;
 };
 
-// Loads `dir`. NOT_FOUND naming `<dir>/metrics.jsonl` when it is missing; INVALID_ARGUMENT naming
+// Loads `dir`: a training run's directory, or an LR finder's (lr_finder.csv, no metrics.jsonl).
+// NOT_FOUND naming `<dir>/metrics.jsonl` when it and lr_finder.csv are missing; INVALID_ARGUMENT naming
 // the file (and line or field) for malformed input.
 absl::StatusOr<RunData> LoadRunDir(const std::string& dir);
 

@@ -101,6 +101,20 @@ TEST(RunDir, SummaryNonFiniteStringsAreNumbers) {
   EXPECT_EQ(s->eval_top1.value(), 0.5);
 }
 
+// `train --lr_finder` writes only lr_finder.csv/.json: a run dir for the report all the same.
+TEST(RunDir, AnLrFinderDirectoryHasNoMetricsLog) {
+  const std::string dir = testing::MakeTempDir("lr_finder_only");
+  testing::WriteFile(dir + "/lr_finder.csv", "step,lr,loss,smoothed_loss\n1,1e-5,2.3,2.3\n2,1e-4,2.2,2.25\n");
+  auto run = LoadRunDir(dir);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(run->lr_finder.has_value());
+  EXPECT_EQ(run->lr_finder->rows.size(), 2u);
+  EXPECT_FALSE(run->summary.has_value());
+  std::map<std::string, std::string> facts;
+  for (const auto& [label, text] : RunKeyFacts(*run)) facts[label] = text;
+  EXPECT_EQ(facts["status"], "LR finder");
+}
+
 TEST(RunDir, MalformedLrFinderNamesFileAndLine) {
   testing::FixtureRun fixture;
   fixture.lr_finder = true;

@@ -8,6 +8,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/hub/model_card.h"
 #include "convforever/models/export.h"
+#include "convforever/report/report.h"
 #include "convforever/train/preprocessor_config.h"
 #include "glog/logging.h"
 #include "nlohmann/json.hpp"
@@ -63,6 +64,14 @@ absl::Status HubSync::Snapshot(int64_t step, int64_t epoch, const models::Model&
     for (const auto& [name, value] : flags.items()) {
       card.flags.emplace_back(name, value.is_string() ? value.get<std::string>() : value.dump());
     }
+  }
+  // The run's curves so far, for the card; a snapshot without them is still worth uploading.
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> plots =
+      report::WriteRunPngs(options_.run_dir, dir + "/plots");
+  if (plots.ok()) {
+    for (const auto& [title, file] : *plots) card.images.emplace_back(title, "plots/" + file);
+  } else {
+    LOG(WARNING) << "hub snapshot at step " << step << ": no training curves (" << plots.status() << ")";
   }
   RETURN_IF_ERROR(base::WriteFileAtomically(dir + "/README.md", hub::ModelCard(card)));
   // From here the folder belongs to the uploader, which deletes it once it is finished with it.

@@ -5,7 +5,8 @@
 // A snapshot is a directory <run_dir>/hub/step-<N>/ holding model.safetensors + config.json in the
 // layout Hugging Face tools load (transformers' ConvNextForImageClassification for ConvNeXt, with
 // its preprocessor_config.json; timm's for other families) and a README.md model card with the
-// run's metrics and flags. Snapshot directories are written before they are submitted and never
+// run's metrics, flags and training curves so far (plots/*.png, drawn from metrics.jsonl by
+// convforever/report). Snapshot directories are written before they are submitted and never
 // changed afterwards; the uploader owns their deletion (it keeps the newest finished ones and
 // never deletes one it may still read). Rank 0 only; not thread-safe.
 #ifndef CONVFOREVER_TRAIN_HUB_SYNC_H_
