@@ -32,7 +32,7 @@ DEFINE_bool(dry_run, false, "print each row's name, status and command; run noth
 DEFINE_string(scale_column, "", "COL=FACTOR[,COL=FACTOR]: multiply a numeric column (integers stay "
                                 "integers, at least 1), e.g. approx_num_layers=0.1 for a CPU");
 DEFINE_string(train_binary, "bazel-bin/convforever/train/train", "the trainer binary");
-DEFINE_string(launcher, "convforever/dist/launch.sh", "the launcher for --launch");
+DEFINE_string(launcher, "convforever/distributed/launch.sh", "the launcher for --launch");
 
 namespace {
 

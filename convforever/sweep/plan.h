@@ -29,7 +29,7 @@ struct SweepOptions {
   std::string csv_path;
   std::string recipe_flagfile;  // absolute path of the recipe's .flags file
   std::string train_binary;     // absolute path of //convforever/train:train
-  std::string launcher;         // absolute path of convforever/dist/launch.sh
+  std::string launcher;         // absolute path of convforever/distributed/launch.sh
   std::vector<std::string> launch_args;  // e.g. {"-n", "2"}; empty: no launcher
   std::string out_dir;          // the sweep directory
   int parallel = 1;             // rows at once

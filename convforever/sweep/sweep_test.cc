@@ -60,7 +60,7 @@ std::vector<std::string> SweepArgs(const std::string& csv, const std::string& ou
   std::vector<std::string> args = {csv, "--out=" + out, "--recipe=convforever_depth",
                                    "--recipes_dir=convforever/train/recipes",
                                    "--train_binary=convforever/train/train",
-                                   "--launcher=convforever/dist/launch.sh"};
+                                   "--launcher=convforever/distributed/launch.sh"};
   args.insert(args.end(), own.begin(), own.end());
   for (const std::string& a :
        {std::string("--"), std::string("--data=synthetic"), std::string("--data_dir="),

@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
 // Joins the job described by the launcher's environment (torchrun, SLURM, DeepSpeed, Open MPI);
 // a plain single process has no communicator at all.
 absl::Status RunSetup::BuildDistributed() {
-  ASSIGN_OR_RETURN(dist::LaunchEnv env, dist::ReadLaunchEnv(dist::LaunchOverrides{}));
+  ASSIGN_OR_RETURN(distributed::LaunchEnv env, distributed::ReadLaunchEnv(distributed::LaunchOverrides{}));
   if (options_.device == "cuda") device_ = c10::Device(c10::kCUDA, env.local_rank);
   if (env.world_size <= 1) {
     if (options_.zero_stage > 0) {
@@ -154,11 +154,11 @@ absl::Status RunSetup::BuildDistributed() {
     }
     return absl::OkStatus();
   }
-  dist::CommOptions c;
+  distributed::CommOptions c;
   c.backend = options_.dist_backend;
   c.cuda = device_.is_cuda();
   c.timeout = absl::Seconds(options_.dist_timeout_s);
-  ASSIGN_OR_RETURN(comm_, dist::Communicator::Create(env, c));
+  ASSIGN_OR_RETURN(comm_, distributed::Communicator::Create(env, c));
   LOG(INFO) << "rank " << comm_->rank() << " of " << comm_->world_size() << " ("
             << comm_->backend_name() << ", launched by " << env.source << ")";
   return absl::OkStatus();
@@ -170,9 +170,9 @@ absl::Status RunSetup::BuildDistributed() {
 absl::Status RunSetup::BroadcastInitialWeights() {
   if (!comm_) return absl::OkStatus();
   const bool zero = options_.zero_stage > 0;
-  dist::DataParallelOptions d;
+  distributed::DataParallelOptions d;
   d.overlap = !zero;
-  auto dp = std::make_unique<dist::DataParallel>(
+  auto dp = std::make_unique<distributed::DataParallel>(
       comm_.get(), model_->named_parameters(/*recurse=*/true).pairs(), d);
   RETURN_IF_ERROR(dp->BroadcastParameters(*model_));
   if (!zero) dp_ = std::move(dp);
@@ -182,7 +182,7 @@ absl::Status RunSetup::BroadcastInitialWeights() {
 absl::StatusOr<bool> RunSetup::AnyRank(bool local) {
   if (!comm_) return local;
   std::vector<double> flag = {local ? 1.0 : 0.0};
-  RETURN_IF_ERROR(comm_->AllReduceScalars(flag, dist::ReduceOp::kMax));
+  RETURN_IF_ERROR(comm_->AllReduceScalars(flag, distributed::ReduceOp::kMax));
   return flag[0] > 0;
 }
 
@@ -278,7 +278,7 @@ absl::Status RunSetup::BuildOptimizer() {
   opt.nesterov = options_.nesterov;
   if (options_.optimizer_override) opt = *options_.optimizer_override;
   if (comm_ && options_.zero_stage > 0) {
-    dist::ZeroOptions z;
+    distributed::ZeroOptions z;
     z.stage = options_.zero_stage;
     z.offload_optimizer = options_.zero_offload_optimizer;
     ASSIGN_OR_RETURN(zero_, CreateShardedOptimizer(comm_.get(),

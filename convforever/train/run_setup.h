@@ -6,7 +6,7 @@
 //
 // Several ranks come in two modes. Plain data parallel (--zero_stage=0): a DataParallel
 // all-reduces gradients from autograd hooks and every rank holds the full optimizer state.
-// ZeRO (--zero_stage=1|2, dist::ZeroOptimizer): no hooks; gradients sum locally over the
+// ZeRO (--zero_stage=1|2, distributed::ZeroOptimizer): no hooks; gradients sum locally over the
 // micro-steps, ApplyGradients reduces them (stage 1 all-reduce, stage 2 reduce-scatter), and each
 // rank keeps the optimizer state of its 1/world_size shard only (the trainer's own optimizer on
 // the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Rank 0's
@@ -27,9 +27,9 @@
 #include "absl/status/statusor.h"
 #include "convforever/base/progress.h"
 #include "convforever/data/loader.h"
-#include "convforever/dist/communicator.h"
-#include "convforever/dist/data_parallel.h"
-#include "convforever/dist/zero_optimizer.h"
+#include "convforever/distributed/communicator.h"
+#include "convforever/distributed/data_parallel.h"
+#include "convforever/distributed/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
 #include "convforever/optim/loss_scaler.h"
@@ -111,8 +111,8 @@ class RunSetup {
   const c10::Device& device() const { return device_; }
   models::Model& model() { return *model_; }
   optim::Optimizer& optimizer() { return *optimizer_; }  // unsharded runs only (zero() null)
-  dist::Communicator* comm() { return comm_.get(); }     // null with one rank
-  dist::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
+  distributed::Communicator* comm() { return comm_.get(); }     // null with one rank
+  distributed::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
   OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
@@ -138,14 +138,14 @@ class RunSetup {
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
-  std::unique_ptr<dist::Communicator> comm_;
-  std::unique_ptr<dist::DataParallel> dp_;
+  std::unique_ptr<distributed::Communicator> comm_;
+  std::unique_ptr<distributed::DataParallel> dp_;
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;
   std::shared_ptr<models::Model> model_;
   std::unique_ptr<optim::Optimizer> optimizer_;       // null under ZeRO
-  std::unique_ptr<dist::ZeroOptimizer> zero_;         // ZeRO stage 1/2 with several ranks
+  std::unique_ptr<distributed::ZeroOptimizer> zero_;         // ZeRO stage 1/2 with several ranks
   OptimizerShardUpdater* zero_updater_ = nullptr;     // owned by zero_
   optim::ScheduleOptions schedule_;
   std::unique_ptr<optim::Ema> ema_;

@@ -28,7 +28,7 @@ std::string TensorString(const at::Tensor& t) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<OptimizerShardUpdater>> OptimizerShardUpdater::Create(
-    const std::vector<dist::ShardParam>& shard, const std::vector<optim::ParamGroup>& full_groups,
+    const std::vector<distributed::ShardParam>& shard, const std::vector<optim::ParamGroup>& full_groups,
     const optim::OptimizerOptions& options) {
   if (options.type == "lamb") {
     return absl::InvalidArgumentError(
@@ -48,7 +48,7 @@ absl::StatusOr<std::unique_ptr<OptimizerShardUpdater>> OptimizerShardUpdater::Cr
     groups[g].weight_decay = full_groups[g].weight_decay;
     groups[g].lr_scale = full_groups[g].lr_scale;
   }
-  for (const dist::ShardParam& piece : shard) {
+  for (const distributed::ShardParam& piece : shard) {
     auto it = group_of.find(piece.name);
     if (it == group_of.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -109,8 +109,8 @@ absl::Status OptimizerShardUpdater::LoadStateDict(
 
 absl::Status OptimizerShardUpdater::LoadUnshardedState(
     const std::vector<std::pair<std::string, at::Tensor>>& tensors, const nlohmann::json& meta) {
-  std::map<std::string, const dist::ShardParam*> mine;
-  for (const dist::ShardParam& piece : shard_) mine[piece.name] = &piece;
+  std::map<std::string, const distributed::ShardParam*> mine;
+  for (const distributed::ShardParam& piece : shard_) mine[piece.name] = &piece;
   std::vector<std::pair<std::string, at::Tensor>> sliced;
   for (const auto& [key, t] : tensors) {
     const size_t slash = key.rfind('/');
@@ -127,7 +127,7 @@ absl::Status OptimizerShardUpdater::LoadUnshardedState(
     }
     auto piece = mine.find(param);
     if (piece == mine.end()) continue;  // another rank's elements
-    const dist::ShardParam& p = *piece->second;
+    const distributed::ShardParam& p = *piece->second;
     sliced.emplace_back(key, t.reshape({-1}).narrow(0, p.offset, p.tensor.numel()).clone());
   }
   nlohmann::json shard_meta = meta;
@@ -145,15 +145,15 @@ absl::Status OptimizerShardUpdater::LoadUnshardedState(
   return optimizer_->LoadState(sliced, shard_meta);
 }
 
-absl::StatusOr<std::unique_ptr<dist::ZeroOptimizer>> CreateShardedOptimizer(
-    dist::Communicator* comm, const std::vector<std::pair<std::string, at::Tensor>>& named_params,
+absl::StatusOr<std::unique_ptr<distributed::ZeroOptimizer>> CreateShardedOptimizer(
+    distributed::Communicator* comm, const std::vector<std::pair<std::string, at::Tensor>>& named_params,
     const std::vector<optim::ParamGroup>& full_groups, const optim::OptimizerOptions& options,
-    dist::ZeroOptions zero_options, OptimizerShardUpdater** updater) {
+    distributed::ZeroOptions zero_options, OptimizerShardUpdater** updater) {
   absl::Status factory_status;
   OptimizerShardUpdater* created = nullptr;
   // The factory cannot return a status: it keeps it aside, and a failed one is reported below.
-  dist::ShardUpdaterFactory factory =
-      [&](const std::vector<dist::ShardParam>& shard) -> std::unique_ptr<dist::ShardUpdater> {
+  distributed::ShardUpdaterFactory factory =
+      [&](const std::vector<distributed::ShardParam>& shard) -> std::unique_ptr<distributed::ShardUpdater> {
     absl::StatusOr<std::unique_ptr<OptimizerShardUpdater>> u =
         OptimizerShardUpdater::Create(shard, full_groups, options);
     if (!u.ok()) {
@@ -163,9 +163,9 @@ absl::StatusOr<std::unique_ptr<dist::ZeroOptimizer>> CreateShardedOptimizer(
     created = u->get();
     return std::move(*u);
   };
-  absl::StatusOr<std::unique_ptr<dist::ZeroOptimizer>> zero;
+  absl::StatusOr<std::unique_ptr<distributed::ZeroOptimizer>> zero;
   try {
-    zero = dist::ZeroOptimizer::Create(comm, named_params, zero_options, factory);
+    zero = distributed::ZeroOptimizer::Create(comm, named_params, zero_options, factory);
   } catch (const c10::Error& e) {
     return absl::InternalError(absl::StrCat("building the ZeRO shard: ", e.what_without_backtrace()));
   }
@@ -176,10 +176,10 @@ absl::StatusOr<std::unique_ptr<dist::ZeroOptimizer>> CreateShardedOptimizer(
 }
 
 absl::Status CopyParamsIntoShard(const std::vector<std::pair<std::string, at::Tensor>>& named_params,
-                                 const dist::ZeroOptimizer& zero) {
+                                 const distributed::ZeroOptimizer& zero) {
   std::map<std::string, at::Tensor> by_name(named_params.begin(), named_params.end());
   at::NoGradGuard no_grad;
-  for (const dist::ShardParam& piece : zero.shard()) {
+  for (const distributed::ShardParam& piece : zero.shard()) {
     auto it = by_name.find(piece.name);
     if (it == by_name.end()) {
       return absl::InternalError(absl::StrCat("ZeRO shard parameter '", piece.name, "' is not in the model"));

@@ -1,5 +1,5 @@
 // The trainer's own optimizer (optim::CreateOptimizer: AdamW, SGD, Lion) running on one rank's
-// ZeRO shard (dist::ZeroOptimizer, Rajbhandari et al. 2020), so that ZeRO keeps the trainer's
+// ZeRO shard (distributed::ZeroOptimizer, Rajbhandari et al. 2020), so that ZeRO keeps the trainer's
 // param-group rules: no weight decay for norms/biases and layer-wise lr decay are decided from
 // the FULL parameter (its name and rank, via optim::MakeParamGroups on the model), never from the
 // 1-D shard pieces, which would all look like biases.
@@ -25,16 +25,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "convforever/dist/communicator.h"
-#include "convforever/dist/shard_updater.h"
-#include "convforever/dist/zero_optimizer.h"
+#include "convforever/distributed/communicator.h"
+#include "convforever/distributed/shard_updater.h"
+#include "convforever/distributed/zero_optimizer.h"
 #include "convforever/optim/optimizer.h"
 #include "convforever/optim/param_groups.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::train {
 
-class OptimizerShardUpdater : public dist::ShardUpdater {
+class OptimizerShardUpdater : public distributed::ShardUpdater {
  public:
   // The reserved state name of the optimizer's meta JSON.
   static constexpr char kMetaTensorName[] = "__optimizer_meta_json__";
@@ -43,7 +43,7 @@ class OptimizerShardUpdater : public dist::ShardUpdater {
   // group of the parameter they come from. Errors: a piece of a parameter in no group, LAMB, or
   // what CreateOptimizer rejects.
   static absl::StatusOr<std::unique_ptr<OptimizerShardUpdater>> Create(
-      const std::vector<dist::ShardParam>& shard, const std::vector<optim::ParamGroup>& full_groups,
+      const std::vector<distributed::ShardParam>& shard, const std::vector<optim::ParamGroup>& full_groups,
       const optim::OptimizerOptions& options);
 
   absl::Status Step(double lr) override;
@@ -59,11 +59,11 @@ class OptimizerShardUpdater : public dist::ShardUpdater {
   const optim::Optimizer& optimizer() const { return *optimizer_; }
 
  private:
-  OptimizerShardUpdater(std::vector<dist::ShardParam> shard, std::map<std::string, int64_t> full_numel,
+  OptimizerShardUpdater(std::vector<distributed::ShardParam> shard, std::map<std::string, int64_t> full_numel,
                         std::unique_ptr<optim::Optimizer> optimizer)
       : shard_(std::move(shard)), full_numel_(std::move(full_numel)), optimizer_(std::move(optimizer)) {}
 
-  std::vector<dist::ShardParam> shard_;
+  std::vector<distributed::ShardParam> shard_;
   std::map<std::string, int64_t> full_numel_;  // every trainable parameter of the model
   std::unique_ptr<optim::Optimizer> optimizer_;
 };
@@ -71,15 +71,15 @@ class OptimizerShardUpdater : public dist::ShardUpdater {
 // The ZeroOptimizer of a run: `named_params` are the model's (the trainable ones are sharded),
 // `full_groups` MakeParamGroups of them. `*updater` is set to the shard's updater, owned by the
 // returned ZeroOptimizer.
-absl::StatusOr<std::unique_ptr<dist::ZeroOptimizer>> CreateShardedOptimizer(
-    dist::Communicator* comm, const std::vector<std::pair<std::string, at::Tensor>>& named_params,
+absl::StatusOr<std::unique_ptr<distributed::ZeroOptimizer>> CreateShardedOptimizer(
+    distributed::Communicator* comm, const std::vector<std::pair<std::string, at::Tensor>>& named_params,
     const std::vector<optim::ParamGroup>& full_groups, const optim::OptimizerOptions& options,
-    dist::ZeroOptions zero_options, OptimizerShardUpdater** updater);
+    distributed::ZeroOptions zero_options, OptimizerShardUpdater** updater);
 
 // Copies the model's current parameter values into the shard's master copy (after weights were
 // loaded into the model from a checkpoint), so the next Step starts from them.
 absl::Status CopyParamsIntoShard(const std::vector<std::pair<std::string, at::Tensor>>& named_params,
-                                 const dist::ZeroOptimizer& zero);
+                                 const distributed::ZeroOptimizer& zero);
 
 }  // namespace cf::train
 

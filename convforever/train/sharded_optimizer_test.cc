@@ -7,7 +7,7 @@
 
 #include <ATen/ATen.h>
 
-#include "convforever/dist/launch_env.h"
+#include "convforever/distributed/launch_env.h"
 #include "gtest/gtest.h"
 
 namespace cf::train {
@@ -47,17 +47,17 @@ void Backward(const Named& params, int step) {
 }
 
 struct Sharded {
-  std::unique_ptr<dist::Communicator> comm;
-  std::unique_ptr<dist::ZeroOptimizer> zero;
+  std::unique_ptr<distributed::Communicator> comm;
+  std::unique_ptr<distributed::ZeroOptimizer> zero;
   OptimizerShardUpdater* updater = nullptr;
 };
 
 Sharded MakeSharded(const Named& params, const optim::OptimizerOptions& o) {
   Sharded s;
-  auto comm = dist::Communicator::Create(dist::LaunchEnv{}, {});
+  auto comm = distributed::Communicator::Create(distributed::LaunchEnv{}, {});
   EXPECT_TRUE(comm.ok()) << comm.status();
   s.comm = std::move(*comm);
-  auto zero = CreateShardedOptimizer(s.comm.get(), params, Groups(params), o, dist::ZeroOptions{1},
+  auto zero = CreateShardedOptimizer(s.comm.get(), params, Groups(params), o, distributed::ZeroOptions{1},
                                      &s.updater);
   EXPECT_TRUE(zero.ok()) << zero.status();
   if (zero.ok()) s.zero = std::move(*zero);
@@ -159,12 +159,12 @@ TEST(ShardedOptimizer, LoadsAnUnshardedState) {
 
 TEST(ShardedOptimizer, LambIsRefused) {
   Named params = MakeParams();
-  auto comm = dist::Communicator::Create(dist::LaunchEnv{}, {});
+  auto comm = distributed::Communicator::Create(distributed::LaunchEnv{}, {});
   ASSERT_TRUE(comm.ok());
   optim::OptimizerOptions lamb = AdamW();
   lamb.type = "lamb";
   OptimizerShardUpdater* updater = nullptr;
-  auto zero = CreateShardedOptimizer(comm->get(), params, Groups(params), lamb, dist::ZeroOptions{2},
+  auto zero = CreateShardedOptimizer(comm->get(), params, Groups(params), lamb, distributed::ZeroOptions{2},
                                      &updater);
   ASSERT_FALSE(zero.ok());
   EXPECT_NE(zero.status().message().find("LAMB cannot run under ZeRO"), std::string::npos)

@@ -178,7 +178,7 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
 absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is_best,
                                                   RunSetup* run) {
   const int64_t step = loop.step;
-  dist::Communicator* comm = run->comm();
+  distributed::Communicator* comm = run->comm();
   absl::StatusOr<std::string> saved = std::string();
   if (run->is_main()) {
     bool writer_ran = false;

@@ -5,7 +5,7 @@
 //   config.json            timm-style model config (architecture, num_classes, label_names)
 //   optimizer.safetensors  optimizer slots "<param>/<slot>" (unsharded runs)
 //   zero_rank<r>_of<W>.pt  ZeRO runs instead: one per rank r of W, written by that rank
-//                          (dist::ZeroOptimizer::SaveShard: its master weights and optimizer
+//                          (distributed::ZeroOptimizer::SaveShard: its master weights and optimizer
 //                          state, sharded_optimizer.h); the directory must be shared by the ranks
 //   rng_rank<r>.bin        ZeRO, ranks r > 0: their RNG states (rank 0's are in trainer_state.json)
 //   ema.safetensors        EMA shadow weights (when EMA is on)

@@ -84,20 +84,20 @@ Outcome RunTrainer(const std::vector<std::string>& args, const std::string& dir)
   return Wait(Spawn(args, log), log);
 }
 
-// `n` ranks of the trainer through the real launcher (convforever/dist/launch.sh, 127.0.0.1).
+// `n` ranks of the trainer through the real launcher (convforever/distributed/launch.sh, 127.0.0.1).
 Outcome RunLaunched(int n, const std::vector<std::string>& trainer_args, const std::string& log) {
   const pid_t pid = fork();
   if (pid == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    std::vector<std::string> args = {"convforever/dist/launch.sh", "-n", std::to_string(n), "--",
+    std::vector<std::string> args = {"convforever/distributed/launch.sh", "-n", std::to_string(n), "--",
                                      kTrainBinary};
     args.insert(args.end(), trainer_args.begin(), trainer_args.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv("convforever/dist/launch.sh", argv.data());
+    execv("convforever/distributed/launch.sh", argv.data());
     _exit(127);
   }
   return Wait(pid, log);

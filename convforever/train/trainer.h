@@ -126,7 +126,7 @@ struct TrainerOptions {
   std::optional<optim::ScheduleOptions> schedule_override;  // total/epoch steps filled in if 0
   std::optional<optim::LossScalerOptions> loss_scaler_override;
 
-  // --- Data parallel (convforever/dist); world_size 1 = single process ---
+  // --- Data parallel (convforever/distributed); world_size 1 = single process ---
   std::string dist_backend = "auto";   // auto|gloo|nccl
   int zero_stage = 0;                  // 0, 1 or 2 (ignored with one rank)
   bool zero_offload_optimizer = false; // ZeRO: shard master weights + optimizer state on the CPU

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference for //convforever/dist:dist_benchmark: DistributedDataParallel over Gloo on
+"""PyTorch reference for //convforever/distributed:dist_benchmark: DistributedDataParallel over Gloo on
 127.0.0.1 with the benchmark's model, per-rank batch and bucket size. Prints one JSON line
 {"world": W, "step_ms": mean step time of rank 0}. Run with Debian's /usr/bin/python3 (torch 1.13).
 """
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 
 def make_model():
-    # Same layers, in the same order, as BenchNet in convforever/dist/dist_benchmark.cc.
+    # Same layers, in the same order, as BenchNet in convforever/distributed/dist_benchmark.cc.
     return nn.Sequential(
         nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

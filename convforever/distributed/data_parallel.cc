@@ -1,0 +1,166 @@
+#include "convforever/distributed/data_parallel.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace cf::distributed {
+
+DataParallel::DataParallel(Communicator* comm, NamedTensors named_params,
+                           DataParallelOptions options)
+    : comm_(comm), options_(options) {
+  const int64_t cap_bytes = static_cast<int64_t>(options.bucket_cap_mb * 1024 * 1024);
+  int64_t bucket_bytes = 0;
+  // Reverse registration order: roughly the order in which backward produces gradients.
+  for (auto it = named_params.rbegin(); it != named_params.rend(); ++it) {
+    if (!it->second.requires_grad()) continue;
+    const at::Tensor& p = it->second;
+    bool new_bucket = buckets_.empty() || bucket_bytes >= cap_bytes;
+    if (!new_bucket) {
+      const at::Tensor& first = slots_[buckets_.back().slots.front()].param;
+      new_bucket = first.scalar_type() != p.scalar_type() || first.device() != p.device();
+    }
+    if (new_bucket) {
+      buckets_.emplace_back();
+      bucket_bytes = 0;
+    }
+    Slot slot{it->first, p, static_cast<int>(buckets_.size()) - 1, 0, false};
+    Bucket& bucket = buckets_.back();
+    for (int s : bucket.slots) slot.offset += slots_[s].param.numel();
+    bucket.slots.push_back(static_cast<int>(slots_.size()));
+    bucket_bytes += p.numel() * p.element_size();
+    slots_.push_back(std::move(slot));
+  }
+  for (Bucket& bucket : buckets_) {
+    const at::Tensor& first = slots_[bucket.slots.front()].param;
+    int64_t numel = 0;
+    for (int s : bucket.slots) numel += slots_[s].param.numel();
+    bucket.flat = at::zeros({numel}, first.options().requires_grad(false));
+  }
+  ResetStep();
+  if (options_.overlap && comm_->world_size() > 1) {
+    for (int i = 0; i < static_cast<int>(slots_.size()); ++i) {
+      hooks_.push_back(std::make_unique<GradAccumulatedHook>(slots_[i].param,
+                                                             [this, i] { OnGradAccumulated(i); }));
+    }
+  }
+}
+
+DataParallel::~DataParallel() {
+  hooks_.clear();
+  // Collectives still in flight write into our buffers: let them finish (or fail) first.
+  for (Bucket& bucket : buckets_) bucket.work.Wait().IgnoreError();
+}
+
+std::vector<std::string> DataParallel::bucket_parameter_names(int i) const {
+  std::vector<std::string> names;
+  for (int s : buckets_.at(i).slots) names.push_back(slots_[s].name);
+  return names;
+}
+
+absl::Status DataParallel::BroadcastParameters(torch::nn::Module& module) {
+  std::vector<at::Tensor> tensors;
+  for (const at::Tensor& p : module.parameters(/*recurse=*/true)) tensors.push_back(p);
+  for (const at::Tensor& b : module.buffers(/*recurse=*/true)) tensors.push_back(b);
+  return BroadcastTensors(std::move(tensors));
+}
+
+absl::Status DataParallel::BroadcastTensors(std::vector<at::Tensor> tensors) {
+  // detach(): same storage, no autograd version bump complaints for leaves requiring grad.
+  std::vector<at::Tensor> targets;
+  std::vector<std::pair<at::Tensor, at::Tensor>> copy_back;  // non-contiguous: via a temporary
+  for (const at::Tensor& t : tensors) {
+    at::Tensor d = t.detach();
+    if (d.is_contiguous()) {
+      targets.push_back(d);
+    } else {
+      targets.push_back(d.contiguous());
+      copy_back.emplace_back(d, targets.back());
+    }
+  }
+  absl::Status status = comm_->Broadcast(targets, /*root=*/0);
+  if (!status.ok()) return status;
+  for (auto& [dst, src] : copy_back) dst.copy_(src);
+  return absl::OkStatus();
+}
+
+void DataParallel::SetSyncThisStep(bool sync) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sync_ = sync;
+}
+
+void DataParallel::CopyIntoBucket(int s) {
+  Slot& slot = slots_[s];
+  Bucket& bucket = buckets_[slot.bucket];
+  at::Tensor dst = bucket.flat.narrow(0, slot.offset, slot.param.numel());
+  const at::Tensor& grad = slot.param.grad();
+  if (grad.defined()) {
+    dst.copy_(grad.reshape(-1));
+  } else {
+    dst.zero_();
+  }
+  slot.ready = true;
+  --bucket.pending;
+}
+
+void DataParallel::OnGradAccumulated(int s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sync_ || slots_[s].ready) return;  // accumulation micro-step, or a second backward
+  CopyIntoBucket(s);
+  LaunchReadyBuckets();
+}
+
+void DataParallel::LaunchReadyBuckets() {
+  while (next_to_launch_ < static_cast<int>(buckets_.size()) &&
+         buckets_[next_to_launch_].pending == 0) {
+    Bucket& bucket = buckets_[next_to_launch_++];
+    bucket.launched = true;
+    bucket.work = comm_->AllReduceAsync(bucket.flat, ReduceOp::kSum);
+    bytes_this_step_ += bucket.flat.numel() * bucket.flat.element_size();
+  }
+}
+
+absl::Status DataParallel::FinishGradientSync() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sync_) return absl::OkStatus();
+  if (comm_->world_size() == 1) {
+    ResetStep();
+    return absl::OkStatus();
+  }
+  // Gradients that no hook delivered (parameters unused this step, or overlap off).
+  for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
+    if (!slots_[s].ready) CopyIntoBucket(s);
+  }
+  LaunchReadyBuckets();
+  absl::Status status;
+  for (Bucket& bucket : buckets_) status.Update(bucket.work.Wait());
+  if (status.ok()) {
+    const double scale = 1.0 / comm_->world_size();
+    for (Bucket& bucket : buckets_) bucket.flat.mul_(scale);
+    for (Slot& slot : slots_) {
+      at::Tensor avg = buckets_[slot.bucket].flat.narrow(0, slot.offset, slot.param.numel());
+      if (slot.param.grad().defined()) {
+        slot.param.mutable_grad().copy_(avg.view(slot.param.sizes()));
+      } else {
+        slot.param.mutable_grad() = avg.view(slot.param.sizes()).clone();
+      }
+    }
+  }
+  bytes_reduced_last_step_ = bytes_this_step_;
+  ResetStep();
+  return status;
+}
+
+void DataParallel::ResetStep() {
+  for (Slot& slot : slots_) slot.ready = false;
+  for (Bucket& bucket : buckets_) {
+    bucket.pending = static_cast<int>(bucket.slots.size());
+    bucket.launched = false;
+    bucket.work = AsyncWork();
+  }
+  next_to_launch_ = 0;
+  bytes_this_step_ = 0;
+}
+
+}  // namespace cf::distributed

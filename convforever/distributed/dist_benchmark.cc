@@ -1,0 +1,206 @@
+// dist_benchmark: data-parallel step time over Gloo on 127.0.0.1, this machine's processes.
+//   * 1 rank vs 2 ranks at the same per-rank batch (weak scaling: ideal ratio 1.0);
+//   * 2 ranks with bucketed all-reduce overlapping backward vs one all-reduce after backward;
+//   * bytes all-reduced per step;
+//   * side by side: PyTorch DistributedDataParallel (tools/bench/dist_reference.py, Debian's
+//     the project venv), same model, batch, bucket size and thread count, measured in this run.
+// Usage: bazel run -c opt //convforever/distributed:dist_benchmark -- [--steps=10 --batch=16 ...]
+// The parent re-executes itself as each rank (--role=rank) with torchrun's variables.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <gflags/gflags.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <ATen/core/grad_mode.h>
+
+#include "absl/strings/str_cat.h"
+#include "convforever/distributed/communicator.h"
+#include "convforever/distributed/data_parallel.h"
+#include "convforever/distributed/launch_env.h"
+
+DEFINE_string(role, "driver", "driver | rank (internal)");
+DEFINE_int32(steps, 10, "timed steps");
+DEFINE_int32(warmup, 3, "untimed steps first");
+DEFINE_int32(batch, 16, "per-rank batch");
+DEFINE_int32(threads, 1, "intra-op threads per rank");
+DEFINE_double(bucket_mb, 25, "bucket cap for the overlapped run");
+DEFINE_bool(overlap, true, "rank role: all-reduce from hooks");
+DEFINE_bool(python, true, "also measure PyTorch DDP (tools/bench/dist_reference.py)");
+DEFINE_string(out, "", "rank role: rank 0 writes 'step_ms bytes' here");
+
+namespace cf::distributed {
+namespace {
+
+// The model of tools/bench/dist_reference.py: ~11.6M parameters (46 MB of fp32 gradients),
+// input [B, 3, 32, 32].
+struct BenchNetImpl : torch::nn::Module {
+  BenchNetImpl() {
+    c1 = register_module("c1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 32, 3).padding(1)));
+    c2 = register_module("c2", torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)));
+    f1 = register_module("f1", torch::nn::Linear(64 * 8 * 8, 2048));
+    f2 = register_module("f2", torch::nn::Linear(2048, 1024));
+    f3 = register_module("f3", torch::nn::Linear(1024, 1024));
+    f4 = register_module("f4", torch::nn::Linear(1024, 10));
+  }
+  at::Tensor forward(at::Tensor x) {
+    x = at::max_pool2d(at::relu(c1->forward(x)), 2);
+    x = at::max_pool2d(at::relu(c2->forward(x)), 2).flatten(1);
+    x = at::relu(f1->forward(x));
+    x = at::relu(f2->forward(x));
+    return f4->forward(at::relu(f3->forward(x)));
+  }
+  torch::nn::Conv2d c1{nullptr}, c2{nullptr};
+  torch::nn::Linear f1{nullptr}, f2{nullptr}, f3{nullptr}, f4{nullptr};
+};
+TORCH_MODULE(BenchNet);
+
+int RunRank() {
+  at::set_num_threads(FLAGS_threads);
+  auto env = ReadLaunchEnv({});
+  if (!env.ok()) return (std::cerr << env.status() << "\n", 3);
+  auto comm = Communicator::Create(*env, {});
+  if (!comm.ok()) return (std::cerr << comm.status() << "\n", 3);
+  at::manual_seed(0);
+  BenchNet net;
+  NamedTensors params;
+  for (auto& item : net->named_parameters()) params.emplace_back(item.key(), item.value());
+  DataParallel dp(comm->get(), params, DataParallelOptions{FLAGS_bucket_mb, FLAGS_overlap});
+  if (auto s = dp.BroadcastParameters(*net); !s.ok()) return (std::cerr << s << "\n", 3);
+  at::Tensor x = at::randn({FLAGS_batch, 3, 32, 32});
+  at::Tensor y = at::randint(10, {FLAGS_batch}, at::kLong);
+  double total = 0;
+  for (int step = 0; step < FLAGS_warmup + FLAGS_steps; ++step) {
+    auto start = std::chrono::steady_clock::now();
+    for (auto& [name, p] : params) p.mutable_grad().reset();
+    at::nll_loss(at::log_softmax(net->forward(x), 1), y).backward();
+    if (auto s = dp.FinishGradientSync(); !s.ok()) return (std::cerr << s << "\n", 3);
+    {
+      at::NoGradGuard no_grad;
+      for (auto& [name, p] : params) p.add_(p.grad(), -0.01);
+    }
+    if (step >= FLAGS_warmup) total += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  if ((*comm)->rank() == 0 && !FLAGS_out.empty()) {
+    std::ofstream(FLAGS_out) << 1000 * total / FLAGS_steps << " " << dp.bytes_reduced_last_step()
+                             << " " << dp.num_buckets() << "\n";
+  }
+  return (*comm)->Barrier().ok() ? 0 : 3;
+}
+
+struct Measured {
+  double step_ms = -1;
+  long long bytes = 0;
+  int buckets = 0;
+};
+
+// Runs `world` copies of this binary as ranks and returns rank 0's figures.
+Measured RunJob(int world, bool overlap, double bucket_mb) {
+  std::string out = absl::StrCat("/tmp/cf_dist_benchmark_", getpid(), ".txt");
+  int port = 29000 + getpid() % 20000;
+  std::vector<pid_t> pids;
+  for (int r = 0; r < world; ++r) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setenv("RANK", std::to_string(r).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(world).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      std::vector<std::string> args = {
+          "/proc/self/exe", "--role=rank", absl::StrCat("--steps=", FLAGS_steps),
+          absl::StrCat("--warmup=", FLAGS_warmup), absl::StrCat("--batch=", FLAGS_batch),
+          absl::StrCat("--threads=", FLAGS_threads), absl::StrCat("--bucket_mb=", bucket_mb),
+          absl::StrCat("--overlap=", overlap ? "true" : "false"), "--out=" + out};
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv("/proc/self/exe", argv.data());
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  bool ok = true;
+  for (pid_t pid : pids) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  Measured m;
+  std::ifstream in(out);
+  if (ok) in >> m.step_ms >> m.bytes >> m.buckets;
+  std::remove(out.c_str());
+  return m;
+}
+
+double PythonDdp(int world) {
+  std::string cmd = absl::StrCat(
+      ".venv/bin/python tools/bench/dist_reference.py --world ", world, " --steps ", FLAGS_steps,
+      " --warmup ", FLAGS_warmup, " --batch ", FLAGS_batch, " --threads ", FLAGS_threads,
+      " --bucket_mb ", FLAGS_bucket_mb, " --out /tmp/cf_dist_reference_", getpid(), ".json");
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[512];
+  std::string text;
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) text += buf;
+  if (pclose(pipe) != 0) return -1;
+  size_t at = text.find("\"step_ms\":");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + 10));
+}
+
+int Drive() {
+  // `bazel run` starts in the runfiles tree; the Python reference lives in the source tree.
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) {
+    if (chdir(ws) != 0) return 1;
+  }
+  std::printf("dist_benchmark: Gloo on 127.0.0.1, per-rank batch %d, %d thread(s)/rank, %d timed steps\n",
+              FLAGS_batch, FLAGS_threads, FLAGS_steps);
+  Measured one = RunJob(1, true, FLAGS_bucket_mb);
+  Measured two = RunJob(2, true, FLAGS_bucket_mb);
+  Measured flat = RunJob(2, false, 1e9);  // one bucket, all-reduced after backward
+  if (one.step_ms <= 0 || two.step_ms <= 0 || flat.step_ms <= 0) {
+    std::fprintf(stderr, "a run failed\n");
+    return 1;
+  }
+  std::printf("%-52s %10.1f ms/step\n", "1 rank", one.step_ms);
+  std::printf("%-52s %10.1f ms/step  (%d buckets of <= %.0f MB)\n", "2 ranks, bucketed all-reduce overlapping backward",
+              two.step_ms, two.buckets, FLAGS_bucket_mb);
+  std::printf("%-52s %10.1f ms/step\n", "2 ranks, one all-reduce after backward", flat.step_ms);
+  std::printf("bytes all-reduced per step per rank: %lld (%.1f MB)\n", two.bytes, two.bytes / 1048576.0);
+  std::printf("ratio 2-rank/1-rank step time (bucketed):        %.2f (1.00 = perfect weak scaling)\n",
+              two.step_ms / one.step_ms);
+  std::printf("ratio no-overlap/bucketed step time (2 ranks):   %.2f (> 1: overlap helps)\n",
+              flat.step_ms / two.step_ms);
+  if (FLAGS_python) {
+    double py1 = PythonDdp(1), py2 = PythonDdp(2);
+    if (py1 > 0 && py2 > 0) {
+      std::printf("%-52s %10.1f ms/step\n", "PyTorch 1 rank", py1);
+      std::printf("%-52s %10.1f ms/step\n", "PyTorch DDP 2 ranks (gloo)", py2);
+      std::printf("ratio ours/PyTorch, 2 ranks:                     %.2f (< 1: ours faster)\n", two.step_ms / py2);
+      std::printf("ratio ours/PyTorch, 1 rank:                      %.2f\n", one.step_ms / py1);
+    } else {
+      std::printf("PyTorch reference failed (needs the project venv: tools/cf setup; run from the workspace)\n");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace cf::distributed
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  return FLAGS_role == "rank" ? cf::distributed::RunRank() : cf::distributed::Drive();
+}
