@@ -1,6 +1,8 @@
 #include "convforever/distributed/communicator.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <exception>
 
 #include <ATen/ATen.h>
@@ -13,6 +15,7 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/distributed/peer_monitor.h"
 
@@ -23,20 +26,60 @@ absl::Status AsyncWork::Wait() {
   return *result_;
 }
 
-absl::Status Communicator::AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op) {
+AsyncWork Communicator::Account(AsyncWork work, CollectiveOp op, int64_t bytes, TensorKind kind,
+                                bool is_root) {
+  const ByteCounts counts = CollectiveBytes(op, bytes, world_size_, is_root);
+  if (counts.collectives == 0) return work;
+  ledger_.Record(kind, counts);
+  if (!link_.options().enabled()) return work;
+  const int hops = op == CollectiveOp::kAllReduce ? 2 * (world_size_ - 1) : world_size_ - 1;
+  const absl::Time done =
+      link_.Reserve(absl::Now(), std::max(counts.ring_sent, counts.ring_received), hops);
+  auto inner = std::make_shared<AsyncWork>(std::move(work));
+  return AsyncWork([inner, done]() {
+    absl::Status status = inner->Wait();
+    absl::SleepFor(done - absl::Now());  // a negative duration returns at once
+    return status;
+  });
+}
+
+AsyncWork Communicator::AllReduceAsync(at::Tensor tensor, ReduceOp op, TensorKind kind) {
+  const int64_t bytes = tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  return Account(AllReduceImpl(std::move(tensor), op), CollectiveOp::kAllReduce, bytes, kind, false);
+}
+
+AsyncWork Communicator::BroadcastAsync(at::Tensor tensor, int root, TensorKind kind) {
+  const int64_t bytes = tensor.numel() * static_cast<int64_t>(tensor.element_size());
+  return Account(BroadcastImpl(std::move(tensor), root), CollectiveOp::kBroadcast, bytes, kind,
+                 root == rank_);
+}
+
+AsyncWork Communicator::ReduceScatterSumAsync(at::Tensor input, at::Tensor output, TensorKind kind) {
+  const int64_t bytes = input.numel() * static_cast<int64_t>(input.element_size());
+  return Account(ReduceScatterSumImpl(std::move(input), std::move(output)),
+                 CollectiveOp::kReduceScatter, bytes, kind, false);
+}
+
+AsyncWork Communicator::AllGatherAsync(at::Tensor input, at::Tensor output, TensorKind kind) {
+  const int64_t bytes = input.numel() * static_cast<int64_t>(input.element_size());
+  return Account(AllGatherImpl(std::move(input), std::move(output)), CollectiveOp::kAllGather,
+                 bytes, kind, false);
+}
+
+absl::Status Communicator::AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op, TensorKind kind) {
   std::vector<AsyncWork> works;
-  for (at::Tensor& t : tensors) works.push_back(AllReduceAsync(t, op));
+  for (at::Tensor& t : tensors) works.push_back(AllReduceAsync(t, op, kind));
   absl::Status status;
   for (AsyncWork& w : works) status.Update(w.Wait());
   return status;
 }
 
-absl::Status Communicator::Broadcast(std::vector<at::Tensor>& tensors, int root) {
+absl::Status Communicator::Broadcast(std::vector<at::Tensor>& tensors, int root, TensorKind kind) {
   if (root < 0 || root >= world_size()) {
     return absl::InvalidArgumentError(absl::StrCat("broadcast root ", root, " is not a rank of ", world_size()));
   }
   std::vector<AsyncWork> works;
-  for (at::Tensor& t : tensors) works.push_back(BroadcastAsync(t, root));
+  for (at::Tensor& t : tensors) works.push_back(BroadcastAsync(t, root, kind));
   absl::Status status;
   for (AsyncWork& w : works) status.Update(w.Wait());
   return status;
@@ -47,7 +90,7 @@ absl::Status Communicator::AllReduceScalars(std::vector<double>& values, ReduceO
   at::Tensor t = at::tensor(values, at::kDouble);
   if (backend_name() == "nccl") t = t.to(at::kCUDA);  // NCCL reduces device memory only
   std::vector<at::Tensor> tensors = {t};
-  absl::Status status = AllReduce(tensors, op);
+  absl::Status status = AllReduce(tensors, op, TensorKind::kControl);
   if (!status.ok()) return status;
   t = t.cpu();
   for (size_t i = 0; i < values.size(); ++i) values[i] = t[i].item<double>();
@@ -61,13 +104,13 @@ class LocalCommunicator : public Communicator {
  public:
   LocalCommunicator() : Communicator(0, 1) {}
   std::string backend_name() const override { return "local"; }
-  AsyncWork AllReduceAsync(at::Tensor, ReduceOp) override { return AsyncWork(); }
-  AsyncWork BroadcastAsync(at::Tensor, int) override { return AsyncWork(); }
-  AsyncWork ReduceScatterSumAsync(at::Tensor input, at::Tensor output) override {
+  AsyncWork AllReduceImpl(at::Tensor, ReduceOp) override { return AsyncWork(); }
+  AsyncWork BroadcastImpl(at::Tensor, int) override { return AsyncWork(); }
+  AsyncWork ReduceScatterSumImpl(at::Tensor input, at::Tensor output) override {
     output.copy_(input.view_as(output));
     return AsyncWork();
   }
-  AsyncWork AllGatherAsync(at::Tensor input, at::Tensor output) override {
+  AsyncWork AllGatherImpl(at::Tensor input, at::Tensor output) override {
     output.copy_(input.view_as(output));
     return AsyncWork();
   }
@@ -86,8 +129,8 @@ class C10dCommunicator : public Communicator {
  public:
   C10dCommunicator(int rank, int world_size, std::string backend, absl::Duration timeout,
                    c10::intrusive_ptr<c10d::Backend> pg,
-                   std::unique_ptr<PeerMonitor> monitor)
-      : Communicator(rank, world_size),
+                   std::unique_ptr<PeerMonitor> monitor, LinkOptions link)
+      : Communicator(rank, world_size, link),
         backend_(std::move(backend)),
         timeout_(timeout),
         pg_(std::move(pg)),
@@ -95,7 +138,7 @@ class C10dCommunicator : public Communicator {
 
   std::string backend_name() const override { return backend_; }
 
-  AsyncWork AllReduceAsync(at::Tensor tensor, ReduceOp op) override {
+  AsyncWork AllReduceImpl(at::Tensor tensor, ReduceOp op) override {
     return Launch("all_reduce", [&] {
       std::vector<at::Tensor> ts = {tensor};
       c10d::AllreduceOptions opts;
@@ -104,7 +147,7 @@ class C10dCommunicator : public Communicator {
     }, tensor, nullptr);
   }
 
-  AsyncWork BroadcastAsync(at::Tensor tensor, int root) override {
+  AsyncWork BroadcastImpl(at::Tensor tensor, int root) override {
     return Launch("broadcast", [&] {
       std::vector<at::Tensor> ts = {tensor};
       c10d::BroadcastOptions opts;
@@ -113,7 +156,7 @@ class C10dCommunicator : public Communicator {
     }, tensor, nullptr);
   }
 
-  AsyncWork ReduceScatterSumAsync(at::Tensor input, at::Tensor output) override {
+  AsyncWork ReduceScatterSumImpl(at::Tensor input, at::Tensor output) override {
     if (backend_ == "nccl") {
       return Launch("reduce_scatter", [&] { return pg_->_reduce_scatter_base(output, input); },
                     output, nullptr);
@@ -131,7 +174,7 @@ class C10dCommunicator : public Communicator {
     });
   }
 
-  AsyncWork AllGatherAsync(at::Tensor input, at::Tensor output) override {
+  AsyncWork AllGatherImpl(at::Tensor input, at::Tensor output) override {
     if (backend_ == "nccl") {
       return Launch("all_gather", [&] { return pg_->_allgather_base(output, input); }, output,
                     nullptr);
@@ -282,7 +325,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Create(const LaunchE
         " failed: ", monitor->Diagnose(), ". Cause: ", what.substr(0, what.find('\n'))));
   }
   return std::unique_ptr<Communicator>(new C10dCommunicator(
-      env.rank, env.world_size, backend, options.timeout, std::move(pg), std::move(monitor)));
+      env.rank, env.world_size, backend, options.timeout, std::move(pg), std::move(monitor),
+      options.link));
 }
 
 }  // namespace cf::distributed

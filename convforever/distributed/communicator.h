@@ -15,6 +15,10 @@
 //     pass identical shapes and dtypes.
 //   * Not thread-safe: one thread issues collectives (DataParallel's autograd hooks run on the
 //     backward thread, which is the issuing thread while backward runs).
+//   * Every collective is counted in the communicator's ByteLedger under the TensorKind the caller
+//     names (byte_ledger.h), and, with CommOptions::link set, finishes no earlier than the
+//     emulated link allows (link_model.h). The engines implement the *Impl methods; callers use
+//     the public ones, so nothing goes on the wire uncounted.
 // world_size 1 gives a local communicator whose collectives are identities (no sockets), unless
 // CommOptions::process_group_for_one_rank asks for the real engine.
 #ifndef CONVFOREVER_DISTRIBUTED_COMMUNICATOR_H_
@@ -32,7 +36,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "convforever/distributed/byte_ledger.h"
 #include "convforever/distributed/launch_env.h"
+#include "convforever/distributed/link_model.h"
 
 namespace cf::distributed {
 
@@ -49,6 +55,8 @@ struct CommOptions {
   // process group for the one rank instead (rendezvous at MASTER_ADDR:MASTER_PORT as usual), so
   // the engine itself can be checked on a machine with a single GPU (ci/gpu_check.sh's tests).
   bool process_group_for_one_rank = false;
+  // An emulated slow link (tests and benchmarks of the low-bandwidth modes); off by default.
+  LinkOptions link;
 };
 
 enum class ReduceOp { kSum, kMax, kMin };
@@ -79,37 +87,59 @@ class Communicator {
   virtual std::string backend_name() const = 0;  // "gloo", "nccl" or "local"
 
   // Each tensor reduced in place across ranks (elementwise).
-  virtual AsyncWork AllReduceAsync(at::Tensor tensor, ReduceOp op = ReduceOp::kSum) = 0;
-  absl::Status AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op);
-  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors) {
-    return AllReduce(tensors, ReduceOp::kSum);
+  AsyncWork AllReduceAsync(at::Tensor tensor, ReduceOp op = ReduceOp::kSum,
+                           TensorKind kind = TensorKind::kOther);
+  absl::Status AllReduce(std::vector<at::Tensor>& tensors, ReduceOp op,
+                         TensorKind kind = TensorKind::kOther);
+  absl::Status AllReduceSum(std::vector<at::Tensor>& tensors, TensorKind kind = TensorKind::kOther) {
+    return AllReduce(tensors, ReduceOp::kSum, kind);
   }
   // Every tensor overwritten with root's.
-  virtual AsyncWork BroadcastAsync(at::Tensor tensor, int root) = 0;
-  absl::Status Broadcast(std::vector<at::Tensor>& tensors, int root);
+  AsyncWork BroadcastAsync(at::Tensor tensor, int root, TensorKind kind = TensorKind::kOther);
+  absl::Status Broadcast(std::vector<at::Tensor>& tensors, int root,
+                         TensorKind kind = TensorKind::kOther);
   // input [world_size * S] (same shape on every rank) -> output [S]: rank r gets the sum over
   // ranks of input[r*S : (r+1)*S].
-  virtual AsyncWork ReduceScatterSumAsync(at::Tensor input, at::Tensor output) = 0;
-  absl::Status ReduceScatterSum(at::Tensor input, at::Tensor output) {
-    return ReduceScatterSumAsync(std::move(input), std::move(output)).Wait();
+  AsyncWork ReduceScatterSumAsync(at::Tensor input, at::Tensor output,
+                                  TensorKind kind = TensorKind::kOther);
+  absl::Status ReduceScatterSum(at::Tensor input, at::Tensor output,
+                                TensorKind kind = TensorKind::kOther) {
+    return ReduceScatterSumAsync(std::move(input), std::move(output), kind).Wait();
   }
   // input [S] -> output [world_size * S] with rank r's input at output[r*S : (r+1)*S].
-  virtual AsyncWork AllGatherAsync(at::Tensor input, at::Tensor output) = 0;
-  absl::Status AllGather(at::Tensor input, at::Tensor output) {
-    return AllGatherAsync(std::move(input), std::move(output)).Wait();
+  AsyncWork AllGatherAsync(at::Tensor input, at::Tensor output, TensorKind kind = TensorKind::kOther);
+  absl::Status AllGather(at::Tensor input, at::Tensor output, TensorKind kind = TensorKind::kOther) {
+    return AllGatherAsync(std::move(input), std::move(output), kind).Wait();
   }
   virtual absl::Status Barrier() = 0;
 
   // Per-rank counters (loss sums, sample counts, timings) reduced across ranks in one collective:
-  // each value becomes the sum/max/min over ranks. For metrics logged by rank 0.
+  // each value becomes the sum/max/min over ranks. For metrics logged by rank 0. Counted as
+  // TensorKind::kControl.
   absl::Status AllReduceScalars(std::vector<double>& values, ReduceOp op = ReduceOp::kSum);
 
+  // Every byte this rank's collectives moved, by kind (byte_ledger.h).
+  ByteLedger& ledger() { return ledger_; }
+  const LinkOptions& link() const { return link_.options(); }
+
  protected:
-  Communicator(int rank, int world_size) : rank_(rank), world_size_(world_size) {}
+  Communicator(int rank, int world_size, LinkOptions link = {})
+      : rank_(rank), world_size_(world_size), link_(link) {}
+
+  virtual AsyncWork AllReduceImpl(at::Tensor tensor, ReduceOp op) = 0;
+  virtual AsyncWork BroadcastImpl(at::Tensor tensor, int root) = 0;
+  virtual AsyncWork ReduceScatterSumImpl(at::Tensor input, at::Tensor output) = 0;
+  virtual AsyncWork AllGatherImpl(at::Tensor input, at::Tensor output) = 0;
 
  private:
+  // Records `op` of `bytes` under `kind` and, with an emulated link, makes `work` finish no
+  // earlier than the link allows.
+  AsyncWork Account(AsyncWork work, CollectiveOp op, int64_t bytes, TensorKind kind, bool is_root);
+
   int rank_;
   int world_size_;
+  ByteLedger ledger_;
+  LinkModel link_;
 };
 
 }  // namespace cf::distributed

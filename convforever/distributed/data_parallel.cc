@@ -79,7 +79,7 @@ absl::Status DataParallel::BroadcastTensors(std::vector<at::Tensor> tensors) {
       copy_back.emplace_back(d, targets.back());
     }
   }
-  absl::Status status = comm_->Broadcast(targets, /*root=*/0);
+  absl::Status status = comm_->Broadcast(targets, /*root=*/0, TensorKind::kParameter);
   if (!status.ok()) return status;
   for (auto& [dst, src] : copy_back) dst.copy_(src);
   return absl::OkStatus();
@@ -116,7 +116,7 @@ void DataParallel::LaunchReadyBuckets() {
          buckets_[next_to_launch_].pending == 0) {
     Bucket& bucket = buckets_[next_to_launch_++];
     bucket.launched = true;
-    bucket.work = comm_->AllReduceAsync(bucket.flat, ReduceOp::kSum);
+    bucket.work = comm_->AllReduceAsync(bucket.flat, ReduceOp::kSum, TensorKind::kGradient);
     bytes_this_step_ += bucket.flat.numel() * bucket.flat.element_size();
   }
 }

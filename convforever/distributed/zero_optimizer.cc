@@ -82,7 +82,7 @@ absl::Status ZeroOptimizer::ReduceGradients() {
   const int64_t begin = comm_->rank() * shard_numel_;
   if (options_.stage == 1) {
     std::vector<at::Tensor> tensors = {flat};
-    RETURN_IF_ERROR(comm_->AllReduceSum(tensors));
+    RETURN_IF_ERROR(comm_->AllReduceSum(tensors, TensorKind::kGradient));
     flat.div_(world);
     grad_shard_.copy_(flat.narrow(0, begin, shard_numel_));
     for (Slot& slot : slots_) {
@@ -95,7 +95,7 @@ absl::Status ZeroOptimizer::ReduceGradients() {
     }
   } else {
     at::Tensor mine = at::empty({shard_numel_}, flat.options());
-    RETURN_IF_ERROR(comm_->ReduceScatterSum(flat, mine));
+    RETURN_IF_ERROR(comm_->ReduceScatterSum(flat, mine, TensorKind::kGradient));
     grad_shard_.copy_(mine.div_(world));
     // Stage 2: the full gradients are not kept; only this rank's averaged shard lives on.
     for (Slot& slot : slots_) slot.param.mutable_grad().reset();
@@ -108,7 +108,7 @@ absl::StatusOr<double> ZeroOptimizer::ClipGradNorm(double max_norm) {
   at::Tensor sq = grad_shard_.to(at::kDouble).pow(2).sum().reshape({1});
   sq = sq.to(slots_.front().param.device());
   std::vector<at::Tensor> tensors = {sq};
-  RETURN_IF_ERROR(comm_->AllReduceSum(tensors));
+  RETURN_IF_ERROR(comm_->AllReduceSum(tensors, TensorKind::kControl));
   double norm = std::sqrt(sq.item<double>());
   if (max_norm > 0 && norm > max_norm) grad_shard_.mul_(max_norm / (norm + 1e-6));
   return norm;
@@ -127,7 +127,7 @@ absl::Status ZeroOptimizer::Step(double lr) {
   at::NoGradGuard no_grad;
   const at::Tensor& first = slots_.front().param;
   at::Tensor full = at::empty({comm_->world_size() * shard_numel_}, first.options().requires_grad(false));
-  RETURN_IF_ERROR(comm_->AllGather(master_.to(first.device()), full));
+  RETURN_IF_ERROR(comm_->AllGather(master_.to(first.device()), full, TensorKind::kParameter));
   bytes_last_step_ += full.numel() * full.element_size();
   for (Slot& slot : slots_) {
     slot.param.detach().copy_(full.narrow(0, slot.offset, slot.param.numel()).view(slot.param.sizes()));

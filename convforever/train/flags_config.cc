@@ -83,6 +83,15 @@ void PrintSummary(const TrainerOptions& options, const TrainResult& result) {
                 100 * result.final_eval_ema.top5);
   }
   std::printf("best top-1 %.2f%%\n", 100 * result.best_top1);
+  if (!result.comm_bytes.empty()) {
+    int64_t sent = 0, ring = 0;
+    for (const TrainResult::CommBytes& c : result.comm_bytes) {
+      sent += c.payload_sent;
+      ring += c.ring_sent;
+    }
+    std::printf("communication (%s): %.1f MB payload sent per rank, %.1f MB on a ring\n",
+                options.sync.c_str(), sent / 1e6, ring / 1e6);
+  }
   std::printf("checkpoint: %s\n", result.checkpoint_dir.c_str());
   std::printf("metrics:    %s (TensorBoard: tensorboard --logdir %s)\n",
               result.metrics_path.c_str(), options.run_dir.c_str());

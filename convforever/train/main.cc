@@ -110,6 +110,9 @@ DEFINE_bool(zero_offload_optimizer, false,
             "ZeRO: keep the shard's master weights and optimizer state on the CPU (or from "
             "--deepspeed_config zero_optimization.offload_optimizer.device=cpu)");
 DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
+DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step)");
+DEFINE_double(dist_link_mbps, 0, "emulate a link of this many Mbit/s under every collective (0 = off): shows on one machine what a slow link does");
+DEFINE_double(dist_link_latency_ms, 0, "emulated link: one-way latency per message step in ms");
 
 namespace {
 
@@ -202,6 +205,9 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.zero_stage = FLAGS_zero_stage;
   o.zero_offload_optimizer = FLAGS_zero_offload_optimizer;
   o.dist_timeout_s = FLAGS_dist_timeout_s;
+  o.sync = FLAGS_sync;
+  o.dist_link_mbps = FLAGS_dist_link_mbps;
+  o.dist_link_latency_ms = FLAGS_dist_link_latency_ms;
   if (!FLAGS_deepspeed_config.empty()) {
     RETURN_IF_ERROR(cf::train::ApplyDeepSpeedConfig(FLAGS_deepspeed_config, &o));
   }

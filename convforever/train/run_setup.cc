@@ -158,7 +158,13 @@ absl::Status RunSetup::BuildDistributed() {
   c.backend = options_.dist_backend;
   c.cuda = device_.is_cuda();
   c.timeout = absl::Seconds(options_.dist_timeout_s);
+  c.link.mbps = options_.dist_link_mbps;
+  c.link.latency_ms = options_.dist_link_latency_ms;
   ASSIGN_OR_RETURN(comm_, distributed::Communicator::Create(env, c));
+  if (c.link.enabled()) {
+    LOG(INFO) << "emulated link: " << c.link.mbps << " Mbit/s, " << c.link.latency_ms
+              << " ms per message step";
+  }
   LOG(INFO) << "rank " << comm_->rank() << " of " << comm_->world_size() << " ("
             << comm_->backend_name() << ", launched by " << env.source << ")";
   return absl::OkStatus();
@@ -493,9 +499,43 @@ void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skippe
                {"train/skipped_steps", static_cast<double>(skipped_total_)},
                {"data/images_per_sec", c.images_per_sec}};
   for (const auto& [reason, n] : c.skipped) s.emplace_back("data/skipped/" + reason, n);
+  AppendCommScalars(step, &s);
   loss_window_sum_ = 0;
   loss_window_count_ = 0;
   if (absl::Status st = sinks_->sink()->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
+}
+
+// Bytes per optimizer step since the last log line (payload by kind, and the ring model's), and
+// the payload sent so far: what the low-bandwidth modes are judged by.
+void RunSetup::AppendCommScalars(int64_t step, Scalars* s) {
+  if (!comm_) return;
+  const int64_t steps = std::max<int64_t>(1, step - comm_logged_step_);
+  comm_logged_step_ = step;
+  const distributed::ByteLedger::PerKind interval = comm_->ledger().TakeInterval();
+  for (int k = 0; k < distributed::kNumTensorKinds; ++k) {
+    if (interval[k].collectives == 0) continue;
+    const std::string kind = distributed::TensorKindName(static_cast<distributed::TensorKind>(k));
+    s->emplace_back("comm/" + kind + "/sent_bytes_per_step",
+                    static_cast<double>(interval[k].payload_sent) / steps);
+  }
+  const distributed::ByteCounts sum = distributed::Sum(interval);
+  s->emplace_back("comm/sent_bytes_per_step", static_cast<double>(sum.payload_sent) / steps);
+  s->emplace_back("comm/received_bytes_per_step", static_cast<double>(sum.payload_received) / steps);
+  s->emplace_back("comm/ring_sent_bytes_per_step", static_cast<double>(sum.ring_sent) / steps);
+  s->emplace_back("comm/total_sent_bytes", static_cast<double>(comm_->ledger().Total().payload_sent));
+}
+
+std::vector<TrainResult::CommBytes> RunSetup::CommBytesByKind() const {
+  std::vector<TrainResult::CommBytes> out;
+  if (!comm_) return out;
+  const distributed::ByteLedger::PerKind totals = comm_->ledger().Totals();
+  for (int k = 0; k < distributed::kNumTensorKinds; ++k) {
+    if (totals[k].collectives == 0) continue;
+    out.push_back({distributed::TensorKindName(static_cast<distributed::TensorKind>(k)),
+                   totals[k].payload_sent, totals[k].payload_received, totals[k].ring_sent,
+                   totals[k].ring_received, totals[k].collectives});
+  }
+  return out;
 }
 
 void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema) {

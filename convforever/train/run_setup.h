@@ -104,6 +104,8 @@ class RunSetup {
   void RecordTrainStep(int64_t step, double loss, double lr, bool skipped);
   void RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema);
   const std::string& metrics_path() const { return metrics_path_; }
+  // Every byte this rank's collectives moved so far, by tensor kind (empty with one rank).
+  std::vector<TrainResult::CommBytes> CommBytesByKind() const;
   void Close();
 
   // --- parts, for train_state.cc ---
@@ -135,6 +137,7 @@ class RunSetup {
   absl::Status BuildDistributed();
   absl::Status BroadcastInitialWeights();
   absl::StatusOr<bool> ApplyShardedGradients(int64_t step, bool loss_finite);
+  void AppendCommScalars(int64_t step, Scalars* scalars);
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
@@ -165,6 +168,7 @@ class RunSetup {
   int64_t loss_window_count_ = 0;
   int64_t skipped_total_ = 0;
   double last_grad_norm_ = 0;
+  int64_t comm_logged_step_ = 0;
 };
 
 }  // namespace cf::train

@@ -43,6 +43,27 @@ nlohmann::json RunSummaryJson(const TrainerOptions& o, const TrainResult& r) {
       {"final_train_loss", nullptr},
   };
   if (r.final_eval_ema.samples > 0) j["final_eval_ema"] = EvalJson(r.final_eval_ema);
+  if (!r.comm_bytes.empty()) {
+    nlohmann::json by_kind = nlohmann::json::object();
+    int64_t sent = 0, received = 0, ring_sent = 0, ring_received = 0;
+    for (const TrainResult::CommBytes& c : r.comm_bytes) {
+      by_kind[c.kind] = {{"payload_sent_bytes", c.payload_sent},
+                         {"payload_received_bytes", c.payload_received},
+                         {"ring_sent_bytes", c.ring_sent},
+                         {"ring_received_bytes", c.ring_received},
+                         {"collectives", c.collectives}};
+      sent += c.payload_sent;
+      received += c.payload_received;
+      ring_sent += c.ring_sent;
+      ring_received += c.ring_received;
+    }
+    j["communication"] = {{"sync", o.sync},
+                          {"payload_sent_bytes", sent},
+                          {"payload_received_bytes", received},
+                          {"ring_sent_bytes", ring_sent},
+                          {"ring_received_bytes", ring_received},
+                          {"by_kind", by_kind}};
+  }
   if (!r.step_losses.empty()) {
     const size_t n = std::min<size_t>(50, r.step_losses.size());
     const double sum = std::accumulate(r.step_losses.end() - n, r.step_losses.end(), 0.0);

@@ -9,7 +9,10 @@
 // twice), wall_seconds (the loop's wall time over all resumes, evaluations included),
 // images_per_sec (samples_seen / wall_seconds), final_eval {loss, top1, top5, samples}
 // (top-1/5 as fractions), final_eval_ema (with EMA only), best_top1, final_train_loss (mean of the
-// last <= 50 steps this process ran; null when it ran none). Non-finite numbers are strings
+// last <= 50 steps this process ran; null when it ran none), and with several ranks
+// communication {sync, payload_sent_bytes, payload_received_bytes, ring_sent_bytes,
+// ring_received_bytes, by_kind {<kind>: {...}}}: rank 0's collectives in this process
+// (convforever/distributed/byte_ledger.h). Non-finite numbers are strings
 // ("NaN"), as in metrics.jsonl.
 #ifndef CONVFOREVER_TRAIN_SUMMARY_H_
 #define CONVFOREVER_TRAIN_SUMMARY_H_

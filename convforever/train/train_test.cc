@@ -396,6 +396,30 @@ TEST(TrainerDataParallel, TwoRanksMatchOneRankWithDoubleBatch) {
   ASSERT_EQ(two.exit_code, 0) << two.output;
   EXPECT_NE(two.output.find("rank 1 of 2"), std::string::npos) << two.output;
   ExpectSameWeights(dir + "/one/checkpoints/step-00000005", dir + "/two/checkpoints/step-00000005");
+
+  // The byte ledger: data parallel's gradient payload is the parameters' fp32 bytes, every step,
+  // exactly; the ring model of 2 ranks moves the same; the broadcast of the initial weights is the
+  // parameter bytes (buffers too) once; control scalars are the rest.
+  const nlohmann::json summary = ReadJson(dir + "/two/summary.json");
+  ASSERT_TRUE(summary.contains("communication")) << summary;
+  const nlohmann::json& comm = summary["communication"];
+  EXPECT_EQ(comm.value("sync", ""), "ddp");
+  const int64_t params = summary.value("params", 0);
+  const nlohmann::json& grad = comm["by_kind"]["gradient"];
+  EXPECT_EQ(grad.value("payload_sent_bytes", -1), params * 4 * 5) << comm;
+  EXPECT_EQ(grad.value("payload_received_bytes", -1), params * 4 * 5) << comm;
+  EXPECT_EQ(grad.value("ring_sent_bytes", -1), params * 4 * 5) << comm;
+  EXPECT_GE(comm["by_kind"]["parameter"].value("payload_sent_bytes", -1), params * 4) << comm;
+  EXPECT_TRUE(comm["by_kind"].contains("control")) << comm;
+  bool logged = false;
+  std::ifstream in(dir + "/two/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("comm/gradient/sent_bytes_per_step")) continue;
+    EXPECT_DOUBLE_EQ(j["comm/gradient/sent_bytes_per_step"].get<double>(), params * 4.0) << line;
+    logged = true;
+  }
+  EXPECT_TRUE(logged) << "no comm/ scalars in metrics.jsonl";
 }
 
 // ZeRO through the real launcher: 2 Gloo ranks with ZeRO-1 (optimizer "offloaded", a no-op move

@@ -208,6 +208,7 @@ class Trainer {
     result_.params = models::CountParameters(run_->model());
     result_.gmacs_per_image = run_->model().ForwardMacs(o_.image_size) / 1e9;
     result_.train_seconds = TrainSeconds();
+    result_.comm_bytes = run_->CommBytesByKind();
     run_->Close();
     if (run_->is_main()) {
       const std::string path = o_.run_dir + "/summary.json";

@@ -131,6 +131,11 @@ struct TrainerOptions {
   int zero_stage = 0;                  // 0, 1 or 2 (ignored with one rank)
   bool zero_offload_optimizer = false; // ZeRO: shard master weights + optimizer state on the CPU
   int64_t dist_timeout_s = 300;
+  // How ranks synchronise: "ddp" (gradients all-reduced every step).
+  std::string sync = "ddp";
+  // An emulated slow link under every collective (convforever/distributed/link_model.h); 0 = off.
+  double dist_link_mbps = 0;
+  double dist_link_latency_ms = 0;
 };
 
 struct EvalResult {
@@ -157,6 +162,14 @@ struct TrainResult {
   int64_t params = 0;
   double gmacs_per_image = 0;   // forward, one image at the training image size
   double train_seconds = 0;     // loop wall time over all resumes (setup, evals, checkpoints)
+  // Bytes this rank's collectives moved in this process (not before a resume), by tensor kind
+  // (convforever/distributed/byte_ledger.h); empty with one rank.
+  struct CommBytes {
+    std::string kind;  // "gradient", "parameter", "control", ...
+    int64_t payload_sent = 0, payload_received = 0, ring_sent = 0, ring_received = 0;
+    int64_t collectives = 0;
+  };
+  std::vector<CommBytes> comm_bytes;
 };
 
 // Process-wide settings every mode applies first: the allocator's reuse of freed memory, and

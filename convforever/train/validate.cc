@@ -99,6 +99,9 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
     return Bad("zero_offload_optimizer", "needs --zero_stage=1 or 2");
   }
   if (o.dist_timeout_s < 1) return Bad("dist_timeout_s", "must be >= 1");
+  if (absl::Status s = OneOf("sync", o.sync, {"ddp"}); !s.ok()) return s;
+  if (!(o.dist_link_mbps >= 0)) return Bad("dist_link_mbps", "must be >= 0 (0 = no emulated link)");
+  if (!(o.dist_link_latency_ms >= 0)) return Bad("dist_link_latency_ms", "must be >= 0");
   return absl::OkStatus();
 }
 
