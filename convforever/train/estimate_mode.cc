@@ -1,0 +1,475 @@
+#include "convforever/train/estimate_mode.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <memory>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "convforever/base/allocator.h"
+#include "convforever/base/atomic_file.h"
+#include "convforever/base/autocast.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/models/convnext.h"
+#include "convforever/models/registry.h"
+#include "convforever/plan/gpus.h"
+#include "convforever/plan/measure.h"
+#include "convforever/train/loss.h"
+#include "convforever/train/run_setup.h"
+#include "glog/logging.h"
+
+namespace cf::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// The same malloc tuning and intra-op thread count as Train() (trainer.cc ConfigureRuntime), so
+// calibrated step times are the trainer's.
+void ConfigureRuntimeAsTrainer(const TrainerOptions& o) {
+  base::KeepFreedMemoryForReuse();
+  int threads = o.threads;
+  if (threads <= 0) {
+    const int cores = std::max(1u, std::thread::hardware_concurrency());
+    threads = std::max(1, cores - std::max(0, o.num_workers - 1));
+    if (cores <= 2) threads = 1;
+  }
+  at::set_num_threads(threads);
+}
+
+// Seconds since this process started (Linux: /proc/self/stat's start time against /proc/uptime),
+// so startup includes loading LibTorch; -1 where unknown.
+double SecondsSinceProcessStart() {
+  std::ifstream stat("/proc/self/stat"), uptime("/proc/uptime");
+  std::string line;
+  double up = 0;
+  if (!std::getline(stat, line) || !(uptime >> up)) return -1;
+  // Field 22 (starttime, clock ticks after boot) counts from the field after ")" (comm may hold spaces).
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(line.substr(paren + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) return up - std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return -1;
+}
+
+// A run directory that exists for the estimate only.
+class ScratchRunDir {
+ public:
+  ScratchRunDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "cf-estimate-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~ScratchRunDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The run as Train() builds it, with outputs that go nowhere. Data that does not open here is
+// replaced by synthetic data of the same shape when the sample count is given.
+absl::StatusOr<std::unique_ptr<RunSetup>> BuildRun(TrainerOptions o, const EstimateRequest& r,
+                                                   const std::string& run_dir,
+                                                   std::vector<std::string>* notes) {
+  o.run_dir = run_dir;
+  o.tensorboard = false;
+  o.trackio_project.clear();
+  o.hub_repo.clear();
+  o.resume.clear();
+  o.init_from.clear();
+  if (!r.depths.empty()) o.depth = r.depths.front();
+  absl::StatusOr<std::unique_ptr<RunSetup>> run = RunSetup::Create(o);
+  if (run.ok() || o.data == "synthetic") return run;
+  if (r.samples <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--estimate: the training data (--data=", o.data, " --data_dir=", o.data_dir,
+        ") does not open here: ", run.status().message(),
+        ". For data that is not present locally pass --samples=N (images to train on, all "
+        "epochs) and, for evaluation cost, --eval_samples=N"));
+  }
+  notes->push_back(absl::StrCat("the data does not open here (", run.status().message(),
+                                "): the model was built on synthetic data of the same shape"));
+  o.data = "synthetic";
+  o.synthetic_samples = std::max<int64_t>(4 * o.micro_batch_size * o.gradient_accumulation_steps, 64);
+  if (o.channels <= 0) o.channels = 3;
+  return RunSetup::Create(o);
+}
+
+struct Calibration {
+  double step_seconds = 0;            // one optimizer step (all micro-batches)
+  double eval_seconds_per_image = 0;
+  double achieved_flops = 0;          // model FLOP/s while training
+  double device_peak_flops = 0;
+  double utilization = 0;
+  std::string device_peak_source;
+};
+
+void Sync(const c10::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+// Forward + loss + backward for every micro-batch, then the trainer's ApplyGradients (clip,
+// optimizer step, EMA, loss scaler): Trainer::RunOneStep on a synthetic micro-batch.
+absl::StatusOr<double> TimeTrainStep(RunSetup& run, const at::Tensor& images,
+                                     const at::Tensor& targets, int64_t step) {
+  const TrainerOptions& o = run.options();
+  const auto start = Clock::now();
+  try {
+    for (int64_t micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
+      run.SetGradientSync(micro + 1 == o.gradient_accumulation_steps);
+      at::Tensor loss;
+      {
+        base::AutocastGuard autocast(run.device().type(),
+                                     o.precision == "fp16" ? at::kHalf : at::kBFloat16,
+                                     o.precision != "fp32");
+        loss = ClassificationLoss(run.model().forward(images), targets, o.label_smoothing);
+      }
+      (void)loss.item<double>();  // the trainer reads the loss every micro-batch
+      run.ScaleLoss(loss / static_cast<double>(o.gradient_accumulation_steps)).backward();
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("calibration step: ", e.what_without_backtrace()));
+  }
+  RETURN_IF_ERROR(run.ApplyGradients(step, /*loss_finite=*/true).status());
+  Sync(run.device());
+  return Since(start);
+}
+
+absl::StatusOr<double> TimeEvalBatch(RunSetup& run, const at::Tensor& images) {
+  const TrainerOptions& o = run.options();
+  const auto start = Clock::now();
+  try {
+    at::NoGradGuard no_grad;
+    base::AutocastGuard autocast(run.device().type(),
+                                 o.precision == "fp16" ? at::kHalf : at::kBFloat16,
+                                 o.precision != "fp32");
+    at::Tensor logits = run.model().forward(images);
+    (void)logits.argmax(1).sum().item<int64_t>();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("calibration eval: ", e.what_without_backtrace()));
+  }
+  return Since(start);
+}
+
+absl::StatusOr<Calibration> Calibrate(RunSetup& run, const EstimateRequest& r, double train_flops_per_image,
+                                      const std::vector<plan::GpuSpec>* table) {
+  const TrainerOptions& o = run.options();
+  Calibration c;
+  const c10::Device device = run.device();
+  const int64_t channels = run.train_loader().channels();
+  at::Tensor images = at::randn({o.micro_batch_size, channels, o.image_size, o.image_size},
+                                at::TensorOptions().device(device));
+  if (o.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor targets = at::randint(run.model().num_classes(), {o.micro_batch_size},
+                                   at::TensorOptions().device(device).dtype(at::kLong));
+  std::vector<double> steps;
+  const int warmup = 2;
+  for (int i = 0; i < warmup + std::max(1, r.calibrate_steps); ++i) {
+    ASSIGN_OR_RETURN(double seconds, TimeTrainStep(run, images, targets, i));
+    if (i >= warmup) steps.push_back(seconds);
+  }
+  c.step_seconds = Median(steps);
+  std::vector<double> evals;
+  run.model().eval();
+  for (int i = 0; i < warmup + std::max(1, r.calibrate_steps); ++i) {
+    ASSIGN_OR_RETURN(double seconds, TimeEvalBatch(run, images));
+    if (i >= warmup) evals.push_back(seconds);
+  }
+  run.model().train();
+  c.eval_seconds_per_image = Median(evals) / static_cast<double>(o.micro_batch_size);
+  c.achieved_flops = train_flops_per_image *
+                     static_cast<double>(o.micro_batch_size * o.gradient_accumulation_steps) /
+                     c.step_seconds;
+  if (device.is_cpu()) {
+    ASSIGN_OR_RETURN(c.device_peak_flops, plan::MatmulFlops(device, at::kFloat, 1024, 5));
+    c.device_peak_source = absl::StrFormat("measured fp32 1024^3 matmul, %d thread(s)",
+                                           at::get_num_threads());
+  } else {
+    const std::string name = r.calibrate_gpu.empty() ? r.gpu : r.calibrate_gpu;
+    if (table == nullptr || name == "local") {
+      return absl::InvalidArgumentError(
+          "--calibrate on --device=cuda needs this GPU's table row: pass --calibrate_gpu=NAME");
+    }
+    ASSIGN_OR_RETURN(plan::GpuSpec local, plan::FindGpu(*table, name, r.gpu_table));
+    ASSIGN_OR_RETURN(c.device_peak_flops, plan::PeakFlops(local, o.precision));
+    c.device_peak_source = absl::StrCat(name, " datasheet");
+  }
+  c.utilization = c.achieved_flops / c.device_peak_flops;
+  return c;
+}
+
+// One configuration: name, depth, params, MACs, and (ConvNeXt) the activation-model shape.
+struct ModelConfig {
+  int depth = 0;
+  int64_t params = 0;
+  double macs = 0;
+  bool convnext = false;
+  plan::ConvNeXtShape shape;
+};
+
+absl::StatusOr<std::vector<ModelConfig>> ModelConfigs(RunSetup& run, const TrainerOptions& o,
+                                                      const EstimateRequest& r) {
+  std::vector<ModelConfig> out;
+  auto* convnext = dynamic_cast<models::ConvNeXt*>(&run.model());
+  if (convnext == nullptr) {
+    if (!r.depths.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--depths: --model=", o.model,
+                                                     " has no depth setting (use --model=convforever)"));
+    }
+    ModelConfig m;
+    m.params = models::CountParameters(run.model());
+    m.macs = run.model().ForwardMacs(o.image_size);
+    out.push_back(m);
+    return out;
+  }
+  if (!r.depths.empty() && o.model != "convforever") {
+    return absl::InvalidArgumentError(absl::StrCat("--depths: only --model=convforever takes a depth, not ", o.model));
+  }
+  std::vector<int> depths = r.depths;
+  if (depths.empty()) depths.push_back(o.model == "convforever" ? o.depth : 0);
+  for (int depth : depths) {
+    models::ConvNeXtOptions c = convnext->options();
+    if (depth > 0) {
+      if (depth < 4) return absl::InvalidArgumentError(absl::StrCat("--depths: ", depth, " < 4 (one block per stage at least)"));
+      c.depths(models::SplitDepth(depth, 4));
+    }
+    ModelConfig m;
+    m.depth = depth;
+    m.convnext = true;
+    m.params = models::ConvNeXtParameterCount(c);
+    m.macs = models::ConvNeXtMacs(c, o.image_size);
+    m.shape.depths = c.depths();
+    m.shape.dims = c.dims();
+    m.shape.stem_stride = c.stem_stride();
+    m.shape.in_chans = c.in_chans();
+    m.shape.num_classes = c.num_classes();
+    m.shape.layer_scale = c.layer_scale_init() > 0;
+    out.push_back(m);
+  }
+  return out;
+}
+
+std::string OptimizerName(const TrainerOptions& o) {
+  return o.optimizer_override ? o.optimizer_override->type : o.optimizer;
+}
+
+}  // namespace
+
+absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& options,
+                                              const EstimateRequest& r) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  if (r.gpus < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be >= 1, got ", r.gpus));
+  const bool local = r.gpu == "local";
+  std::vector<plan::GpuSpec> table;
+  plan::GpuSpec gpu;
+  if (!local || !r.calibrate_gpu.empty()) {
+    ASSIGN_OR_RETURN(table, plan::ReadGpuTable(r.gpu_table));
+  }
+  if (!local) {
+    ASSIGN_OR_RETURN(gpu, plan::FindGpu(table, r.gpu, r.gpu_table));
+  }
+
+  plan::EstimateReport report;
+  ConfigureRuntimeAsTrainer(options);
+  ScratchRunDir scratch;
+  if (scratch.path().empty()) return absl::InternalError("cannot create a scratch run directory");
+  const auto start = Clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, BuildRun(options, r, scratch.path(), &report.notes));
+  const double since_start = SecondsSinceProcessStart();
+  const double startup_seconds = since_start > 0 ? since_start : Since(start);
+  const TrainerOptions& o = run->options();
+
+  // Images trained on, and the step counts of a run on r.gpus ranks (the trainer's arithmetic).
+  const int64_t micro = o.micro_batch_size, accum = o.gradient_accumulation_steps;
+  const int64_t global_batch = micro * accum * r.gpus;
+  const int64_t per_rank = run->train_loader().num_samples() / r.gpus;
+  const int64_t steps_per_epoch = std::max<int64_t>(1, per_rank / micro / accum);
+  int64_t train_samples = 0;
+  if (r.samples > 0) {
+    train_samples = r.samples;
+  } else if (o.max_steps > 0) {
+    train_samples = o.max_steps * global_batch;
+  } else {
+    train_samples = static_cast<int64_t>(std::ceil(o.epochs * steps_per_epoch)) * global_batch;
+  }
+  const int64_t total_steps = (train_samples + global_batch - 1) / global_batch;
+  const int64_t per_pass = r.eval_samples >= 0 ? r.eval_samples : run->eval_samples();
+  const int64_t passes = plan::EvalPasses(total_steps, steps_per_epoch, o.eval_every_steps) *
+                         (o.ema_decay > 0 ? 2 : 1);
+  if (!o.progressive_resize.empty()) {
+    report.notes.push_back("--progressive_resize is not modelled: every epoch at --image_size");
+  }
+
+  ASSIGN_OR_RETURN(std::vector<ModelConfig> configs, ModelConfigs(*run, o, r));
+  const double first_flops = plan::TrainFlopsPerImage(configs.front().macs, o.gradient_checkpointing);
+  Calibration cal;
+  const bool calibrate = r.calibrate || local;
+  if (calibrate) {
+    ASSIGN_OR_RETURN(cal, Calibrate(*run, r, first_flops, table.empty() ? nullptr : &table));
+    LOG(INFO) << absl::StrFormat(
+        "calibration on %s: %.4f s per optimizer step, %.3g ms per eval image, %.3g GFLOP/s "
+        "achieved, peak %.3g GFLOP/s (%s): utilisation %.3f",
+        run->device().str(), cal.step_seconds, 1e3 * cal.eval_seconds_per_image,
+        cal.achieved_flops / 1e9, cal.device_peak_flops / 1e9, cal.device_peak_source, cal.utilization);
+  }
+
+  double utilization = r.utilization > 0 ? r.utilization
+                       : calibrate       ? cal.utilization
+                                         : plan::kDefaultUtilization;
+  double peak = 0;
+  if (!local) {
+    ASSIGN_OR_RETURN(peak, plan::PeakFlops(gpu, o.precision));
+  }
+  report.gpu = r.gpu;
+  report.gpus = r.gpus;
+  report.precision = o.precision;
+  report.peak_tflops = peak / 1e12;
+  report.utilization = utilization;
+  report.usd_per_hour = r.price_per_hour >= 0 ? r.price_per_hour : (local ? 0.0 : gpu.usd_per_hour);
+  report.memory_gb = local ? 0.0 : gpu.memory_gb;
+  report.train_samples = train_samples;
+  report.eval_images = per_pass * passes;
+  report.micro_batch = micro;
+  report.accumulation = accum;
+  report.image_size = o.image_size;
+  if (local) {
+    report.throughput = absl::StrFormat(
+        "measured on this machine (%s): %.4f s per optimizer step, %.3g ms per eval image, "
+        "startup %.1f s (utilisation %.3f of %s)",
+        run->device().str(), cal.step_seconds, 1e3 * cal.eval_seconds_per_image, startup_seconds,
+        cal.utilization, cal.device_peak_source);
+  } else if (calibrate && r.utilization <= 0) {
+    report.throughput = absl::StrFormat(
+        "datasheet %.1f TFLOPS (%s) x utilisation %.3f calibrated on %s (%.3g GFLOP/s achieved / "
+        "%.3g peak, %s)",
+        peak / 1e12, o.precision, utilization, run->device().str(), cal.achieved_flops / 1e9,
+        cal.device_peak_flops / 1e9, cal.device_peak_source);
+  } else {
+    report.throughput = absl::StrFormat("datasheet %.1f TFLOPS (%s) x utilisation %.2f (%s)",
+                                        peak / 1e12, o.precision, utilization,
+                                        r.utilization > 0 ? "--utilization" : "assumed default");
+  }
+  if (local && configs.size() > 1) {
+    report.notes.push_back("--gpu=local: rows after the first scale the measured step time by FLOPs");
+  }
+  if (r.gpus > 1) {
+    report.notes.push_back(absl::StrFormat(
+        "padding: ring all-reduce of fp32 gradients at %.0f Gbit/s per GPU (--link_gbps), hidden "
+        "under the last micro-batch's backward where it fits",
+        r.link_gbps));
+  }
+
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const ModelConfig& m = configs[i];
+    plan::EstimateRow row;
+    row.model = o.model;
+    row.depth = m.depth;
+    row.params = m.params;
+    row.gmacs_per_image = m.macs / 1e9;
+    plan::CostInput in;
+    in.forward_macs = m.macs;
+    in.gradient_checkpointing = o.gradient_checkpointing;
+    in.train_samples = train_samples;
+    in.eval_images = report.eval_images;
+    in.params = m.params;
+    in.micro_batch = micro;
+    in.accumulation = accum;
+    in.gpus = r.gpus;
+    in.link_gbps = r.link_gbps;
+    in.usd_per_hour = report.usd_per_hour;
+    in.local = local;
+    in.peak_flops = peak;
+    in.utilization = utilization;
+    if (local) {
+      // Other depths: the first configuration's measured times scaled by FLOPs.
+      const double scale = m.macs / configs.front().macs;
+      in.step_seconds = cal.step_seconds * scale;
+      in.eval_seconds_per_image = cal.eval_seconds_per_image * scale;
+      in.startup_seconds = startup_seconds;
+    }
+    row.cost = plan::EstimateCost(in);
+
+    double activations = -1;
+    if (m.convnext) {
+      plan::ActivationOptions a;
+      a.image_size = o.image_size;
+      a.batch = micro;
+      a.precision = o.precision;
+      a.gradient_checkpointing = o.gradient_checkpointing;
+      activations = plan::ConvNeXtPeakActivationBytes(m.shape, a);
+      row.memory_method = "analytic";
+    } else if (run->device().is_cpu()) {
+      ASSIGN_OR_RETURN(double per_sample, plan::ActivationBytesPerSample(
+                                              run->model(), run->train_loader().channels(),
+                                              o.image_size, o.channels_last));
+      activations = per_sample * micro * (o.precision == "fp32" ? 1.0 : 0.5);
+      row.memory_method = o.precision == "fp32" ? "measured (CPU fp32)"
+                                                : "measured (CPU fp32, halved for autocast)";
+    }
+    if (activations >= 0) {
+      plan::MemoryInput mi;
+      mi.params = m.params;
+      mi.optimizer = OptimizerName(o);
+      mi.momentum = o.optimizer_override ? o.optimizer_override->momentum : o.momentum;
+      mi.ema = o.ema_decay > 0;
+      mi.world_size = r.gpus;
+      mi.zero_stage = o.zero_stage;
+      mi.zero_offload = o.zero_offload_optimizer;
+      mi.activation_bytes = activations;
+      ASSIGN_OR_RETURN(row.memory, plan::EstimateMemory(mi));
+      row.memory_known = true;
+      row.fits = !local && plan::FitsInMemory(row.memory.total, gpu.memory_gb);
+    }
+    report.rows.push_back(row);
+  }
+  return report;
+}
+
+int EstimateMain(const TrainerOptions& options, const EstimateRequest& request, bool json,
+                 const std::string& json_path) {
+  absl::StatusOr<plan::EstimateReport> report = Estimate(options, request);
+  if (!report.ok()) {
+    std::fprintf(stderr, "train: --estimate: %s\n", report.status().ToString().c_str());
+    return absl::IsInvalidArgument(report.status()) || absl::IsNotFound(report.status()) ||
+                   absl::IsFailedPrecondition(report.status())
+               ? 2
+               : 1;
+  }
+  const std::string as_json = plan::FormatJson(*report);
+  if (!json_path.empty()) {
+    if (absl::Status s = base::WriteFileAtomically(json_path, as_json); !s.ok()) {
+      std::fprintf(stderr, "train: --estimate_json: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+  std::fputs(json ? as_json.c_str() : plan::FormatTable(*report).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace cf::train
