@@ -57,6 +57,10 @@ void ConfigureRuntimeAsTrainer(const TrainerOptions& o) {
   at::set_num_threads(threads);
 }
 
+constexpr char kSamplesHint[] =
+    ". For data that is not present locally pass --samples=N (images to train on, all epochs) "
+    "and, for the evaluation cost, --eval_samples=N";
+
 // Seconds since this process started (Linux: /proc/self/stat's start time against /proc/uptime),
 // so startup includes loading LibTorch; -1 where unknown.
 double SecondsSinceProcessStart() {
@@ -92,11 +96,25 @@ class ScratchRunDir {
   std::string path_;
 };
 
+// Synthetic data of the recipe's shape in place of data that is not here: image size, channels
+// and classes as the model's registry entry expects them (--class_list still names the classes),
+// so the model and optimizer are the real ones; sample counts come from --samples.
+void UseSyntheticData(TrainerOptions* o) {
+  const models::ModelOptions defaults = models::DefaultOptions(o->model);
+  o->data = "synthetic";
+  o->data_dir.clear();
+  o->eval_data_dir.clear();
+  o->synthetic_samples = std::max<int64_t>(4 * o->micro_batch_size * o->gradient_accumulation_steps, 64);
+  o->synthetic_classes = defaults.num_classes;
+  if (o->channels <= 0) o->channels = static_cast<int>(defaults.in_channels);
+}
+
 // The run as Train() builds it, with outputs that go nowhere. Data that does not open here is
 // replaced by synthetic data of the same shape when the sample count is given.
 absl::StatusOr<std::unique_ptr<RunSetup>> BuildRun(TrainerOptions o, const EstimateRequest& r,
                                                    const std::string& run_dir,
-                                                   std::vector<std::string>* notes) {
+                                                   std::vector<std::string>* notes,
+                                                   bool* stand_in) {
   o.run_dir = run_dir;
   o.tensorboard = false;
   o.trackio_project.clear();
@@ -108,16 +126,13 @@ absl::StatusOr<std::unique_ptr<RunSetup>> BuildRun(TrainerOptions o, const Estim
   if (run.ok() || o.data == "synthetic") return run;
   if (r.samples <= 0) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "--estimate: the training data (--data=", o.data, " --data_dir=", o.data_dir,
-        ") does not open here: ", run.status().message(),
-        ". For data that is not present locally pass --samples=N (images to train on, all "
-        "epochs) and, for evaluation cost, --eval_samples=N"));
+        "the training data (--data=", o.data, " --data_dir=", o.data_dir,
+        ") does not open here: ", run.status().message(), kSamplesHint));
   }
   notes->push_back(absl::StrCat("the data does not open here (", run.status().message(),
                                 "): the model was built on synthetic data of the same shape"));
-  o.data = "synthetic";
-  o.synthetic_samples = std::max<int64_t>(4 * o.micro_batch_size * o.gradient_accumulation_steps, 64);
-  if (o.channels <= 0) o.channels = 3;
+  UseSyntheticData(&o);
+  *stand_in = true;
   return RunSetup::Create(o);
 }
 
@@ -281,9 +296,22 @@ std::string OptimizerName(const TrainerOptions& o) {
 
 }  // namespace
 
-absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& options,
+absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
                                               const EstimateRequest& r) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  plan::EstimateReport report;
+  TrainerOptions options = given;
+  bool stand_in = false;  // synthetic data in place of the real one: no epoch length known
+  const bool has_default_location = options.data == "fashion_mnist" || options.data == "synthetic";
+  if (r.samples > 0 && options.data_dir.empty() && !has_default_location) {
+    report.notes.push_back(absl::StrCat("no --data_dir for --data=", options.data,
+                                        ": the model was built on synthetic data of the same shape"));
+    UseSyntheticData(&options);
+    stand_in = true;
+  }
+  if (absl::Status valid = ValidateOptions(options); !valid.ok()) {
+    if (r.samples > 0 || options.data_dir.empty() == false) return valid;
+    return absl::Status(valid.code(), absl::StrCat(valid.message(), kSamplesHint));
+  }
   if (r.gpus < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be >= 1, got ", r.gpus));
   const bool local = r.gpu == "local";
   std::vector<plan::GpuSpec> table;
@@ -295,12 +323,11 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& options,
     ASSIGN_OR_RETURN(gpu, plan::FindGpu(table, r.gpu, r.gpu_table));
   }
 
-  plan::EstimateReport report;
   ConfigureRuntimeAsTrainer(options);
   ScratchRunDir scratch;
   if (scratch.path().empty()) return absl::InternalError("cannot create a scratch run directory");
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, BuildRun(options, r, scratch.path(), &report.notes));
+  ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, BuildRun(options, r, scratch.path(), &report.notes, &stand_in));
   const double since_start = SecondsSinceProcessStart();
   const double startup_seconds = since_start > 0 ? since_start : Since(start);
   const TrainerOptions& o = run->options();
@@ -320,7 +347,11 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& options,
   }
   const int64_t total_steps = (train_samples + global_batch - 1) / global_batch;
   const int64_t per_pass = r.eval_samples >= 0 ? r.eval_samples : run->eval_samples();
-  const int64_t passes = plan::EvalPasses(total_steps, steps_per_epoch, o.eval_every_steps) *
+  // Without the data the epoch length is unknown: an evaluation per --epochs (rounded up).
+  const int64_t epochs = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(o.epochs)));
+  const int64_t eval_steps_per_epoch =
+      stand_in ? std::max<int64_t>(1, (total_steps + epochs - 1) / epochs) : steps_per_epoch;
+  const int64_t passes = plan::EvalPasses(total_steps, eval_steps_per_epoch, o.eval_every_steps) *
                          (o.ema_decay > 0 ? 2 : 1);
   if (!o.progressive_resize.empty()) {
     report.notes.push_back("--progressive_resize is not modelled: every epoch at --image_size");

@@ -106,6 +106,14 @@ TEST(EstimateMode, ScalingStudyDepthsWithoutLocalData) {
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.err.find("--samples=N"), std::string::npos) << missing.err;
 
+  Outcome no_dir = RunTrainer({Recipe("convforever_depth"), RunDir(), "--estimate"});
+  EXPECT_EQ(no_dir.exit_code, 2);
+  EXPECT_NE(no_dir.err.find("--samples=N"), std::string::npos) << no_dir.err;
+  Outcome without_dir = RunTrainer({Recipe("convforever_depth"), RunDir(), "--estimate",
+                                    "--samples=3000000", "--format=json"});
+  ASSERT_EQ(without_dir.exit_code, 0) << without_dir.err;
+  EXPECT_NE(Json(without_dir)["notes"].dump().find("no --data_dir"), std::string::npos);
+
   Outcome o = RunTrainer({Recipe("convforever_depth"), RunDir(), "--estimate",
                           "--data_dir=/nonexistent/captions.jsonl", "--samples=3000000",
                           "--eval_samples=0", "--depths=30,50,100", "--gpu=rtx4090", "--gpus=4",
@@ -126,6 +134,21 @@ TEST(EstimateMode, ScalingStudyDepthsWithoutLocalData) {
   }
   // 50 categories from the class list; bf16 halves the autocast activations.
   EXPECT_NE(j["notes"].dump().find("synthetic"), std::string::npos) << j["notes"].dump();
+}
+
+TEST(EstimateMode, ImageNetRecipeWithoutTheData) {
+  // ConvNeXt-T's 300 ImageNet epochs on 8 A100s: the model keeps its 1000 classes, the recipe's
+  // EMA doubles the 300 evaluations of 50,000 images.
+  Outcome o = RunTrainer({Recipe("imagenet1k_convnext_t"), RunDir(), "--estimate",
+                          "--samples=384350100", "--eval_samples=50000", "--gpu=a100_80g",
+                          "--gpus=8", "--format=json"});
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json j = Json(o);
+  const nlohmann::json& row = j["rows"][0];
+  EXPECT_EQ(row["params"], 28589128);
+  EXPECT_NEAR(row["gmacs_per_image"].get<double>(), 4.4555, 1e-4);  // registry: conv + linear
+  EXPECT_EQ(j["eval_images"], 2 * 300 * 50000);
+  EXPECT_EQ(j["gradient_accumulation_steps"], 4);
 }
 
 TEST(EstimateMode, LocalCalibrationAndJsonFile) {
