@@ -7,7 +7,15 @@
 # or, after `bazel build //convforever/train:train`: convforever/plan/estimate_benchmark.sh
 set -euo pipefail
 
-ROOT="${BUILD_WORKSPACE_DIRECTORY:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+# The repository root: bazel run's workspace, else the current directory when it is the root
+# (tools/cf runs bazel-bin/... from there), else two folders above this script.
+if [ -n "${BUILD_WORKSPACE_DIRECTORY:-}" ]; then
+  ROOT="$BUILD_WORKSPACE_DIRECTORY"
+elif [ -f WORKSPACE ] && [ -d convforever/train ]; then
+  ROOT="$PWD"
+else
+  ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+fi
 cd "$ROOT"
 TRAIN="$ROOT/bazel-bin/convforever/train/train"
 [ -x "$TRAIN" ] || { echo "estimate_benchmark: build //convforever/train:train first" >&2; exit 1; }
