@@ -17,6 +17,7 @@ std::string Params(int64_t p) {
 
 std::string Hours(double seconds) {
   const double h = seconds / 3600.0;
+  if (seconds < 60) return absl::StrFormat("%.1f s", seconds);
   if (h < 0.1) return absl::StrFormat("%.1f min", seconds / 60.0);
   return absl::StrFormat("%.1f h", h);
 }
@@ -36,7 +37,7 @@ std::string FormatTable(const EstimateReport& r) {
     cells.push_back({row.model, row.depth > 0 ? absl::StrCat(row.depth) : "-", Params(row.params),
                      absl::StrFormat("%.3g", row.gmacs_per_image),
                      absl::StrFormat("%.3g", row.cost.train_flops / 1e15), Hours(row.cost.wall_seconds),
-                     absl::StrFormat("%.2f", row.cost.gpu_hours),
+                     absl::StrFormat(row.cost.gpu_hours < 10 ? "%.3g" : "%.1f", row.cost.gpu_hours),
                      absl::StrFormat("+%.1f%%", 100 * row.cost.padding),
                      absl::StrFormat("%.2f", row.cost.usd),
                      row.memory_known ? absl::StrFormat("%.2f", Gb(row.memory.total)) : "?", fits});

@@ -41,6 +41,12 @@ TEST(Report, TableHasOneLinePerRowAndSaysWhatDoesNotFit) {
   EXPECT_NE(table.find("throughput: datasheet x utilisation"), std::string::npos) << table;
   EXPECT_NE(table.find("GPU-hours"), std::string::npos);
   EXPECT_NE(table.find("30.0 h"), std::string::npos) << table;  // wall time of depth 30
+  EstimateReport quick = Example();
+  quick.rows[0].cost.wall_seconds = 42;
+  quick.rows[0].cost.gpu_hours = 42.0 / 3600;
+  const std::string short_run = FormatTable(quick);
+  EXPECT_NE(short_run.find("42.0 s"), std::string::npos) << short_run;
+  EXPECT_NE(short_run.find("0.0117"), std::string::npos) << short_run;  // 3 significant digits
   EXPECT_NE(table.find("yes"), std::string::npos) << table;     // 7.5 GB
   EXPECT_NE(table.find("NO"), std::string::npos) << table;      // 25 GB > 21.6 GB
 }
