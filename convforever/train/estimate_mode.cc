@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -149,27 +150,59 @@ void Sync(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+// Micro-batches for calibration: the training loader's own when the data is here (its worker
+// threads then compete for the cores as they do in training, and decoding is in the time), a
+// synthetic batch of the recipe's shape otherwise.
+class CalibrationBatches {
+ public:
+  CalibrationBatches(RunSetup& run, bool real) : run_(run), real_(real) {
+    const TrainerOptions& o = run.options();
+    const auto on = at::TensorOptions().device(run.device());
+    images_ = at::randn({o.micro_batch_size, run.train_loader().channels(), o.image_size, o.image_size}, on);
+    if (o.channels_last) images_ = images_.contiguous(at::MemoryFormat::ChannelsLast);
+    targets_ = at::randint(run.model().num_classes(), {o.micro_batch_size}, on.dtype(at::kLong));
+  }
+  absl::Status Start() { return real_ ? run_.StartEpoch(0) : absl::OkStatus(); }
+  absl::StatusOr<StepBatch> Next() {
+    if (!real_) return StepBatch{images_, targets_, false};
+    ASSIGN_OR_RETURN(std::optional<StepBatch> batch, run_.NextBatch());
+    if (!batch) {  // a short epoch: start the next one
+      RETURN_IF_ERROR(run_.StartEpoch(run_.epoch() + 1));
+      ASSIGN_OR_RETURN(batch, run_.NextBatch());
+      if (!batch) return absl::InternalError("calibration: the training loader gives no batches");
+    }
+    return *std::move(batch);
+  }
+  const at::Tensor& synthetic_images() const { return images_; }
+
+ private:
+  RunSetup& run_;
+  bool real_;
+  at::Tensor images_, targets_;
+};
+
 // Forward + loss + backward for every micro-batch, then the trainer's ApplyGradients (clip,
-// optimizer step, EMA, loss scaler): Trainer::RunOneStep on a synthetic micro-batch.
-absl::StatusOr<double> TimeTrainStep(RunSetup& run, const at::Tensor& images,
-                                     const at::Tensor& targets, int64_t step) {
+// optimizer step, EMA, loss scaler): Trainer::RunOneStep, timed from the first batch's fetch.
+absl::StatusOr<double> TimeTrainStep(RunSetup& run, CalibrationBatches& batches, int64_t step) {
   const TrainerOptions& o = run.options();
   const auto start = Clock::now();
-  try {
-    for (int64_t micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
+  for (int64_t micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
+    ASSIGN_OR_RETURN(StepBatch batch, batches.Next());
+    try {
       run.SetGradientSync(micro + 1 == o.gradient_accumulation_steps);
       at::Tensor loss;
       {
         base::AutocastGuard autocast(run.device().type(),
                                      o.precision == "fp16" ? at::kHalf : at::kBFloat16,
                                      o.precision != "fp32");
-        loss = ClassificationLoss(run.model().forward(images), targets, o.label_smoothing);
+        loss = ClassificationLoss(run.model().forward(batch.images), batch.targets,
+                                  batch.soft ? 0.0 : o.label_smoothing);
       }
       (void)loss.item<double>();  // the trainer reads the loss every micro-batch
       run.ScaleLoss(loss / static_cast<double>(o.gradient_accumulation_steps)).backward();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("calibration step: ", e.what_without_backtrace()));
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("calibration step: ", e.what_without_backtrace()));
   }
   RETURN_IF_ERROR(run.ApplyGradients(step, /*loss_finite=*/true).status());
   Sync(run.device());
@@ -192,21 +225,19 @@ absl::StatusOr<double> TimeEvalBatch(RunSetup& run, const at::Tensor& images) {
   return Since(start);
 }
 
-absl::StatusOr<Calibration> Calibrate(RunSetup& run, const EstimateRequest& r, double train_flops_per_image,
+absl::StatusOr<Calibration> Calibrate(RunSetup& run, const EstimateRequest& r, bool real_data,
+                                      double train_flops_per_image,
                                       const std::vector<plan::GpuSpec>* table) {
   const TrainerOptions& o = run.options();
   Calibration c;
   const c10::Device device = run.device();
-  const int64_t channels = run.train_loader().channels();
-  at::Tensor images = at::randn({o.micro_batch_size, channels, o.image_size, o.image_size},
-                                at::TensorOptions().device(device));
-  if (o.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor targets = at::randint(run.model().num_classes(), {o.micro_batch_size},
-                                   at::TensorOptions().device(device).dtype(at::kLong));
+  CalibrationBatches batches(run, real_data);
+  RETURN_IF_ERROR(batches.Start());
+  const at::Tensor& images = batches.synthetic_images();
   std::vector<double> steps;
   const int warmup = 2;
   for (int i = 0; i < warmup + std::max(1, r.calibrate_steps); ++i) {
-    ASSIGN_OR_RETURN(double seconds, TimeTrainStep(run, images, targets, i));
+    ASSIGN_OR_RETURN(double seconds, TimeTrainStep(run, batches, i));
     if (i >= warmup) steps.push_back(seconds);
   }
   c.step_seconds = Median(steps);
@@ -359,10 +390,19 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
 
   ASSIGN_OR_RETURN(std::vector<ModelConfig> configs, ModelConfigs(*run, o, r));
   const double first_flops = plan::TrainFlopsPerImage(configs.front().macs, o.gradient_checkpointing);
+  // Other families' activations, measured on the CPU (before calibration starts the loader's
+  // threads, whose allocations would count).
+  double measured_per_sample = -1;
+  if (!configs.front().convnext && run->device().is_cpu()) {
+    ASSIGN_OR_RETURN(measured_per_sample,
+                     plan::ActivationBytesPerSample(run->model(), run->train_loader().channels(),
+                                                    o.image_size, o.channels_last));
+  }
   Calibration cal;
   const bool calibrate = r.calibrate || local;
   if (calibrate) {
-    ASSIGN_OR_RETURN(cal, Calibrate(*run, r, first_flops, table.empty() ? nullptr : &table));
+    ASSIGN_OR_RETURN(cal, Calibrate(*run, r, /*real_data=*/!stand_in, first_flops,
+                                    table.empty() ? nullptr : &table));
     LOG(INFO) << absl::StrFormat(
         "calibration on %s: %.4f s per optimizer step, %.3g ms per eval image, %.3g GFLOP/s "
         "achieved, peak %.3g GFLOP/s (%s): utilisation %.3f",
@@ -455,11 +495,8 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
       a.gradient_checkpointing = o.gradient_checkpointing;
       activations = plan::ConvNeXtPeakActivationBytes(m.shape, a);
       row.memory_method = "analytic";
-    } else if (run->device().is_cpu()) {
-      ASSIGN_OR_RETURN(double per_sample, plan::ActivationBytesPerSample(
-                                              run->model(), run->train_loader().channels(),
-                                              o.image_size, o.channels_last));
-      activations = per_sample * micro * (o.precision == "fp32" ? 1.0 : 0.5);
+    } else if (measured_per_sample >= 0) {
+      activations = measured_per_sample * micro * (o.precision == "fp32" ? 1.0 : 0.5);
       row.memory_method = o.precision == "fp32" ? "measured (CPU fp32)"
                                                 : "measured (CPU fp32, halved for autocast)";
     }

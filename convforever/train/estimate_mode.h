@@ -6,9 +6,10 @@
 // optimizer) in a scratch run directory that it removes, then asks convforever/plan for the
 // arithmetic. Data that is not present here (a jsonl/wds/imagenet path that does not open) needs
 // `samples` (the model is then built on synthetic data of the same shape). With `calibrate`, it
-// also runs real training steps (forward + loss + backward + the trainer's optimizer step, on a
-// synthetic micro-batch of the recipe's shape on --device, after warm-up; median) and forward-
-// only evaluation batches, and measures the device's peak (CPU: a large fp32 matmul; CUDA: the
+// also runs real training steps (forward + loss + backward + the trainer's optimizer step on
+// --device, after warm-up; median) on the training loader's batches when the data is here (its
+// workers then share the cores as in training), else on a synthetic micro-batch of the recipe's
+// shape, and forward-only evaluation batches of that shape, and measures the device's peak (CPU: a large fp32 matmul; CUDA: the
 // table's row for `calibrate_gpu`). `gpu == "local"` predicts this machine's wall time from the
 // measured times directly (calibration is implied). Nothing here reads flags: main.cc maps them.
 #ifndef CONVFOREVER_TRAIN_ESTIMATE_MODE_H_
