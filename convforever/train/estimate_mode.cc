@@ -185,6 +185,42 @@ std::string OptimizerName(const TrainerOptions& o) {
   return o.optimizer_override ? o.optimizer_override->type : o.optimizer;
 }
 
+// The row's per-GPU memory: analytic activations for a ConvNeXt, the CPU measurement (per
+// sample, x micro-batch) otherwise; unknown when neither is available. gpu_memory_gb 0: no fit.
+absl::Status FillMemory(const ModelConfig& m, const TrainerOptions& o, int gpus,
+                        double measured_per_sample, double gpu_memory_gb, plan::EstimateRow* row) {
+  const int64_t micro = o.micro_batch_size;
+  double activations = -1;
+  if (m.convnext) {
+    plan::ActivationOptions a;
+    a.image_size = o.image_size;
+    a.batch = micro;
+    a.precision = o.precision;
+    a.gradient_checkpointing = o.gradient_checkpointing;
+    activations = plan::ConvNeXtPeakActivationBytes(m.shape, a);
+    row->memory_method = "analytic";
+  } else if (measured_per_sample >= 0) {
+    activations = measured_per_sample * micro * (o.precision == "fp32" ? 1.0 : 0.5);
+    row->memory_method = o.precision == "fp32" ? "measured (CPU fp32)"
+                                              : "measured (CPU fp32, halved for autocast)";
+  }
+  if (activations >= 0) {
+    plan::MemoryInput mi;
+    mi.params = m.params;
+    mi.optimizer = OptimizerName(o);
+    mi.momentum = o.optimizer_override ? o.optimizer_override->momentum : o.momentum;
+    mi.ema = o.ema_decay > 0;
+    mi.world_size = gpus;
+    mi.zero_stage = o.zero_stage;
+    mi.zero_offload = o.zero_offload_optimizer;
+    mi.activation_bytes = activations;
+    ASSIGN_OR_RETURN(row->memory, plan::EstimateMemory(mi));
+    row->memory_known = true;
+    row->fits = gpu_memory_gb > 0 && plan::FitsInMemory(row->memory.total, gpu_memory_gb);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
@@ -355,34 +391,7 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
     }
     row.cost = plan::EstimateCost(in);
 
-    double activations = -1;
-    if (m.convnext) {
-      plan::ActivationOptions a;
-      a.image_size = o.image_size;
-      a.batch = micro;
-      a.precision = o.precision;
-      a.gradient_checkpointing = o.gradient_checkpointing;
-      activations = plan::ConvNeXtPeakActivationBytes(m.shape, a);
-      row.memory_method = "analytic";
-    } else if (measured_per_sample >= 0) {
-      activations = measured_per_sample * micro * (o.precision == "fp32" ? 1.0 : 0.5);
-      row.memory_method = o.precision == "fp32" ? "measured (CPU fp32)"
-                                                : "measured (CPU fp32, halved for autocast)";
-    }
-    if (activations >= 0) {
-      plan::MemoryInput mi;
-      mi.params = m.params;
-      mi.optimizer = OptimizerName(o);
-      mi.momentum = o.optimizer_override ? o.optimizer_override->momentum : o.momentum;
-      mi.ema = o.ema_decay > 0;
-      mi.world_size = r.gpus;
-      mi.zero_stage = o.zero_stage;
-      mi.zero_offload = o.zero_offload_optimizer;
-      mi.activation_bytes = activations;
-      ASSIGN_OR_RETURN(row.memory, plan::EstimateMemory(mi));
-      row.memory_known = true;
-      row.fits = !local && plan::FitsInMemory(row.memory.total, gpu.memory_gb);
-    }
+    RETURN_IF_ERROR(FillMemory(m, o, r.gpus, measured_per_sample, local ? 0.0 : gpu.memory_gb, &row));
     report.rows.push_back(row);
   }
   return report;
