@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/train/estimate_mode.h"
 #include "convforever/train/flags_config.h"
 #include "convforever/train/lr_finder.h"
 #include "convforever/train/trainer.h"
@@ -113,6 +114,61 @@ DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
 DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step)");
 DEFINE_double(dist_link_mbps, 0, "emulate a link of this many Mbit/s under every collective (0 = off): shows on one machine what a slow link does");
 DEFINE_double(dist_link_latency_ms, 0, "emulated link: one-way latency per message step in ms");
+// Estimate mode (convforever/train/estimate_mode.h): cost of the run these flags describe.
+DEFINE_bool(estimate, false, "print GPU-hours, dollars and per-GPU memory of this run instead of training");
+DEFINE_string(gpu, "rtx4090", "--estimate: target GPU, a row of --gpu_table, or \"local\" (this machine, --device)");
+DEFINE_int32(gpus, 1, "--estimate: data-parallel GPUs");
+DEFINE_double(price_per_hour, -1, "--estimate: USD per GPU-hour (default: the table's)");
+DEFINE_string(gpu_table, "convforever/plan/gpus.csv", "--estimate: GPU table (CSV)");
+DEFINE_int64(samples, 0, "--estimate: training images in total (default: from --max_steps or --epochs x the data)");
+DEFINE_int64(eval_samples, -1, "--estimate: images per evaluation pass (default: the eval data's)");
+DEFINE_string(depths, "", "--estimate: comma-separated --depth values for --model=convforever, one row each");
+DEFINE_bool(calibrate, false, "--estimate: measure step time and utilisation on --device first");
+DEFINE_int32(calibrate_steps, 5, "--estimate --calibrate: timed steps (after 2 warm-up steps)");
+DEFINE_string(calibrate_gpu, "", "--estimate --calibrate --device=cuda: this machine's GPU row (default --gpu)");
+DEFINE_double(link_gbps, 128, "--estimate: per-GPU all-reduce bandwidth, Gbit/s (128 = PCIe 4.0 x16 class)");
+DEFINE_double(utilization, 0, "--estimate: model FLOPs utilisation (0 = default 0.30, or calibrated)");
+DEFINE_string(format, "table", "--estimate: table|json");
+DEFINE_string(estimate_json, "", "--estimate: also write the JSON report to this file");
+
+namespace {
+
+absl::StatusOr<cf::train::EstimateRequest> EstimateRequestFromFlags() {
+  cf::train::EstimateRequest r;
+  r.gpu = FLAGS_gpu;
+  r.gpus = FLAGS_gpus;
+  r.price_per_hour = FLAGS_price_per_hour;
+  r.gpu_table = FLAGS_gpu_table;
+  r.samples = FLAGS_samples;
+  r.eval_samples = FLAGS_eval_samples;
+  for (absl::string_view d : absl::StrSplit(FLAGS_depths, ',', absl::SkipEmpty())) {
+    int v = 0;
+    if (!absl::SimpleAtoi(d, &v) || v < 4) {
+      return absl::InvalidArgumentError("--depths: expected integers >= 4, got " + FLAGS_depths);
+    }
+    r.depths.push_back(v);
+  }
+  r.calibrate = FLAGS_calibrate;
+  r.calibrate_steps = FLAGS_calibrate_steps;
+  r.calibrate_gpu = FLAGS_calibrate_gpu;
+  r.link_gbps = FLAGS_link_gbps;
+  r.utilization = FLAGS_utilization;
+  if (FLAGS_format != "table" && FLAGS_format != "json") {
+    return absl::InvalidArgumentError("--format: want table or json, got " + FLAGS_format);
+  }
+  return r;
+}
+
+int RunEstimate(const cf::train::TrainerOptions& options) {
+  absl::StatusOr<cf::train::EstimateRequest> r = EstimateRequestFromFlags();
+  if (!r.ok()) {
+    std::fprintf(stderr, "train: %s\n", std::string(r.status().message()).c_str());
+    return 2;
+  }
+  return cf::train::EstimateMain(options, *r, FLAGS_format == "json", FLAGS_estimate_json);
+}
+
+}  // namespace
 
 namespace {
 
@@ -271,6 +327,7 @@ int main(int argc, char** argv) {
   }
   if (FLAGS_eval_only) return Evaluate(*options);
   if (FLAGS_lr_finder) return FindLearningRate(*options);
+  if (FLAGS_estimate) return RunEstimate(*options);
   absl::StatusOr<cf::train::TrainResult> result = cf::train::Train(*options);
   if (!result.ok()) {
     std::fprintf(stderr, "train: error: %s\n", result.status().ToString().c_str());

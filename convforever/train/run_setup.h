@@ -70,6 +70,7 @@ class RunSetup {
   int64_t epoch() const { return epoch_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t total_steps() const { return total_steps_; }
+  int64_t eval_samples() const { return eval_loader_->num_samples(); }  // one evaluation pass
 
   // --- one optimizer step ---
   // Forward (under autocast for bf16/fp16), the classification loss, and backward of the loss
