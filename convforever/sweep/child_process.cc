@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -54,6 +55,62 @@ absl::StatusOr<pid_t> StartChild(const std::vector<std::string>& argv, const std
   (void)!write(2, why, std::strlen(why));
   (void)!write(2, "\n", 1);
   _exit(127);
+}
+
+}  // namespace cf::sweep
+
+namespace cf::sweep {
+
+absl::StatusOr<Captured> RunAndCapture(const std::vector<std::string>& argv) {
+  if (argv.empty()) return absl::InvalidArgumentError("RunAndCapture: no program");
+  if (access(argv[0].c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(argv[0], " is not an executable (", std::strerror(errno), ")"));
+  }
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  // stderr goes to an unlinked temporary file, read back at the end (no second pipe to drain).
+  char err_path[] = "/tmp/cf-sweep-stderr.XXXXXX";
+  const int err_fd = mkstemp(err_path);
+  if (err_fd >= 0) unlink(err_path);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    const int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) dup2(null_fd, 0);
+    dup2(err_fd >= 0 ? err_fd : null_fd, 2);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  Captured c;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = read(fds[0], buf, sizeof(buf));
+    if (n > 0) {
+      c.out.append(buf, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  c.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (err_fd >= 0) {
+    lseek(err_fd, 0, SEEK_SET);
+    for (ssize_t n; (n = read(err_fd, buf, sizeof(buf))) > 0;) c.err.append(buf, static_cast<size_t>(n));
+    close(err_fd);
+  }
+  return c;
 }
 
 }  // namespace cf::sweep

@@ -24,6 +24,16 @@ namespace cf::sweep {
 absl::StatusOr<pid_t> StartChild(const std::vector<std::string>& argv, const std::string& log_path,
                                  int keep_fd);
 
+// Runs argv to completion with stdin on /dev/null and returns what it printed on stdout and
+// stderr and its exit code (128 + signal when killed). For short queries of the trainer
+// (--helpxml, --estimate); errors only when it cannot be started.
+struct Captured {
+  std::string out;
+  std::string err;
+  int exit_code = 0;
+};
+absl::StatusOr<Captured> RunAndCapture(const std::vector<std::string>& argv);
+
 }  // namespace cf::sweep
 
 #endif  // CONVFOREVER_SWEEP_CHILD_PROCESS_H_

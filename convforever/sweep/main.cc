@@ -28,7 +28,8 @@ DEFINE_int32(parallel, 1, "rows trained at once (each gets --threads=cores/N, --
 DEFINE_string(launch, "", "launcher arguments, e.g. \"-n 2\": each row runs data-parallel through "
                           "--launcher");
 DEFINE_bool(slurm, false, "write DIR/sweep.sbatch (a job array of the rows not DONE); run nothing");
-DEFINE_bool(dry_run, false, "print each row's name, status and command; run nothing");
+DEFINE_bool(dry_run, false, "print each row's name, status, command and cost estimate (train --estimate); run nothing");
+DEFINE_string(estimate_flags, "", "--dry_run: flags for each row's estimate, e.g. \"--gpu=rtx4090 --samples=3000000\" (see tools/cf estimate)");
 DEFINE_string(scale_column, "", "COL=FACTOR[,COL=FACTOR]: multiply a numeric column (integers stay "
                                 "integers, at least 1), e.g. approx_num_layers=0.1 for a CPU");
 DEFINE_string(train_binary, "bazel-bin/convforever/train/train", "the trainer binary");
@@ -75,6 +76,7 @@ absl::StatusOr<cf::sweep::SweepOptions> OptionsFromFlags(const std::string& csv,
   o.cores = Cores();
   ASSIGN_OR_RETURN(o.scales, cf::sweep::ParseColumnScales(FLAGS_scale_column));
   o.overrides = std::move(overrides);
+  o.estimate_flags = absl::StrSplit(FLAGS_estimate_flags, ' ', absl::SkipWhitespace());
   return o;
 }
 

@@ -36,6 +36,8 @@ struct SweepOptions {
   int cores = 1;                // CPUs this process may use
   std::vector<ColumnScale> scales;
   std::vector<std::string> overrides;  // trainer flags for every row
+  // --dry_run: flags for each row's `train --estimate` (e.g. --gpu=rtx4090 --samples=N)
+  std::vector<std::string> estimate_flags;
 };
 
 struct PlannedRun {

@@ -292,6 +292,11 @@ TEST(Sweep, FailedRowSlurmLockAndDryRun) {
   EXPECT_EQ(Count(dry.output, "PENDING (new)"), 3) << dry.output;
   EXPECT_NE(dry.output.find("--lr_scheduler_type=bogus"), std::string::npos) << dry.output;
   EXPECT_NE(dry.output.find("--resume=auto"), std::string::npos) << dry.output;
+  // Each row's cost from the trainer's estimate mode; the bad row says why it has none.
+  EXPECT_EQ(Count(dry.output, "estimate on rtx4090: "), 2) << dry.output;
+  EXPECT_EQ(Count(dry.output, "estimate: unavailable ("), 1) << dry.output;
+  EXPECT_NE(dry.output.find("bogus"), std::string::npos) << dry.output;
+  EXPECT_NE(dry.output.find("estimated for the rows to run: "), std::string::npos) << dry.output;
   EXPECT_FALSE(fs::exists(out + "/runs"));
 
   Outcome r = RunSweep(SweepArgs(csv, out, {"--parallel=2"}), out + "/../failing.log");

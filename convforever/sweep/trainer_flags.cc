@@ -9,6 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "convforever/base/status_macros.h"
+#include "convforever/sweep/child_process.h"
 
 namespace cf::sweep {
 namespace {
@@ -65,43 +67,11 @@ absl::StatusOr<TrainerFlags> QueryTrainerFlags(const std::string& train_binary) 
         "trainer binary ", train_binary, " is not an executable (", std::strerror(errno),
         "); build it with `bazel build //convforever/train:train` or pass --train_binary"));
   }
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
-  }
-  const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    const int null_fd = open("/dev/null", O_RDWR);
-    if (null_fd >= 0) {
-      dup2(null_fd, 0);
-      dup2(null_fd, 2);
-    }
-    execl(train_binary.c_str(), train_binary.c_str(), "--helpxml", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[65536];
-  while (true) {
-    const ssize_t n = read(fds[0], buf, sizeof(buf));
-    if (n > 0) {
-      out.append(buf, static_cast<size_t>(n));
-    } else if (n == 0 || errno != EINTR) {
-      break;
-    }
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  absl::StatusOr<TrainerFlags> flags = ParseHelpXml(out);
+  ASSIGN_OR_RETURN(Captured run, RunAndCapture({train_binary, "--helpxml"}));
+  absl::StatusOr<TrainerFlags> flags = ParseHelpXml(run.out);
   if (!flags.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(train_binary, " --helpxml: ", flags.status().message(),
-                     WIFEXITED(status) ? absl::StrCat(" (exit code ", WEXITSTATUS(status), ")")
-                                       : std::string(" (killed by a signal)")));
+    return absl::InvalidArgumentError(absl::StrCat(train_binary, " --helpxml: ", flags.status().message(),
+                                                   " (exit code ", run.exit_code, ")"));
   }
   return flags;
 }

@@ -16,6 +16,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "convforever/base/allocator.h"
@@ -223,7 +224,9 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
     stand_in = true;
   }
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) {
-    if (r.samples > 0 || options.data_dir.empty() == false) return valid;
+    // Only a complaint about the data gets the hint; a bad schedule is just a bad schedule.
+    const bool about_data = absl::StrContains(valid.message(), "--data");
+    if (r.samples > 0 || !options.data_dir.empty() || !about_data) return valid;
     return absl::Status(valid.code(), absl::StrCat(valid.message(), kSamplesHint));
   }
   if (r.gpus < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be >= 1, got ", r.gpus));
