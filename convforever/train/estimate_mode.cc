@@ -26,6 +26,7 @@
 #include "convforever/models/registry.h"
 #include "convforever/plan/gpus.h"
 #include "convforever/plan/measure.h"
+#include "convforever/data/source.h"
 #include "convforever/train/calibrate.h"
 #include "convforever/train/run_setup.h"
 #include "glog/logging.h"
@@ -88,6 +89,11 @@ void UseSyntheticData(TrainerOptions* o) {
   o->eval_data_dir.clear();
   o->synthetic_samples = std::max<int64_t>(4 * o->micro_batch_size * o->gradient_accumulation_steps, 64);
   o->synthetic_classes = defaults.num_classes;
+  // The recipe's class list (the depth study's 50 categories) sizes the head when it is here.
+  if (!o->class_list.empty()) {
+    absl::StatusOr<std::vector<std::string>> classes = data::ReadClassList(o->class_list);
+    if (classes.ok() && !classes->empty()) o->synthetic_classes = static_cast<int64_t>(classes->size());
+  }
   if (o->channels <= 0) o->channels = static_cast<int>(defaults.in_channels);
 }
 
