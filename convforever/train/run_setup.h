@@ -29,6 +29,7 @@
 #include "convforever/data/loader.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
+#include "convforever/distributed/powersgd.h"
 #include "convforever/distributed/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
@@ -115,6 +116,7 @@ class RunSetup {
   optim::Optimizer& optimizer() { return *optimizer_; }  // unsharded runs only (zero() null)
   distributed::Communicator* comm() { return comm_.get(); }     // null with one rank
   distributed::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
+  distributed::PowerSgd* powersgd() { return powersgd_.get(); }  // --sync=powersgd, several ranks
   OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
@@ -143,6 +145,7 @@ class RunSetup {
   c10::Device device_{c10::kCPU};
   std::unique_ptr<distributed::Communicator> comm_;
   std::unique_ptr<distributed::DataParallel> dp_;
+  std::shared_ptr<distributed::PowerSgd> powersgd_;  // dp_'s reducer under --sync=powersgd
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;
