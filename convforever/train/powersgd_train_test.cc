@@ -292,6 +292,28 @@ TEST(TrainerPowerSgd, KilledRunResumesToIdenticalLosses) {
                     /*atol=*/0);
 }
 
+// A DDP checkpoint continues under --sync=powersgd (no PowerSGD state in it: fresh Q's, zero
+// errors, steps counted from the checkpoint's), and its checkpoints then carry PowerSGD state.
+TEST(TrainerPowerSgd, DataParallelCheckpointContinuesUnderPowerSgd) {
+  const std::string dir = TempDir("powersgd_from_ddp");
+  const std::vector<std::string> flags = {"--optimizer=sgd", "--lr=0.05",
+                                          "--lr_scheduler_type=constant"};
+  Outcome ddp = RunLaunched(With(With(SmallRun(dir + "/run"), flags), {"--max_steps=3"}),
+                            dir + "/ddp.log");
+  ASSERT_EQ(ddp.exit_code, 0) << ddp.output;
+  Outcome psgd = RunLaunched(With(With(SmallRun(dir + "/run"), flags),
+                                  {"--max_steps=6", "--resume=auto", "--sync=powersgd",
+                                   "--powersgd_start_iter=4"}),
+                             dir + "/psgd.log");
+  ASSERT_EQ(psgd.exit_code, 0) << psgd.output;
+  EXPECT_NE(psgd.output.find("powersgd_rank1_of2.pt: PowerSGD starts afresh at step 3"),
+            std::string::npos) << psgd.output;
+  EXPECT_TRUE(fs::exists(dir + "/run/checkpoints/step-00000006/powersgd_rank1_of2.pt"));
+  // Step 4 was plain (start_iter 4 counts the checkpoint's 3 steps), steps 5-6 compressed.
+  const nlohmann::json by_kind = ReadJson(dir + "/run/summary.json")["communication"]["by_kind"];
+  EXPECT_EQ(by_kind["compressed"].value("collectives", 0), 4) << by_kind;
+}
+
 TEST(TrainerPowerSgd, ZeroWithPowerSgdIsRefused) {
   const std::string dir = TempDir("powersgd_zero");
   const std::string log = dir + "/train.log";

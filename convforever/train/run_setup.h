@@ -9,7 +9,9 @@
 // ZeRO (--zero_stage=1|2, distributed::ZeroOptimizer): no hooks; gradients sum locally over the
 // micro-steps, ApplyGradients reduces them (stage 1 all-reduce, stage 2 reduce-scatter), and each
 // rank keeps the optimizer state of its 1/world_size shard only (the trainer's own optimizer on
-// the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Rank 0's
+// the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Plain data
+// parallel with --sync=powersgd gives the DataParallel a distributed::PowerSgd reducer
+// (powersgd() is set; each rank checkpoints its state). Rank 0's
 // initial weights are broadcast in both modes. With one rank, --zero_stage is logged and ignored.
 //
 // Not thread-safe: the training thread owns it. The loaders run their own worker threads.

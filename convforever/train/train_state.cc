@@ -187,7 +187,8 @@ absl::Status LoadPowerSgdState(const std::string& dir, int64_t step, RunSetup* r
 }
 
 // ZeRO / PowerSGD: every rank writes its part (zero_rank<r>_of<W>.pt, powersgd_rank<r>_of<W>.pt)
-// into rank 0's temp directory while rank 0's writer runs. Collectives, in the same order on every rank:
+// into rank 0's temp directory while rank 0's writer runs. Collectives, in the same order on
+// every rank:
 //   Barrier            the temp directory exists (rank 0's writer has started)
 //   AnyRank(failed)    every shard is written, or some rank failed: rank 0's writer then fails,
 //                      so the CheckpointManager drops the temp directory and no DONE appears
