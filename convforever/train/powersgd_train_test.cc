@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <torch/serialize/input-archive.h>
 
 #include "convforever/models/safetensors.h"
 #include "gtest/gtest.h"
@@ -277,6 +278,17 @@ TEST(TrainerPowerSgd, KilledRunResumesToIdenticalLosses) {
   for (const char* file : {"powersgd_rank0_of2.pt", "powersgd_rank1_of2.pt", "rng_rank1.bin"}) {
     EXPECT_TRUE(fs::exists(killed_dir + "/checkpoints/step-00000004/" + file)) << file;
   }
+  // The warm-start Q's are the all-reduced ones, the same on both ranks; the errors are each
+  // rank's own.
+  std::map<std::string, at::Tensor> rank_state[2];
+  for (int r = 0; r < 2; ++r) {
+    torch::serialize::InputArchive archive;
+    archive.load_from(killed_dir + "/checkpoints/step-00000004/powersgd_rank" + std::to_string(r) +
+                      "_of2.pt");
+    for (const char* key : {"bucket0/q", "bucket0/error"}) archive.read(key, rank_state[r][key]);
+  }
+  EXPECT_TRUE(at::equal(rank_state[0]["bucket0/q"], rank_state[1]["bucket0/q"]));
+  EXPECT_FALSE(at::allclose(rank_state[0]["bucket0/error"], rank_state[1]["bucket0/error"]));
 
   Outcome resumed = RunLaunched(With(With(SmallRun(killed_dir), flags), {"--resume=auto"}),
                                 dir + "/resumed.log");
