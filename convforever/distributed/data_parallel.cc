@@ -38,6 +38,16 @@ DataParallel::DataParallel(Communicator* comm, NamedTensors named_params,
     for (int s : bucket.slots) numel += slots_[s].param.numel();
     bucket.flat = at::zeros({numel}, first.options().requires_grad(false));
   }
+  if (options_.reducer) {
+    std::vector<BucketLayout> layouts;
+    for (const Bucket& bucket : buckets_) {
+      BucketLayout& layout = layouts.emplace_back();
+      for (int s : bucket.slots) {
+        layout.push_back({slots_[s].name, slots_[s].offset, slots_[s].param.sizes().vec()});
+      }
+    }
+    options_.reducer->SetBuckets(layouts);
+  }
   ResetStep();
   if (options_.overlap && comm_->world_size() > 1) {
     for (int i = 0; i < static_cast<int>(slots_.size()); ++i) {
@@ -114,9 +124,12 @@ void DataParallel::OnGradAccumulated(int s) {
 void DataParallel::LaunchReadyBuckets() {
   while (next_to_launch_ < static_cast<int>(buckets_.size()) &&
          buckets_[next_to_launch_].pending == 0) {
-    Bucket& bucket = buckets_[next_to_launch_++];
+    const int index = next_to_launch_++;
+    Bucket& bucket = buckets_[index];
     bucket.launched = true;
-    bucket.work = comm_->AllReduceAsync(bucket.flat, ReduceOp::kSum, TensorKind::kGradient);
+    bucket.work = options_.reducer
+                      ? options_.reducer->ReduceAsync(index, bucket.flat)
+                      : comm_->AllReduceAsync(bucket.flat, ReduceOp::kSum, TensorKind::kGradient);
     bytes_this_step_ += bucket.flat.numel() * bucket.flat.element_size();
   }
 }

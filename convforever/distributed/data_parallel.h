@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/grad_hooks.h"
+#include "convforever/distributed/gradient_reducer.h"
 
 namespace torch::nn {
 class Module;
@@ -45,6 +46,9 @@ struct DataParallelOptions {
   // false: no hooks; FinishGradientSync() all-reduces every bucket after backward (the
   // no-overlap baseline of the benchmark; with a huge bucket_cap_mb, one single all-reduce).
   bool overlap = true;
+  // Replaces each bucket's plain all-reduce (gradient_reducer.h), e.g. PowerSGD (powersgd.h);
+  // null = the plain all-reduce. Launched at the same moments, so overlap is unchanged.
+  std::shared_ptr<GradientReducer> reducer;
 };
 
 class DataParallel {

@@ -111,7 +111,12 @@ DEFINE_bool(zero_offload_optimizer, false,
             "ZeRO: keep the shard's master weights and optimizer state on the CPU (or from "
             "--deepspeed_config zero_optimization.offload_optimizer.device=cpu)");
 DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
-DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step)");
+DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step) or powersgd (low-rank compressed gradients with error feedback)");
+DEFINE_int32(powersgd_rank, 4, "--sync=powersgd: rank r of each gradient matrix's approximation");
+DEFINE_int64(powersgd_start_iter, 10, "--sync=powersgd: plain all-reduce for the first N optimizer steps");
+DEFINE_bool(powersgd_warm_start, true, "--sync=powersgd: start each step's power iteration from the last step's Q");
+DEFINE_double(powersgd_min_compression_rate, 2, "--sync=powersgd: compress an n x m gradient only when n*m >= rate * r*(n+m) (0 = every matrix)");
+DEFINE_bool(powersgd_error_feedback, true, "--sync=powersgd: carry what compression dropped into the next step");
 DEFINE_double(dist_link_mbps, 0, "emulate a link of this many Mbit/s under every collective (0 = off): shows on one machine what a slow link does");
 DEFINE_double(dist_link_latency_ms, 0, "emulated link: one-way latency per message step in ms");
 // Estimate mode (convforever/train/estimate_mode.h): cost of the run these flags describe.
@@ -262,6 +267,11 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.zero_offload_optimizer = FLAGS_zero_offload_optimizer;
   o.dist_timeout_s = FLAGS_dist_timeout_s;
   o.sync = FLAGS_sync;
+  o.powersgd_rank = FLAGS_powersgd_rank;
+  o.powersgd_start_iter = FLAGS_powersgd_start_iter;
+  o.powersgd_warm_start = FLAGS_powersgd_warm_start;
+  o.powersgd_min_compression_rate = FLAGS_powersgd_min_compression_rate;
+  o.powersgd_error_feedback = FLAGS_powersgd_error_feedback;
   o.dist_link_mbps = FLAGS_dist_link_mbps;
   o.dist_link_latency_ms = FLAGS_dist_link_latency_ms;
   if (!FLAGS_deepspeed_config.empty()) {

@@ -178,10 +178,28 @@ absl::Status RunSetup::BroadcastInitialWeights() {
   const bool zero = options_.zero_stage > 0;
   distributed::DataParallelOptions d;
   d.overlap = !zero;
+  if (options_.sync == "powersgd" && !zero) {
+    distributed::PowerSgdOptions p;
+    p.rank = options_.powersgd_rank;
+    p.start_iter = options_.powersgd_start_iter;
+    p.warm_start = options_.powersgd_warm_start;
+    p.min_compression_rate = options_.powersgd_min_compression_rate;
+    p.use_error_feedback = options_.powersgd_error_feedback;
+    p.seed = options_.seed;
+    powersgd_ = std::make_shared<distributed::PowerSgd>(comm_.get(), p);
+    d.reducer = powersgd_;
+  }
   auto dp = std::make_unique<distributed::DataParallel>(
       comm_.get(), model_->named_parameters(/*recurse=*/true).pairs(), d);
   RETURN_IF_ERROR(dp->BroadcastParameters(*model_));
   if (!zero) dp_ = std::move(dp);
+  if (powersgd_) {
+    LOG(INFO) << "PowerSGD rank " << options_.powersgd_rank << " from step "
+              << options_.powersgd_start_iter << ": " << powersgd_->compressed_tensors()
+              << " gradients compressed (" << powersgd_->compressed_bytes_per_step()
+              << " bytes of factors per step), " << powersgd_->uncompressed_tensors()
+              << " all-reduced whole (" << powersgd_->uncompressed_bytes_per_step() << " bytes)";
+  }
   return absl::OkStatus();
 }
 

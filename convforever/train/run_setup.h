@@ -9,7 +9,9 @@
 // ZeRO (--zero_stage=1|2, distributed::ZeroOptimizer): no hooks; gradients sum locally over the
 // micro-steps, ApplyGradients reduces them (stage 1 all-reduce, stage 2 reduce-scatter), and each
 // rank keeps the optimizer state of its 1/world_size shard only (the trainer's own optimizer on
-// the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Rank 0's
+// the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Plain data
+// parallel with --sync=powersgd gives the DataParallel a distributed::PowerSgd reducer
+// (powersgd() is set; each rank checkpoints its state). Rank 0's
 // initial weights are broadcast in both modes. With one rank, --zero_stage is logged and ignored.
 //
 // Not thread-safe: the training thread owns it. The loaders run their own worker threads.
@@ -29,6 +31,7 @@
 #include "convforever/data/loader.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
+#include "convforever/distributed/powersgd.h"
 #include "convforever/distributed/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
@@ -116,6 +119,7 @@ class RunSetup {
   optim::Optimizer& optimizer() { return *optimizer_; }  // unsharded runs only (zero() null)
   distributed::Communicator* comm() { return comm_.get(); }     // null with one rank
   distributed::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
+  distributed::PowerSgd* powersgd() { return powersgd_.get(); }  // --sync=powersgd, several ranks
   OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
@@ -144,6 +148,7 @@ class RunSetup {
   c10::Device device_{c10::kCPU};
   std::unique_ptr<distributed::Communicator> comm_;
   std::unique_ptr<distributed::DataParallel> dp_;
+  std::shared_ptr<distributed::PowerSgd> powersgd_;  // dp_'s reducer under --sync=powersgd
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;

@@ -166,8 +166,29 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
   return rng_blob;
 }
 
-// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
-// writer runs. Collectives, in the same order on every rank:
+// What each rank keeps for itself: its ZeRO shard, its PowerSGD errors and Q's.
+absl::Status SaveRankParts(const std::string& dir, RunSetup* run) {
+  if (run->zero() != nullptr) RETURN_IF_ERROR(run->zero()->SaveShard(dir));
+  if (run->powersgd() != nullptr) RETURN_IF_ERROR(run->powersgd()->SaveState(dir));
+  return absl::OkStatus();
+}
+
+// PowerSGD: this rank's errors and warm-start Q's. A checkpoint without them (written by --sync=
+// ddp, or by another world size) continues with fresh PowerSGD state, counting from its step.
+absl::Status LoadPowerSgdState(const std::string& dir, int64_t step, RunSetup* run) {
+  distributed::PowerSgd* powersgd = run->powersgd();
+  if (powersgd == nullptr) return absl::OkStatus();
+  absl::Status s = powersgd->LoadState(dir);
+  if (!absl::IsNotFound(s)) return s;
+  LOG(WARNING) << s.message() << ": PowerSGD starts afresh at step " << step
+               << " (new Q's, no error carried over)";
+  powersgd->RestartAt(step);
+  return absl::OkStatus();
+}
+
+// ZeRO / PowerSGD: every rank writes its part (zero_rank<r>_of<W>.pt, powersgd_rank<r>_of<W>.pt)
+// into rank 0's temp directory while rank 0's writer runs. Collectives, in the same order on
+// every rank:
 //   Barrier            the temp directory exists (rank 0's writer has started)
 //   AnyRank(failed)    every shard is written, or some rank failed: rank 0's writer then fails,
 //                      so the CheckpointManager drops the temp directory and no DONE appears
@@ -190,13 +211,13 @@ absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is
           comm_status = comm->Barrier();
           if (!comm_status.ok()) return comm_status;
           absl::Status s = WriteCheckpointFiles(dir, loop, run);
-          if (s.ok()) s = run->zero()->SaveShard(dir);
+          if (s.ok()) s = SaveRankParts(dir, run);
           absl::StatusOr<bool> others_failed = run->AnyRank(!s.ok());
           if (!others_failed.ok()) comm_status = others_failed.status();
           if (!comm_status.ok()) return comm_status;
           if (!s.ok()) return s;
           if (*others_failed) {
-            return absl::InternalError("another rank could not write its ZeRO shard (see its log)");
+            return absl::InternalError("another rank could not write its part (see its log)");
           }
           return absl::OkStatus();
         },
@@ -209,7 +230,7 @@ absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is
   } else {
     RETURN_IF_ERROR(comm->Barrier());
     const std::string tmp_dir = run->checkpoints().TempDirPath(step);
-    absl::Status s = run->zero()->SaveShard(tmp_dir);
+    absl::Status s = SaveRankParts(tmp_dir, run);
     if (s.ok()) s = WriteRankRngState(tmp_dir, run->rank());
     ASSIGN_OR_RETURN(bool some_rank_failed, run->AnyRank(!s.ok()));
     if (!s.ok()) {
@@ -261,7 +282,9 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 }
 
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run) {
-  if (run->zero() != nullptr) return SaveShardedTrainState(loop, is_best, run);
+  if (run->zero() != nullptr || run->powersgd() != nullptr) {
+    return SaveShardedTrainState(loop, is_best, run);
+  }
   return run->checkpoints().Save(
       loop.step, [&](const std::string& dir) { return WriteCheckpointFiles(dir, loop, run); },
       is_best, loop.best_metric);
@@ -281,6 +304,7 @@ absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resum
     ASSIGN_OR_RETURN(models::NamedTensors weights, models::ReadSafetensors(dir + "/model.safetensors"));
     RETURN_IF_ERROR(LoadModelState(weights, dir + "/model.safetensors", &run->model()));
     RETURN_IF_ERROR(LoadOptimizerState(dir, state, run));
+    RETURN_IF_ERROR(LoadPowerSgdState(dir, state.at("step").get<int64_t>(), run));
     if (optim::Ema* ema = run->ema()) {
       if (!state.contains("ema")) {
         return absl::FailedPreconditionError(dir + ": EMA is on but the checkpoint has no EMA state");

@@ -7,12 +7,15 @@
 //   zero_rank<r>_of<W>.pt  ZeRO runs instead: one per rank r of W, written by that rank
 //                          (distributed::ZeroOptimizer::SaveShard: its master weights and optimizer
 //                          state, sharded_optimizer.h); the directory must be shared by the ranks
-//   rng_rank<r>.bin        ZeRO, ranks r > 0: their RNG states (rank 0's are in trainer_state.json)
+//   powersgd_rank<r>_of<W>.pt  --sync=powersgd: rank r's error buffers and warm-start Q's
+//                          (distributed::PowerSgd::SaveState), one per rank, written by that rank
+//   rng_rank<r>.bin        ZeRO / PowerSGD, ranks r > 0: their RNG states (rank 0's are in
+//                          trainer_state.json)
 //   ema.safetensors        EMA shadow weights (when EMA is on)
 //   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
 //                          loss-scaler state, RNG states, best metric, the run's flags, and
 //                          {"zero": {"stage", "world_size"}} for a ZeRO checkpoint
-// Rank 0 writes everything but the other ranks' shards. Under ZeRO every rank takes part in
+// Rank 0 writes everything but the other ranks' parts. Under ZeRO and PowerSGD every rank takes part in
 // SaveTrainState (two barriers around rank 0's writer; see train_state.cc); a rank that dies
 // mid-save leaves the others to the communicator's timeout, and the temp directory unused.
 // Restoring checks names and shapes and reports the first mismatch; a checkpoint from another
@@ -41,7 +44,7 @@ struct LoopState {
 };
 
 // Writes a checkpoint of `run` at `loop.step`; returns its directory. Called by rank 0 only, or
-// by every rank under ZeRO.
+// by every rank under ZeRO or PowerSGD.
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run);
 
 // `resume` is "auto" (newest complete checkpoint under the run directory; none = nullopt) or a

@@ -168,9 +168,11 @@ class Trainer {
   absl::Status SaveCheckpoint() {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
-    // Plain data parallel: identical state, rank 0 writes. ZeRO: every rank writes its shard of
-    // the optimizer state into rank 0's checkpoint directory (train_state.cc).
-    if (!run_->is_main() && run_->zero() == nullptr) return absl::OkStatus();
+    // Plain data parallel: identical state, rank 0 writes. ZeRO and PowerSGD: every rank writes
+    // its own part (optimizer shard, PowerSGD errors) into rank 0's directory (train_state.cc).
+    if (!run_->is_main() && run_->zero() == nullptr && run_->powersgd() == nullptr) {
+      return absl::OkStatus();
+    }
     const LoopState loop{step_, result_.best_top1, TrainSeconds()};
     ASSIGN_OR_RETURN(result_.checkpoint_dir, SaveTrainState(loop, is_best_, run_.get()));
     is_best_ = false;

@@ -131,8 +131,14 @@ struct TrainerOptions {
   int zero_stage = 0;                  // 0, 1 or 2 (ignored with one rank)
   bool zero_offload_optimizer = false; // ZeRO: shard master weights + optimizer state on the CPU
   int64_t dist_timeout_s = 300;
-  // How ranks synchronise: "ddp" (gradients all-reduced every step).
+  // How ranks synchronise: "ddp" (gradients all-reduced every step) or "powersgd" (matrix
+  // gradients all-reduced as rank-r factors with error feedback, convforever/distributed/powersgd.h).
   std::string sync = "ddp";
+  int powersgd_rank = 4;
+  int64_t powersgd_start_iter = 10;       // plain all-reduce for the first N optimizer steps
+  bool powersgd_warm_start = true;
+  double powersgd_min_compression_rate = 2.0;  // compress when n*m >= rate * r*(n+m)
+  bool powersgd_error_feedback = true;
   // An emulated slow link under every collective (convforever/distributed/link_model.h); 0 = off.
   double dist_link_mbps = 0;
   double dist_link_latency_ms = 0;

@@ -99,7 +99,18 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
     return Bad("zero_offload_optimizer", "needs --zero_stage=1 or 2");
   }
   if (o.dist_timeout_s < 1) return Bad("dist_timeout_s", "must be >= 1");
-  if (absl::Status s = OneOf("sync", o.sync, {"ddp"}); !s.ok()) return s;
+  if (absl::Status s = OneOf("sync", o.sync, {"ddp", "powersgd"}); !s.ok()) return s;
+  if (o.sync == "powersgd") {
+    if (o.zero_stage > 0) {
+      return Bad("sync", "powersgd cannot be combined with --zero_stage > 0: ZeRO reduces (and "
+                         "shards) the full gradients itself; use --zero_stage=0 with powersgd");
+    }
+    if (o.powersgd_rank < 1) return Bad("powersgd_rank", "must be >= 1");
+    if (o.powersgd_start_iter < 0) return Bad("powersgd_start_iter", "must be >= 0");
+    if (!(o.powersgd_min_compression_rate >= 0)) {
+      return Bad("powersgd_min_compression_rate", "must be >= 0 (0 = compress every matrix)");
+    }
+  }
   if (!(o.dist_link_mbps >= 0)) return Bad("dist_link_mbps", "must be >= 0 (0 = no emulated link)");
   if (!(o.dist_link_latency_ms >= 0)) return Bad("dist_link_latency_ms", "must be >= 0");
   return absl::OkStatus();
