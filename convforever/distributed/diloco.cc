@@ -213,6 +213,15 @@ absl::Status DiLoCo::FinishCommunication() {
   return Finish(pending_);
 }
 
+void DiLoCo::RestartFromCurrentWeights() {
+  for (Fragment& fr : fragments_) {
+    fr.theta_last = Flatten(fr);
+    fr.momentum.zero_();
+    if (fr.residual.defined()) fr.residual.zero_();
+  }
+  pending_ = Pending();
+}
+
 NamedTensors DiLoCo::OuterState(Metadata* meta) const {
   NamedTensors out;
   for (const Slot& s : slots_) {

@@ -85,12 +85,17 @@ class DiLoCo {
   // complete. Call before a checkpoint.
   absl::Status FinishCommunication();
 
+  // Starts over from the weights the parameters hold now (a checkpoint without DiLoCo state was
+  // loaded): they become theta_last; momentum, error feedback and any pending fragment are cleared.
+  void RestartFromCurrentWeights();
+
   // theta_last and momentum ("theta_last/<param>", "momentum/<param>") and a pending average
   // ("pending_avg/<fragment>"); identical on every rank. Call FinishCommunication() first.
   NamedTensors OuterState(Metadata* meta) const;
   absl::Status LoadOuterState(const NamedTensors& tensors, const Metadata& meta,
                               const std::string& source);
   // This rank's error feedback ("error_feedback/<param>") and its local delta of a pending fragment.
+  // LoadRankState after LoadOuterState (which says whether a fragment is pending).
   NamedTensors RankState() const;
   absl::Status LoadRankState(const NamedTensors& tensors, const std::string& source);
 

@@ -11,6 +11,9 @@
 // rank keeps the optimizer state of its 1/world_size shard only (the trainer's own optimizer on
 // the shard, sharded_optimizer.h; optimizer() must not be called then, zero() is set). Rank 0's
 // initial weights are broadcast in both modes. With one rank, --zero_stage is logged and ignored.
+// DiLoCo (--sync=diloco, distributed::DiLoCo, diloco() set): no hooks and no per-step collective;
+// ApplyGradients steps this rank's own optimizer and hands the step to DiLoCo, which runs the
+// outer step every H steps. Also ignored with one rank.
 //
 // Not thread-safe: the training thread owns it. The loaders run their own worker threads.
 #ifndef CONVFOREVER_TRAIN_RUN_SETUP_H_
@@ -29,6 +32,7 @@
 #include "convforever/data/loader.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
+#include "convforever/distributed/diloco.h"
 #include "convforever/distributed/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
@@ -85,7 +89,9 @@ class RunSetup {
   // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with the
   // scheduled lr of `step` (0-based), zeroes gradients, updates EMA and the loss scaler. Returns
   // false when the step was skipped (non-finite loss or gradients); every rank takes the same
-  // decision. Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
+  // decision (DiLoCo: each rank skips alone, and after the step DiLoCo runs the outer step when
+  // one is due; after the last step of the run, every fragment's, so all ranks end with the same
+  // weights). Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
   // norm, step the shard and all-gather the parameters.
   absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
@@ -97,6 +103,12 @@ class RunSetup {
   // True when `local` is true on any rank (a stop signal, a non-finite loss): every rank then
   // takes the same decision at the same step. Without a communicator, `local` itself.
   absl::StatusOr<bool> AnyRank(bool local);
+  // Whether the ranks agree on a stop after `step` steps (a collective). Under DiLoCo only at the
+  // outer steps (multiples of H): the inner steps have no collective at all, and a stop there
+  // checkpoints synchronised weights.
+  bool AgreesOnStopAfter(int64_t step) const;
+  // Every rank writes part of a checkpoint (ZeRO shards, DiLoCo's per-rank state).
+  bool every_rank_checkpoints() const { return zero_ != nullptr || diloco_ != nullptr; }
 
   // --- evaluation and metrics ---
   absl::StatusOr<EvalResult> Evaluate(bool use_ema);
@@ -115,6 +127,7 @@ class RunSetup {
   optim::Optimizer& optimizer() { return *optimizer_; }  // unsharded runs only (zero() null)
   distributed::Communicator* comm() { return comm_.get(); }     // null with one rank
   distributed::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
+  distributed::DiLoCo* diloco() { return diloco_.get(); }       // non-null only under DiLoCo
   OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
@@ -143,6 +156,7 @@ class RunSetup {
   c10::Device device_{c10::kCPU};
   std::unique_ptr<distributed::Communicator> comm_;
   std::unique_ptr<distributed::DataParallel> dp_;
+  std::unique_ptr<distributed::DiLoCo> diloco_;  // --sync=diloco with several ranks
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;

@@ -13,6 +13,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/models/export.h"
 #include "convforever/models/safetensors.h"
+#include "convforever/train/diloco_state.h"
 #include "convforever/train/metrics.h"
 #include "convforever/train/rng_state.h"
 #include "convforever/train/sharded_optimizer.h"
@@ -60,6 +61,7 @@ absl::Status WriteCheckpointFiles(const std::string& dir, const LoopState& loop,
                                              kPtFormat));
     state["optimizer"] = optimizer_meta;
   }
+  if (run->diloco() != nullptr) state["diloco"] = DiLoCoCheckpointJson(run);
   if (optim::Ema* ema = run->ema()) {
     models::NamedTensors ema_tensors;
     Json ema_meta;
@@ -166,6 +168,12 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
   return rng_blob;
 }
 
+// This rank's part of a checkpoint written by every rank: its ZeRO shard or its DiLoCo state.
+absl::Status WriteRankFiles(const std::string& dir, RunSetup* run) {
+  if (run->diloco() != nullptr) return WriteDiLoCoRankFiles(dir, run);
+  return run->zero()->SaveShard(dir);
+}
+
 // ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
 // writer runs. Collectives, in the same order on every rank:
 //   Barrier            the temp directory exists (rank 0's writer has started)
@@ -190,7 +198,7 @@ absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is
           comm_status = comm->Barrier();
           if (!comm_status.ok()) return comm_status;
           absl::Status s = WriteCheckpointFiles(dir, loop, run);
-          if (s.ok()) s = run->zero()->SaveShard(dir);
+          if (s.ok()) s = WriteRankFiles(dir, run);
           absl::StatusOr<bool> others_failed = run->AnyRank(!s.ok());
           if (!others_failed.ok()) comm_status = others_failed.status();
           if (!comm_status.ok()) return comm_status;
@@ -209,7 +217,7 @@ absl::StatusOr<std::string> SaveShardedTrainState(const LoopState& loop, bool is
   } else {
     RETURN_IF_ERROR(comm->Barrier());
     const std::string tmp_dir = run->checkpoints().TempDirPath(step);
-    absl::Status s = run->zero()->SaveShard(tmp_dir);
+    absl::Status s = WriteRankFiles(tmp_dir, run);
     if (s.ok()) s = WriteRankRngState(tmp_dir, run->rank());
     ASSIGN_OR_RETURN(bool some_rank_failed, run->AnyRank(!s.ok()));
     if (!s.ok()) {
@@ -261,7 +269,7 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 }
 
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run) {
-  if (run->zero() != nullptr) return SaveShardedTrainState(loop, is_best, run);
+  if (run->every_rank_checkpoints()) return SaveShardedTrainState(loop, is_best, run);
   return run->checkpoints().Save(
       loop.step, [&](const std::string& dir) { return WriteCheckpointFiles(dir, loop, run); },
       is_best, loop.best_metric);
@@ -281,6 +289,7 @@ absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resum
     ASSIGN_OR_RETURN(models::NamedTensors weights, models::ReadSafetensors(dir + "/model.safetensors"));
     RETURN_IF_ERROR(LoadModelState(weights, dir + "/model.safetensors", &run->model()));
     RETURN_IF_ERROR(LoadOptimizerState(dir, state, run));
+    if (run->diloco() != nullptr) RETURN_IF_ERROR(LoadDiLoCoState(dir, state, run));
     if (optim::Ema* ema = run->ema()) {
       if (!state.contains("ema")) {
         return absl::FailedPreconditionError(dir + ": EMA is on but the checkpoint has no EMA state");

@@ -102,6 +102,7 @@ class Trainer {
         RETURN_IF_ERROR(SaveCheckpoint());
       }
       MaybeUploadSnapshot(/*final_snapshot=*/false);
+      if (!run_->AgreesOnStopAfter(step_)) continue;  // DiLoCo: only at outer steps
       ASSIGN_OR_RETURN(bool stopping, run_->AnyRank(base::StopRequested()));
       if (stopping) {
         LOG(WARNING) << "stop requested (signal " << base::StopSignal()
@@ -169,8 +170,9 @@ class Trainer {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
     // Plain data parallel: identical state, rank 0 writes. ZeRO: every rank writes its shard of
-    // the optimizer state into rank 0's checkpoint directory (train_state.cc).
-    if (!run_->is_main() && run_->zero() == nullptr) return absl::OkStatus();
+    // the optimizer state into rank 0's checkpoint directory (train_state.cc); DiLoCo: its own
+    // inner optimizer state, error feedback and weights (diloco_state.h).
+    if (!run_->is_main() && !run_->every_rank_checkpoints()) return absl::OkStatus();
     const LoopState loop{step_, result_.best_top1, TrainSeconds()};
     ASSIGN_OR_RETURN(result_.checkpoint_dir, SaveTrainState(loop, is_best_, run_.get()));
     is_best_ = false;
