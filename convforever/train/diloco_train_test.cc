@@ -195,17 +195,24 @@ TEST(TrainerDiLoCo, OneInnerStepEqualsDataParallel) {
 }
 
 // bf16 halves the fp32 payload; int8 sends one byte per element (the last chunk padded) plus a
-// 4-byte scale per chunk, all-gathered. H = 2 over 4 steps: 2 outer steps.
+// 4-byte scale per chunk, all-gathered. H = 2 over 4 steps: 2 outer steps. The bf16 run takes
+// its DiLoCo settings from a DeepSpeed-style JSON config's "diloco" section instead of flags.
 TEST(TrainerDiLoCo, PayloadFollowsTheWireFormat) {
   const std::string dir = TempDir("diloco_bytes");
+  const std::string ds_config = dir + "/ds_diloco.json";
+  std::ofstream(ds_config) << R"({"train_micro_batch_size_per_gpu": "auto",
+      "diloco": {"inner_steps": 2, "dtype": "bf16"}})";
   std::map<std::string, int64_t> sent;
   int64_t params = 0;
   for (const std::string dtype : {"bf16", "int8"}) {
-    Outcome r = RunLaunched(2, With(SmallRun(dir + "/" + dtype),
-                                    {"--max_steps=4", "--sync=diloco", "--diloco_inner_steps=2",
-                                     "--diloco_dtype=" + dtype, "--diloco_int8_chunk=4096"}),
+    const std::vector<std::string> diloco =
+        dtype == "bf16" ? std::vector<std::string>{"--deepspeed_config=" + ds_config}
+                        : std::vector<std::string>{"--sync=diloco", "--diloco_inner_steps=2",
+                                                   "--diloco_dtype=int8", "--diloco_int8_chunk=4096"};
+    Outcome r = RunLaunched(2, With(With(SmallRun(dir + "/" + dtype), {"--max_steps=4"}), diloco),
                             dir + "/" + dtype + ".log");
     ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("DiLoCo: outer step every 2 inner steps"), std::string::npos) << r.output;
     const Json summary = ReadJson(dir + "/" + dtype + "/summary.json");
     params = summary.value("params", 0);
     sent[dtype] = PayloadSent(summary, "pseudo_gradient");
