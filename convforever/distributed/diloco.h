@@ -27,8 +27,8 @@
 // 2N (bf16) bytes, or one all-gather of N + 4 ceil(N / chunk) bytes sent (int8).
 //
 // State: theta_last and momentum (fp32, identical on every rank: OuterState), the error feedback
-// (per rank: RankState), and with overlap a collective's result not yet applied (both). Weights are
-// compared by value only through the outer step; buffers (norm statistics) stay each rank's own.
+// (per rank: RankState), and with overlap a collective's result not yet applied (both). Only the
+// trainable parameters take part; buffers (norm statistics) stay each rank's own.
 // Not thread-safe; one thread calls everything, in the same order on every rank (as collectives).
 #ifndef CONVFOREVER_DISTRIBUTED_DILOCO_H_
 #define CONVFOREVER_DISTRIBUTED_DILOCO_H_

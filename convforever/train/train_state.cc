@@ -174,7 +174,8 @@ absl::Status WriteRankFiles(const std::string& dir, RunSetup* run) {
   return run->zero()->SaveShard(dir);
 }
 
-// ZeRO: every rank writes its zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
+// ZeRO (and DiLoCo, with its diloco_rank<r>_of<W>.safetensors): every rank writes its
+// zero_rank<r>_of<W>.pt into rank 0's temp directory while rank 0's
 // writer runs. Collectives, in the same order on every rank:
 //   Barrier            the temp directory exists (rank 0's writer has started)
 //   AnyRank(failed)    every shard is written, or some rank failed: rank 0's writer then fails,
