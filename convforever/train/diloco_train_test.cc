@@ -245,8 +245,8 @@ TEST(TrainerDiLoCo, FiftyInnerStepsMoveFiftyTimesFewerBytes) {
   EXPECT_EQ(b["communication"]["by_kind"]["pseudo_gradient"].value("collectives", 0), 2);
 }
 
-// Every descendant of `pid`, then `pid` itself, gets SIGKILL (a machine losing power).
-void KillTree(pid_t pid) {
+// `pid` and all its descendants.
+std::set<pid_t> ProcessTree(pid_t pid) {
   std::set<pid_t> tree = {pid};
   for (bool grew = true; grew;) {
     grew = false;
@@ -269,8 +269,26 @@ void KillTree(pid_t pid) {
       }
     }
   }
+  return tree;
+}
+
+// Every descendant of `pid`, and `pid` itself, gets SIGKILL (a machine losing power).
+void KillTree(pid_t pid) {
+  const std::set<pid_t> tree = ProcessTree(pid);
   kill(pid, SIGKILL);
   for (pid_t p : tree) kill(p, SIGKILL);
+}
+
+// SIGTERM to the trainer processes under `pid` (as a cluster scheduler sends it to each task).
+int TerminateTrainers(pid_t pid) {
+  int n = 0;
+  for (pid_t p : ProcessTree(pid)) {
+    if (ReadFile("/proc/" + std::to_string(p) + "/cmdline").rfind(kTrainBinary, 0) == 0) {
+      kill(p, SIGTERM);
+      ++n;
+    }
+  }
+  return n;
 }
 
 // The whole job killed with SIGKILL after its first checkpoint, then --resume=auto: rank 0's
@@ -363,6 +381,42 @@ TEST(TrainerDiLoCo, KilledRankEndsTheOtherWithItsName) {
   EXPECT_EQ(WEXITSTATUS(status), 1) << out;
   EXPECT_NE(out.find("rank 1 stopped responding"), std::string::npos) << out;
   EXPECT_NE(out.find("rank 0 of 2"), std::string::npos) << out;
+}
+
+// SIGTERM to both ranks: under DiLoCo the ranks agree on stopping
+// only at outer steps, so the run checkpoints at a multiple of H with synchronised weights. A plain
+// data-parallel checkpoint then resumes under DiLoCo, whose outer steps start from its weights.
+TEST(TrainerDiLoCo, SigtermStopsAtAnOuterStepAndDdpCheckpointsResume) {
+  const std::string dir = TempDir("diloco_sigterm");
+  const std::vector<std::string> flags = {"--max_steps=100000", "--sync=diloco",
+                                          "--diloco_inner_steps=8"};
+  const pid_t pid = Spawn(LaunchArgs(2, With(SmallRun(dir + "/run"), flags)), dir + "/run.log");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(dir + "/run/metrics.jsonl") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_EQ(TerminateTrainers(pid), 2);
+  Outcome r = Wait(pid, dir + "/run.log");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  const Json summary = ReadJson(dir + "/run/summary.json");
+  EXPECT_TRUE(summary.value("stopped_by_signal", false)) << summary;
+  const int64_t steps = summary.value("steps", int64_t{0});
+  EXPECT_GT(steps, 0);
+  EXPECT_EQ(steps % 8, 0) << "stopped between outer steps";
+  EXPECT_TRUE(fs::exists(Ckpt(dir + "/run", static_cast<int>(steps)) + "/diloco_rank1_of2.safetensors"));
+
+  Outcome ddp = RunLaunched(2, With(SmallRun(dir + "/mixed"), {"--max_steps=4", "--sync=ddp"}),
+                            dir + "/ddp.log");
+  ASSERT_EQ(ddp.exit_code, 0) << ddp.output;
+  Outcome dl = RunLaunched(2, With(SmallRun(dir + "/mixed"),
+                                   {"--max_steps=8", "--sync=diloco", "--diloco_inner_steps=4",
+                                    "--resume=auto"}),
+                           dir + "/diloco.log");
+  ASSERT_EQ(dl.exit_code, 0) << dl.output;
+  EXPECT_NE(dl.output.find("has no DiLoCo state: the outer steps start from its weights"),
+            std::string::npos) << dl.output;
+  EXPECT_EQ(ReadJson(dir + "/mixed/summary.json").value("steps", 0), 8);
 }
 
 TEST(TrainerDiLoCo, BadCombinationsAreRefusedBeforeWork) {
