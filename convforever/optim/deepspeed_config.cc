@@ -186,12 +186,13 @@ absl::StatusOr<DeepSpeedConfig> ParseDeepSpeedConfig(const std::string& path_or_
   Reader r(c.source);
   r.Unknown(root, "", {"train_batch_size", "train_micro_batch_size_per_gpu",
                        "gradient_accumulation_steps", "optimizer", "scheduler", "fp16", "bf16",
-                       "gradient_clipping", "zero_optimization"});
+                       "gradient_clipping", "zero_optimization", "diloco"});
   RETURN_IF_ERROR(ResolveBatch(r, root, from_flags, &c));
   RETURN_IF_ERROR(ParseOptimizer(r, root, from_flags, &c));
   RETURN_IF_ERROR(internal::ParseScheduler(r, root, from_flags, &c));
   RETURN_IF_ERROR(internal::ParsePrecision(r, root, from_flags, &c));
   RETURN_IF_ERROR(internal::ParseZeroAndClipping(r, root, from_flags, &c));
+  RETURN_IF_ERROR(internal::ParseDiLoCo(r, root, &c));
   c.unsupported_keys = r.unsupported();
   if (!c.unsupported_keys.empty()) {
     LOG(WARNING) << c.source << ": DeepSpeed keys not supported by ConvForever, ignored: "

@@ -40,6 +40,17 @@ struct DeepSpeedAutoValues {
   std::optional<bool> fp16, bf16;
 };
 
+// "diloco": ConvForever's own section, not DeepSpeed's: selects --sync=diloco
+// (convforever/distributed/diloco.h); a key left out keeps its flag's value.
+//   "diloco": {"inner_steps": 50, "outer_lr": 0.7, "outer_momentum": 0.9, "outer_nesterov": true,
+//              "dtype": "int8", "int8_chunk": 4096, "fragments": 1, "overlap": false}
+struct DeepSpeedDiLoCo {
+  std::optional<int64_t> inner_steps, int8_chunk, fragments;
+  std::optional<double> outer_lr, outer_momentum;
+  std::optional<bool> outer_nesterov, overlap;
+  std::optional<std::string> dtype;  // fp32 | bf16 | int8
+};
+
 struct DeepSpeedConfig {
   std::string source;  // the path, or "<inline json>"
   int64_t train_batch_size = 0;
@@ -56,6 +67,8 @@ struct DeepSpeedConfig {
   double gradient_clipping = 0.0;  // 0: off
   int zero_stage = 0;
   std::string offload_optimizer_device = "none";  // none | cpu
+  bool has_diloco = false;
+  DeepSpeedDiLoCo diloco;
   std::vector<std::string> unsupported_keys;       // dotted paths (sorted within a section)
 };
 

@@ -267,3 +267,36 @@ TEST(DeepSpeedConfig, DeepNestingIsAnError) {
 
 }  // namespace
 }  // namespace cf::optim
+
+namespace cf::optim {
+namespace {
+
+// ConvForever's own "diloco" section: the keys given, and errors naming the dotted key.
+TEST(DeepSpeedConfig, DiLoCoSection) {
+  auto c = ParseDeepSpeedConfig(
+      R"({"train_micro_batch_size_per_gpu": 8,
+          "diloco": {"inner_steps": 100, "dtype": "int8", "outer_nesterov": false, "overlap": true}})",
+      {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->has_diloco);
+  EXPECT_EQ(c->diloco.inner_steps, 100);
+  EXPECT_EQ(c->diloco.dtype, "int8");
+  EXPECT_EQ(c->diloco.outer_nesterov, false);
+  EXPECT_EQ(c->diloco.overlap, true);
+  EXPECT_FALSE(c->diloco.outer_lr.has_value());
+  EXPECT_TRUE(c->unsupported_keys.empty());
+  auto none = ParseDeepSpeedConfig(R"({"train_micro_batch_size_per_gpu": 8})", {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_diloco);
+  for (const char* bad : {R"({"train_micro_batch_size_per_gpu": 8, "diloco": {"dtype": "fp8"}})",
+                          R"({"train_micro_batch_size_per_gpu": 8, "diloco": {"inner_steps": 0}})",
+                          R"({"train_micro_batch_size_per_gpu": 8, "diloco": {"outer_momentum": 1.5}})",
+                          R"({"train_micro_batch_size_per_gpu": 8, "diloco": 3})"}) {
+    auto r = ParseDeepSpeedConfig(bad, {});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("diloco"), absl::string_view::npos) << r.status();
+  }
+}
+
+}  // namespace
+}  // namespace cf::optim

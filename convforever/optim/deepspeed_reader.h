@@ -84,6 +84,9 @@ absl::Status ParsePrecision(Reader& r, const json& root, const DeepSpeedAutoValu
 absl::Status ParseZeroAndClipping(Reader& r, const json& root, const DeepSpeedAutoValues& f,
                                   DeepSpeedConfig* c);
 
+// ConvForever's "diloco" section (deepspeed_diloco.cc).
+absl::Status ParseDiLoCo(Reader& r, const json& root, DeepSpeedConfig* c);
+
 }  // namespace cf::optim::internal
 
 #endif  // CONVFOREVER_OPTIM_DEEPSPEED_READER_H_

@@ -63,6 +63,18 @@ absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* o) {
   if (ds.gradient_clipping > 0) o->gradient_clipping = ds.gradient_clipping;
   o->zero_stage = ds.zero_stage;
   o->zero_offload_optimizer = ds.offload_optimizer_device == "cpu";
+  if (ds.has_diloco) {  // ConvForever's own section: --sync=diloco, keys given win over the flags
+    const optim::DeepSpeedDiLoCo& d = ds.diloco;
+    o->sync = "diloco";
+    o->diloco_inner_steps = d.inner_steps.value_or(o->diloco_inner_steps);
+    o->diloco_outer_lr = d.outer_lr.value_or(o->diloco_outer_lr);
+    o->diloco_outer_momentum = d.outer_momentum.value_or(o->diloco_outer_momentum);
+    o->diloco_outer_nesterov = d.outer_nesterov.value_or(o->diloco_outer_nesterov);
+    o->diloco_dtype = d.dtype.value_or(o->diloco_dtype);
+    o->diloco_int8_chunk = d.int8_chunk.value_or(o->diloco_int8_chunk);
+    o->diloco_fragments = static_cast<int>(d.fragments.value_or(o->diloco_fragments));
+    o->diloco_overlap = d.overlap.value_or(o->diloco_overlap);
+  }
   return absl::OkStatus();
 }
 

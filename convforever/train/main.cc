@@ -111,12 +111,20 @@ DEFINE_bool(zero_offload_optimizer, false,
             "ZeRO: keep the shard's master weights and optimizer state on the CPU (or from "
             "--deepspeed_config zero_optimization.offload_optimizer.device=cpu)");
 DEFINE_int64(dist_timeout_s, 300, "collective timeout in seconds");
-DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step) or powersgd (low-rank compressed gradients with error feedback)");
+DEFINE_string(sync, "ddp", "how ranks synchronise: ddp (all-reduce gradients every step), powersgd (low-rank compressed gradients with error feedback) or diloco (each rank takes --diloco_inner_steps local steps, then an outer step on the averaged weight deltas)");
 DEFINE_int32(powersgd_rank, 4, "--sync=powersgd: rank r of each gradient matrix's approximation");
 DEFINE_int64(powersgd_start_iter, 10, "--sync=powersgd: plain all-reduce for the first N optimizer steps");
 DEFINE_bool(powersgd_warm_start, true, "--sync=powersgd: start each step's power iteration from the last step's Q");
 DEFINE_double(powersgd_min_compression_rate, 2, "--sync=powersgd: compress an n x m gradient only when n*m >= rate * r*(n+m) (0 = every matrix)");
 DEFINE_bool(powersgd_error_feedback, true, "--sync=powersgd: carry what compression dropped into the next step");
+DEFINE_int64(diloco_inner_steps, 50, "--sync=diloco: inner steps H between outer steps (checkpoints and --checkpoint_every_steps fall on multiples of H)");
+DEFINE_double(diloco_outer_lr, 0.7, "--sync=diloco: outer SGD learning rate");
+DEFINE_double(diloco_outer_momentum, 0.9, "--sync=diloco: outer SGD momentum (0 = none)");
+DEFINE_bool(diloco_outer_nesterov, true, "--sync=diloco: Nesterov outer momentum");
+DEFINE_string(diloco_dtype, "fp32", "--sync=diloco: pseudo-gradients on the wire: fp32|bf16|int8 (bf16/int8 with error feedback; int8 is ~1/4 of the bytes)");
+DEFINE_int64(diloco_int8_chunk, 4096, "--sync=diloco --diloco_dtype=int8: elements per fp32 scale");
+DEFINE_int32(diloco_fragments, 1, "--sync=diloco: Streaming DiLoCo fragments, each synchronised once per H steps in turn (1 = whole model)");
+DEFINE_bool(diloco_overlap, false, "--sync=diloco: overlap each fragment's communication with the next inner step");
 DEFINE_double(dist_link_mbps, 0, "emulate a link of this many Mbit/s under every collective (0 = off): shows on one machine what a slow link does");
 DEFINE_double(dist_link_latency_ms, 0, "emulated link: one-way latency per message step in ms");
 // Estimate mode (convforever/train/estimate_mode.h): cost of the run these flags describe.
@@ -272,6 +280,14 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.powersgd_warm_start = FLAGS_powersgd_warm_start;
   o.powersgd_min_compression_rate = FLAGS_powersgd_min_compression_rate;
   o.powersgd_error_feedback = FLAGS_powersgd_error_feedback;
+  o.diloco_inner_steps = FLAGS_diloco_inner_steps;
+  o.diloco_outer_lr = FLAGS_diloco_outer_lr;
+  o.diloco_outer_momentum = FLAGS_diloco_outer_momentum;
+  o.diloco_outer_nesterov = FLAGS_diloco_outer_nesterov;
+  o.diloco_dtype = FLAGS_diloco_dtype;
+  o.diloco_int8_chunk = FLAGS_diloco_int8_chunk;
+  o.diloco_fragments = FLAGS_diloco_fragments;
+  o.diloco_overlap = FLAGS_diloco_overlap;
   o.dist_link_mbps = FLAGS_dist_link_mbps;
   o.dist_link_latency_ms = FLAGS_dist_link_latency_ms;
   if (!FLAGS_deepspeed_config.empty()) {

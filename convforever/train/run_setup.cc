@@ -16,6 +16,7 @@
 #include "convforever/models/init_from.h"
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
+#include "convforever/train/diloco_state.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
 #include "convforever/optim/param_groups.h"
@@ -171,14 +172,18 @@ absl::Status RunSetup::BuildDistributed() {
 }
 
 // Every rank starts from rank 0's weights. Plain data parallel keeps its DataParallel (hooks
-// all-reduce gradients); ZeRO uses one without hooks for the broadcast only and drops it, so no
-// hook runs during backward (ZeroOptimizer reduces in ApplyGradients).
+// all-reduce gradients); ZeRO and DiLoCo use one without hooks for the broadcast only and drop it,
+// so no hook runs during backward (ZeroOptimizer reduces in ApplyGradients; DiLoCo's inner steps
+// are local). DiLoCo's theta_last starts as the broadcast weights.
 absl::Status RunSetup::BroadcastInitialWeights() {
-  if (!comm_) return absl::OkStatus();
-  const bool zero = options_.zero_stage > 0;
+  if (!comm_) {
+    if (options_.sync == "diloco") LOG(INFO) << "--sync=diloco: one rank, nothing to synchronise";
+    return absl::OkStatus();
+  }
+  const bool hooks = options_.zero_stage == 0 && options_.sync == "ddp";
   distributed::DataParallelOptions d;
-  d.overlap = !zero;
-  if (options_.sync == "powersgd" && !zero) {
+  d.overlap = hooks;
+  if (options_.sync == "powersgd" && hooks) {
     distributed::PowerSgdOptions p;
     p.rank = options_.powersgd_rank;
     p.start_iter = options_.powersgd_start_iter;
@@ -192,7 +197,7 @@ absl::Status RunSetup::BroadcastInitialWeights() {
   auto dp = std::make_unique<distributed::DataParallel>(
       comm_.get(), model_->named_parameters(/*recurse=*/true).pairs(), d);
   RETURN_IF_ERROR(dp->BroadcastParameters(*model_));
-  if (!zero) dp_ = std::move(dp);
+  if (hooks) dp_ = std::move(dp);
   if (powersgd_) {
     LOG(INFO) << "PowerSGD rank " << options_.powersgd_rank << " from step "
               << options_.powersgd_start_iter << ": " << powersgd_->compressed_tensors()
@@ -200,7 +205,14 @@ absl::Status RunSetup::BroadcastInitialWeights() {
               << " bytes of factors per step), " << powersgd_->uncompressed_tensors()
               << " all-reduced whole (" << powersgd_->uncompressed_bytes_per_step() << " bytes)";
   }
+  if (options_.sync == "diloco") {
+    ASSIGN_OR_RETURN(diloco_, CreateDiLoCo(options_, comm_.get(), *model_));
+  }
   return absl::OkStatus();
+}
+
+bool RunSetup::AgreesOnStopAfter(int64_t step) const {
+  return !diloco_ || step % options_.diloco_inner_steps == 0;
 }
 
 absl::StatusOr<bool> RunSetup::AnyRank(bool local) {
@@ -425,7 +437,10 @@ absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
   // step everywhere.
   bool found_inf = !loss_finite;
   if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
-  ASSIGN_OR_RETURN(found_inf, AnyRank(found_inf));
+  // DiLoCo: each rank's inner step is its own; it skips alone (no collective).
+  if (!diloco_) {
+    ASSIGN_OR_RETURN(found_inf, AnyRank(found_inf));
+  }
   double norm = 0;
   if (!found_inf) {
     norm = optim::ClipGradNorm(params_, options_.gradient_clipping);
@@ -434,6 +449,10 @@ absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
   if (!found_inf) optimizer_->Step(LearningRate(step));
   optimizer_->ZeroGrad();
   if (scaler_) scaler_->Update(found_inf);
+  if (diloco_) {
+    RETURN_IF_ERROR(diloco_->AfterInnerStep(step + 1));
+    if (step + 1 == total_steps_) RETURN_IF_ERROR(diloco_->SyncAll(step + 1));
+  }
   if (!found_inf && ema_) ema_->Update(step + 1);
   last_grad_norm_ = norm;
   return !found_inf;

@@ -13,6 +13,9 @@
 // parallel with --sync=powersgd gives the DataParallel a distributed::PowerSgd reducer
 // (powersgd() is set; each rank checkpoints its state). Rank 0's
 // initial weights are broadcast in both modes. With one rank, --zero_stage is logged and ignored.
+// DiLoCo (--sync=diloco, distributed::DiLoCo, diloco() set): no hooks and no per-step collective;
+// ApplyGradients steps this rank's own optimizer and hands the step to DiLoCo, which runs the
+// outer step every H steps. Also ignored with one rank.
 //
 // Not thread-safe: the training thread owns it. The loaders run their own worker threads.
 #ifndef CONVFOREVER_TRAIN_RUN_SETUP_H_
@@ -32,6 +35,7 @@
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
 #include "convforever/distributed/powersgd.h"
+#include "convforever/distributed/diloco.h"
 #include "convforever/distributed/zero_optimizer.h"
 #include "convforever/models/model.h"
 #include "convforever/optim/ema.h"
@@ -89,7 +93,9 @@ class RunSetup {
   // Finishes gradient sync, unscales, checks for inf/NaN, clips, steps the optimizer with the
   // scheduled lr of `step` (0-based), zeroes gradients, updates EMA and the loss scaler. Returns
   // false when the step was skipped (non-finite loss or gradients); every rank takes the same
-  // decision. Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
+  // decision (DiLoCo: each rank skips alone, and after the step DiLoCo runs the outer step when
+  // one is due; after the last step of the run, every fragment's, so all ranks end with the same
+  // weights). Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
   // norm, step the shard and all-gather the parameters.
   absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
@@ -101,6 +107,14 @@ class RunSetup {
   // True when `local` is true on any rank (a stop signal, a non-finite loss): every rank then
   // takes the same decision at the same step. Without a communicator, `local` itself.
   absl::StatusOr<bool> AnyRank(bool local);
+  // Whether the ranks agree on a stop after `step` steps (a collective). Under DiLoCo only at the
+  // outer steps (multiples of H): the inner steps have no collective at all, and a stop there
+  // checkpoints synchronised weights.
+  bool AgreesOnStopAfter(int64_t step) const;
+  // Every rank writes part of a checkpoint (ZeRO shards, PowerSGD's and DiLoCo's per-rank state).
+  bool every_rank_checkpoints() const {
+    return zero_ != nullptr || diloco_ != nullptr || powersgd_ != nullptr;
+  }
 
   // --- evaluation and metrics ---
   absl::StatusOr<EvalResult> Evaluate(bool use_ema);
@@ -120,6 +134,7 @@ class RunSetup {
   distributed::Communicator* comm() { return comm_.get(); }     // null with one rank
   distributed::ZeroOptimizer* zero() { return zero_.get(); }    // non-null only under ZeRO
   distributed::PowerSgd* powersgd() { return powersgd_.get(); }  // --sync=powersgd, several ranks
+  distributed::DiLoCo* diloco() { return diloco_.get(); }       // non-null only under DiLoCo
   OptimizerShardUpdater* zero_updater() { return zero_updater_; }  // the shard's optimizer
   optim::Ema* ema() { return ema_.get(); }
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
@@ -149,6 +164,7 @@ class RunSetup {
   std::unique_ptr<distributed::Communicator> comm_;
   std::unique_ptr<distributed::DataParallel> dp_;
   std::shared_ptr<distributed::PowerSgd> powersgd_;  // dp_'s reducer under --sync=powersgd
+  std::unique_ptr<distributed::DiLoCo> diloco_;  // --sync=diloco with several ranks
   std::unique_ptr<data::Loader> train_loader_;
   std::unique_ptr<data::Loader> eval_loader_;
   std::vector<std::string> class_names_;

@@ -13,6 +13,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/models/export.h"
 #include "convforever/models/safetensors.h"
+#include "convforever/train/diloco_state.h"
 #include "convforever/train/metrics.h"
 #include "convforever/train/rng_state.h"
 #include "convforever/train/sharded_optimizer.h"
@@ -60,6 +61,7 @@ absl::Status WriteCheckpointFiles(const std::string& dir, const LoopState& loop,
                                              kPtFormat));
     state["optimizer"] = optimizer_meta;
   }
+  if (run->diloco() != nullptr) state["diloco"] = DiLoCoCheckpointJson(run);
   if (optim::Ema* ema = run->ema()) {
     models::NamedTensors ema_tensors;
     Json ema_meta;
@@ -166,10 +168,12 @@ absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json
   return rng_blob;
 }
 
-// What each rank keeps for itself: its ZeRO shard, its PowerSGD errors and Q's.
+// What each rank keeps for itself: its ZeRO shard, its PowerSGD errors and Q's, its DiLoCo
+// state (inner optimizer, error feedback, weights).
 absl::Status SaveRankParts(const std::string& dir, RunSetup* run) {
   if (run->zero() != nullptr) RETURN_IF_ERROR(run->zero()->SaveShard(dir));
   if (run->powersgd() != nullptr) RETURN_IF_ERROR(run->powersgd()->SaveState(dir));
+  if (run->diloco() != nullptr) RETURN_IF_ERROR(WriteDiLoCoRankFiles(dir, run));
   return absl::OkStatus();
 }
 
@@ -186,7 +190,8 @@ absl::Status LoadPowerSgdState(const std::string& dir, int64_t step, RunSetup* r
   return absl::OkStatus();
 }
 
-// ZeRO / PowerSGD: every rank writes its part (zero_rank<r>_of<W>.pt, powersgd_rank<r>_of<W>.pt)
+// ZeRO / PowerSGD / DiLoCo: every rank writes its part (zero_rank<r>_of<W>.pt,
+// powersgd_rank<r>_of<W>.pt, diloco_rank<r>_of<W>.safetensors)
 // into rank 0's temp directory while rank 0's writer runs. Collectives, in the same order on
 // every rank:
 //   Barrier            the temp directory exists (rank 0's writer has started)
@@ -282,9 +287,7 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 }
 
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run) {
-  if (run->zero() != nullptr || run->powersgd() != nullptr) {
-    return SaveShardedTrainState(loop, is_best, run);
-  }
+  if (run->every_rank_checkpoints()) return SaveShardedTrainState(loop, is_best, run);
   return run->checkpoints().Save(
       loop.step, [&](const std::string& dir) { return WriteCheckpointFiles(dir, loop, run); },
       is_best, loop.best_metric);
@@ -305,6 +308,7 @@ absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resum
     RETURN_IF_ERROR(LoadModelState(weights, dir + "/model.safetensors", &run->model()));
     RETURN_IF_ERROR(LoadOptimizerState(dir, state, run));
     RETURN_IF_ERROR(LoadPowerSgdState(dir, state.at("step").get<int64_t>(), run));
+    if (run->diloco() != nullptr) RETURN_IF_ERROR(LoadDiLoCoState(dir, state, run));
     if (optim::Ema* ema = run->ema()) {
       if (!state.contains("ema")) {
         return absl::FailedPreconditionError(dir + ": EMA is on but the checkpoint has no EMA state");

@@ -9,13 +9,16 @@
 //                          state, sharded_optimizer.h); the directory must be shared by the ranks
 //   powersgd_rank<r>_of<W>.pt  --sync=powersgd: rank r's error buffers and warm-start Q's
 //                          (distributed::PowerSgd::SaveState), one per rank, written by that rank
-//   rng_rank<r>.bin        ZeRO / PowerSGD, ranks r > 0: their RNG states (rank 0's are in
-//                          trainer_state.json)
+//   rng_rank<r>.bin        ZeRO / PowerSGD / DiLoCo, ranks r > 0: their RNG states (rank 0's are
+//                          in trainer_state.json)
+//   diloco_outer.safetensors, diloco_rank<r>_of<W>.safetensors
+//                          --sync=diloco: the outer state (rank 0) and each rank's own inner
+//                          optimizer state, error feedback and weights (diloco_state.h)
 //   ema.safetensors        EMA shadow weights (when EMA is on)
 //   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
 //                          loss-scaler state, RNG states, best metric, the run's flags, and
 //                          {"zero": {"stage", "world_size"}} for a ZeRO checkpoint
-// Rank 0 writes everything but the other ranks' parts. Under ZeRO and PowerSGD every rank takes part in
+// Rank 0 writes everything but the other ranks' parts. Under ZeRO, PowerSGD and DiLoCo every rank takes part in
 // SaveTrainState (two barriers around rank 0's writer; see train_state.cc); a rank that dies
 // mid-save leaves the others to the communicator's timeout, and the temp directory unused.
 // Restoring checks names and shapes and reports the first mismatch; a checkpoint from another

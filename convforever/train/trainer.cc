@@ -102,6 +102,7 @@ class Trainer {
         RETURN_IF_ERROR(SaveCheckpoint());
       }
       MaybeUploadSnapshot(/*final_snapshot=*/false);
+      if (!run_->AgreesOnStopAfter(step_)) continue;  // DiLoCo: only at outer steps
       ASSIGN_OR_RETURN(bool stopping, run_->AnyRank(base::StopRequested()));
       if (stopping) {
         LOG(WARNING) << "stop requested (signal " << base::StopSignal()
@@ -168,11 +169,10 @@ class Trainer {
   absl::Status SaveCheckpoint() {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
-    // Plain data parallel: identical state, rank 0 writes. ZeRO and PowerSGD: every rank writes
-    // its own part (optimizer shard, PowerSGD errors) into rank 0's directory (train_state.cc).
-    if (!run_->is_main() && run_->zero() == nullptr && run_->powersgd() == nullptr) {
-      return absl::OkStatus();
-    }
+    // Plain data parallel: identical state, rank 0 writes. ZeRO, PowerSGD and DiLoCo: every rank
+    // writes its own part (optimizer shard, PowerSGD errors, DiLoCo's inner state) into rank 0's
+    // directory (train_state.cc).
+    if (!run_->is_main() && !run_->every_rank_checkpoints()) return absl::OkStatus();
     const LoopState loop{step_, result_.best_top1, TrainSeconds()};
     ASSIGN_OR_RETURN(result_.checkpoint_dir, SaveTrainState(loop, is_best_, run_.get()));
     is_best_ = false;

@@ -131,14 +131,24 @@ struct TrainerOptions {
   int zero_stage = 0;                  // 0, 1 or 2 (ignored with one rank)
   bool zero_offload_optimizer = false; // ZeRO: shard master weights + optimizer state on the CPU
   int64_t dist_timeout_s = 300;
-  // How ranks synchronise: "ddp" (gradients all-reduced every step) or "powersgd" (matrix
-  // gradients all-reduced as rank-r factors with error feedback, convforever/distributed/powersgd.h).
+  // How ranks synchronise: "ddp" (gradients all-reduced every step), "powersgd" (matrix
+  // gradients all-reduced as rank-r factors with error feedback, convforever/distributed/powersgd.h)
+  // or "diloco" (local inner steps, an outer step every diloco_inner_steps;
+  // convforever/distributed/diloco.h).
   std::string sync = "ddp";
   int powersgd_rank = 4;
   int64_t powersgd_start_iter = 10;       // plain all-reduce for the first N optimizer steps
   bool powersgd_warm_start = true;
   double powersgd_min_compression_rate = 2.0;  // compress when n*m >= rate * r*(n+m)
   bool powersgd_error_feedback = true;
+  int64_t diloco_inner_steps = 50;     // H
+  double diloco_outer_lr = 0.7;
+  double diloco_outer_momentum = 0.9;
+  bool diloco_outer_nesterov = true;
+  std::string diloco_dtype = "fp32";   // pseudo-gradients on the wire: fp32|bf16|int8
+  int64_t diloco_int8_chunk = 4096;    // int8: elements per fp32 scale
+  int diloco_fragments = 1;            // Streaming DiLoCo: fragments synchronised in turn
+  bool diloco_overlap = false;         // apply each outer step one inner step after launching it
   // An emulated slow link under every collective (convforever/distributed/link_model.h); 0 = off.
   double dist_link_mbps = 0;
   double dist_link_latency_ms = 0;

@@ -1,4 +1,5 @@
 // ValidateOptions: every flag checked before any work, errors naming the flag.
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -74,6 +75,35 @@ absl::Status ValidateSchedule(const TrainerOptions& o) {
   return absl::OkStatus();
 }
 
+// --sync=diloco (convforever/distributed/diloco.h).
+absl::Status ValidateDiLoCo(const TrainerOptions& o) {
+  if (o.zero_stage > 0) {
+    return Bad("zero_stage", "cannot be combined with --sync=diloco: ZeRO shards the optimizer "
+                             "state of one step shared by all ranks, while DiLoCo's inner steps "
+                             "are each rank's own (every rank keeps its whole inner optimizer)");
+  }
+  const int64_t h = o.diloco_inner_steps;
+  if (h < 1) return Bad("diloco_inner_steps", "must be >= 1");
+  if (o.diloco_fragments < 1) return Bad("diloco_fragments", "must be >= 1");
+  if (o.diloco_fragments > h) {
+    return Bad("diloco_fragments", absl::StrCat("must not exceed --diloco_inner_steps (", h,
+                                                "): each fragment synchronises at its own step of every H"));
+  }
+  if (!(o.diloco_outer_lr > 0)) return Bad("diloco_outer_lr", "must be > 0");
+  if (!(o.diloco_outer_momentum >= 0 && o.diloco_outer_momentum < 1)) {
+    return Bad("diloco_outer_momentum", "must be in [0, 1)");
+  }
+  if (absl::Status s = OneOf("diloco_dtype", o.diloco_dtype, {"fp32", "bf16", "int8"}); !s.ok()) return s;
+  if (o.diloco_int8_chunk < 1) return Bad("diloco_int8_chunk", "must be >= 1");
+  if (o.checkpoint_every_steps > 0 && o.checkpoint_every_steps % h != 0) {
+    return Bad("checkpoint_every_steps",
+               absl::StrCat("must be a multiple of --diloco_inner_steps (", h, ") under --sync=diloco, "
+                            "so that checkpoints hold the weights of an outer step (e.g. ",
+                            std::max<int64_t>(h, o.checkpoint_every_steps / h * h), ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateLoop(const TrainerOptions& o) {
   if (absl::Status s = OneOf("device", o.device, {"cpu", "cuda"}); !s.ok()) return s;
   if (o.run_dir.empty()) return Bad("run_dir", "must not be empty");
@@ -99,7 +129,7 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
     return Bad("zero_offload_optimizer", "needs --zero_stage=1 or 2");
   }
   if (o.dist_timeout_s < 1) return Bad("dist_timeout_s", "must be >= 1");
-  if (absl::Status s = OneOf("sync", o.sync, {"ddp", "powersgd"}); !s.ok()) return s;
+  if (absl::Status s = OneOf("sync", o.sync, {"ddp", "powersgd", "diloco"}); !s.ok()) return s;
   if (o.sync == "powersgd") {
     if (o.zero_stage > 0) {
       return Bad("sync", "powersgd cannot be combined with --zero_stage > 0: ZeRO reduces (and "
@@ -110,6 +140,9 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
     if (!(o.powersgd_min_compression_rate >= 0)) {
       return Bad("powersgd_min_compression_rate", "must be >= 0 (0 = compress every matrix)");
     }
+  }
+  if (o.sync == "diloco") {
+    if (absl::Status s = ValidateDiLoCo(o); !s.ok()) return s;
   }
   if (!(o.dist_link_mbps >= 0)) return Bad("dist_link_mbps", "must be >= 0 (0 = no emulated link)");
   if (!(o.dist_link_latency_ms >= 0)) return Bad("dist_link_latency_ms", "must be >= 0");
