@@ -171,8 +171,9 @@ absl::Status RunSetup::BuildDistributed() {
   return absl::OkStatus();
 }
 
-// Every rank starts from rank 0's weights. Plain data parallel keeps its DataParallel (hooks
-// all-reduce gradients); ZeRO and DiLoCo use one without hooks for the broadcast only and drop it,
+// Every rank starts from rank 0's weights. Plain data parallel and PowerSGD keep their
+// DataParallel (hooks reduce gradients); ZeRO and DiLoCo use one without hooks for the broadcast
+// only and drop it,
 // so no hook runs during backward (ZeroOptimizer reduces in ApplyGradients; DiLoCo's inner steps
 // are local). DiLoCo's theta_last starts as the broadcast weights.
 absl::Status RunSetup::BroadcastInitialWeights() {
@@ -180,7 +181,7 @@ absl::Status RunSetup::BroadcastInitialWeights() {
     if (options_.sync == "diloco") LOG(INFO) << "--sync=diloco: one rank, nothing to synchronise";
     return absl::OkStatus();
   }
-  const bool hooks = options_.zero_stage == 0 && options_.sync == "ddp";
+  const bool hooks = options_.zero_stage == 0 && options_.sync != "diloco";  // ddp, powersgd
   distributed::DataParallelOptions d;
   d.overlap = hooks;
   if (options_.sync == "powersgd" && hooks) {
