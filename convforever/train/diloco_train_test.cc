@@ -24,6 +24,7 @@
 
 #include "convforever/distributed/multiprocess_harness.h"
 #include "convforever/models/safetensors.h"
+#include "convforever/train/testing/trainer_harness.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -33,70 +34,18 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-const char kTrainBinary[] = "convforever/train/train";
-const char kLauncher[] = "convforever/distributed/launch.sh";
-
-std::string TempDir(const std::string& name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  fs::path dir = fs::path(root ? root : "/tmp") / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Outcome {
-  int exit_code = -1;
-  int signal = 0;
-  std::string output;
-};
-
-// Starts `argv` with stdout+stderr into `log` and `env` added to the environment.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log,
-            const std::vector<std::string>& env = {}) {
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  dup2(fd, 1);
-  dup2(fd, 2);
-  for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execv(args[0], args.data());
-  _exit(127);
-}
-
-Outcome Wait(pid_t pid, const std::string& log) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Outcome r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.output = ReadFile(log);
-  return r;
-}
-
-std::vector<std::string> LaunchArgs(int n, const std::vector<std::string>& trainer_args) {
-  std::vector<std::string> args = {kLauncher, "-n", std::to_string(n), "--", kTrainBinary};
-  args.insert(args.end(), trainer_args.begin(), trainer_args.end());
-  return args;
-}
-
-Outcome RunLaunched(int n, const std::vector<std::string>& trainer_args, const std::string& log) {
-  return Wait(Spawn(LaunchArgs(n, trainer_args), log), log);
-}
-
-std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
+using testing::kLauncher;
+using testing::kTrainBinary;
+using testing::LaunchArgs;
+using testing::Outcome;
+using testing::ReadFile;
+using testing::ReadJson;
+using testing::RunLaunched;
+using testing::Spawn;
+using testing::StepLosses;
+using testing::TempDir;
+using testing::Wait;
+using testing::With;
 
 // Synthetic data, small images, deterministic single-threaded math (as train_test.cc's SmallRun).
 std::vector<std::string> SmallRun(const std::string& run_dir) {
@@ -104,25 +53,6 @@ std::vector<std::string> SmallRun(const std::string& run_dir) {
           "--image_size=16",    "--micro_batch_size=4",    "--num_workers=1",
           "--threads=1",        "--log_every_steps=1",     "--tensorboard=false",
           "--model=simple_cnn", "--run_dir=" + run_dir,    "--seed=7"};
-}
-
-Json ReadJson(const std::string& path) {
-  Json j = Json::parse(ReadFile(path), nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << path << " is not JSON";
-  return j;
-}
-
-std::map<int64_t, double> StepLosses(const std::string& run_dir) {
-  std::map<int64_t, double> losses;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    Json j = Json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("kind", "") != "metrics" || !j.contains("train/step_loss")) continue;
-    const int64_t step = j["step"].get<int64_t>();
-    EXPECT_EQ(losses.count(step), 0u) << "step " << step << " logged twice in " << run_dir;
-    losses[step] = j["train/step_loss"].get<double>();
-  }
-  return losses;
 }
 
 // Two safetensors files agree tensor by tensor within `atol` (0: bit for bit).

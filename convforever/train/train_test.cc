@@ -25,6 +25,7 @@
 #include "convforever/hub/testing/fake_hub.h"
 #include "convforever/models/safetensors.h"
 #include "gtest/gtest.h"
+#include "convforever/train/testing/trainer_harness.h"
 #include "nlohmann/json.hpp"
 
 namespace cf::train {
@@ -32,91 +33,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char kTrainBinary[] = "convforever/train/train";
-
-std::string TempDir(const std::string& name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  fs::path dir = fs::path(root ? root : "/tmp") / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
-}
-
-struct Outcome {
-  int exit_code = -1;
-  int signal = 0;
-  std::string output;  // stdout + stderr
-};
-
-pid_t Spawn(const std::vector<std::string>& args, const std::string& log_path) {
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  const int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  dup2(fd, 1);
-  dup2(fd, 2);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(kTrainBinary));
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(kTrainBinary, argv.data());
-  _exit(127);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-Outcome Wait(pid_t pid, const std::string& log_path) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Outcome r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  r.output = ReadFile(log_path);
-  return r;
-}
-
-Outcome RunTrainer(const std::vector<std::string>& args, const std::string& dir) {
-  const std::string log = dir + "/train.log";
-  return Wait(Spawn(args, log), log);
-}
-
-// `n` ranks of the trainer through the real launcher (convforever/distributed/launch.sh, 127.0.0.1).
-Outcome RunLaunched(int n, const std::vector<std::string>& trainer_args, const std::string& log) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<std::string> args = {"convforever/distributed/launch.sh", "-n", std::to_string(n), "--",
-                                     kTrainBinary};
-    args.insert(args.end(), trainer_args.begin(), trainer_args.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv("convforever/distributed/launch.sh", argv.data());
-    _exit(127);
-  }
-  return Wait(pid, log);
-}
-
-// The model.safetensors of two checkpoint directories agree tensor by tensor.
-void ExpectSameWeights(const std::string& dir_a, const std::string& dir_b) {
-  auto a = models::ReadSafetensors(dir_a + "/model.safetensors");
-  auto b = models::ReadSafetensors(dir_b + "/model.safetensors");
-  ASSERT_TRUE(a.ok()) << a.status();
-  ASSERT_TRUE(b.ok()) << b.status();
-  ASSERT_EQ(a->size(), b->size());
-  for (size_t i = 0; i < a->size(); ++i) {
-    ASSERT_EQ((*a)[i].first, (*b)[i].first);
-    EXPECT_TRUE(at::allclose((*a)[i].second, (*b)[i].second, /*rtol=*/1e-4, /*atol=*/1e-6))
-        << (*a)[i].first << " max diff "
-        << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
-  }
-}
+using testing::ExpectSameWeights;
+using testing::Outcome;
+using testing::ReadFile;
+using testing::ReadJson;
+using testing::RunLaunched;
+using testing::RunTrainer;
+using testing::SpawnTrainer;
+using testing::StepLosses;
+using testing::TempDir;
+using testing::Wait;
+using testing::With;
 
 // Synthetic data, small images, deterministic single-threaded math.
 std::vector<std::string> SmallRun(const std::string& run_dir) {
@@ -124,25 +51,6 @@ std::vector<std::string> SmallRun(const std::string& run_dir) {
           "--image_size=16",       "--micro_batch_size=8",    "--num_workers=1",
           "--threads=1",           "--log_every_steps=1",     "--tensorboard=false",
           "--model=simple_cnn",    "--run_dir=" + run_dir,    "--seed=7"};
-}
-
-std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
-// step -> train/step_loss from metrics.jsonl; fails the test on a duplicated step.
-std::map<int64_t, double> StepLosses(const std::string& run_dir) {
-  std::map<int64_t, double> losses;
-  std::ifstream in(run_dir + "/metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || j.value("kind", "") != "metrics" || !j.contains("train/step_loss")) continue;
-    const int64_t step = j["step"].get<int64_t>();
-    EXPECT_EQ(losses.count(step), 0u) << "step " << step << " logged twice in " << run_dir;
-    losses[step] = j["train/step_loss"].get<double>();
-  }
-  return losses;
 }
 
 class RecipeSmokeTest : public ::testing::TestWithParam<std::string> {};
@@ -185,7 +93,7 @@ TEST(TrainerResume, KilledRunResumesToIdenticalLosses) {
   ASSERT_EQ(full.exit_code, 0) << full.output;
 
   const std::string killed_dir = dir + "/killed";
-  const pid_t pid = Spawn(With(base, {"--run_dir=" + killed_dir}), dir + "/killed.log");
+  const pid_t pid = SpawnTrainer(With(base, {"--run_dir=" + killed_dir}), dir + "/killed.log");
   const std::string first_done = killed_dir + "/checkpoints/step-00000004/DONE";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!fs::exists(first_done) && std::chrono::steady_clock::now() < deadline) {
@@ -206,12 +114,6 @@ TEST(TrainerResume, KilledRunResumesToIdenticalLosses) {
   for (const auto& [step, loss] : expected) {
     EXPECT_EQ(actual.at(step), loss) << "step " << step;
   }
-}
-
-nlohmann::json ReadJson(const std::string& path) {
-  nlohmann::json j = nlohmann::json::parse(ReadFile(path), nullptr, /*allow_exceptions=*/false);
-  EXPECT_FALSE(j.is_discarded()) << path << " is not JSON:\n" << ReadFile(path);
-  return j;
 }
 
 // A resumed run keeps the best result of the run before it: best.json keeps pointing at the best
@@ -317,7 +219,7 @@ TEST(TrainerLrFinder, SweepWritesTheCurveAndLeavesNoCheckpoint) {
 TEST(TrainerResume, SigtermCheckpointsAndExitsZero) {
   const std::string dir = TempDir("sigterm");
   const std::string run_dir = dir + "/run";
-  const pid_t pid = Spawn(With(SmallRun(run_dir), {"--max_steps=100000", "--epochs=1000"}),
+  const pid_t pid = SpawnTrainer(With(SmallRun(run_dir), {"--max_steps=100000", "--epochs=1000"}),
                           dir + "/log");
   // Wait until training is under way (a metrics record exists), then ask it to stop.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
