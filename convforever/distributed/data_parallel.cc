@@ -143,6 +143,9 @@ void DataParallel::CopyIntoBucket(int s) {
     // A .grad sharing the bucket's memory otherwise (set by hand) is read before it is written.
     at::mul_out(dst, grad.is_alias_of(bucket.flat) ? grad.clone() : grad, WrappedScalar(scale));
   }
+  // .grad becomes the slot now, as c10d's Reducer does: the gradient autograd allocated is freed
+  // during backward rather than after it.
+  slot.param.mutable_grad() = dst;
   slot.ready = true;
   --bucket.pending;
 }
@@ -176,15 +179,9 @@ absl::Status DataParallel::FinishGradientSync() {
     if (!slots_[s].ready) CopyIntoBucket(s);
   }
   LaunchReadyBuckets();
+  // Every .grad is its slot by now; once the sums land, the slots hold the means (no copy back).
   absl::Status status;
   for (Bucket& bucket : buckets_) status.Update(bucket.work.Wait());
-  if (status.ok()) {
-    // The buckets hold the means: each .grad becomes its slot (no copy back).
-    for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
-      at::Tensor view = BucketView(s);
-      if (!SameView(slots_[s].param.grad(), view)) slots_[s].param.mutable_grad() = view;
-    }
-  }
   bytes_reduced_last_step_ = bytes_this_step_;
   ResetStep();
   return status;

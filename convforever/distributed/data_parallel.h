@@ -6,14 +6,16 @@
 // registration order, since backward produces the last layers' gradients first; the first bucket
 // is capped at `first_bucket_cap_mb` so that its all-reduce starts early in backward. As each
 // gradient is accumulated into `.grad`, it is written, already divided by world_size, into its
-// slot of the bucket's flat buffer (one pass, no separate division); when a bucket is complete its
-// all-reduce (a sum) starts. Buckets start strictly in index order so that all ranks issue the
-// same collectives in the same order. FinishGradientSync() waits for all buckets; afterwards each
-// `.grad` *is* its slot of the bucket (a view with the parameter's strides, as PyTorch's
-// gradient_as_bucket_view): nothing is copied back. Parameters that got no gradient this step
-// contribute zeros (and receive the average of the others).
+// slot of the bucket's flat buffer (one pass, no separate division), and `.grad` becomes that slot
+// (a view with the parameter's strides, as PyTorch's gradient_as_bucket_view; autograd's own
+// tensor is freed at once). When a bucket is complete its all-reduce (a sum) starts. Buckets
+// start strictly in index order so that all ranks issue the same collectives in the same order.
+// FinishGradientSync() waits for all buckets, after which the slots, i.e. the `.grad`s, hold the
+// means: nothing is copied back. Parameters that got no gradient this step contribute zeros (and
+// receive the average of the others).
 //
-// Because `.grad` aliases the bucket, the next synchronised backward overwrites it: reset the
+// Between a synchronised backward and FinishGradientSync() `.grad` is in flight: read it only
+// after. Because it aliases the bucket, the next synchronised backward overwrites it: reset the
 // gradients (optimizer ZeroGrad) or let backward accumulate into them in place, but do not keep
 // a step's `.grad` past the next step without copying it.
 //
