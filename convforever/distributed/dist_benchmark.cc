@@ -42,7 +42,7 @@ DEFINE_int32(batch, 16, "per-rank batch");
 DEFINE_int32(threads, 1, "intra-op threads per rank");
 DEFINE_double(bucket_mb, 25, "bucket cap for the overlapped run");
 DEFINE_double(first_bucket_mb, 1, "cap of the first bucket (PyTorch DDP's default: 1 MiB)");
-DEFINE_int32(repeats, 3, "2-rank runs of ours and of PyTorch DDP, alternating");
+DEFINE_int32(repeats, 5, "2-rank runs of ours and of PyTorch DDP, alternating");
 DEFINE_bool(overlap, true, "rank role: all-reduce from hooks");
 DEFINE_bool(python, true, "also measure PyTorch DDP (tools/bench/dist_reference.py)");
 DEFINE_string(out, "", "rank role: rank 0 writes 'step_ms bytes' here");
