@@ -5,7 +5,8 @@
 //   * side by side: PyTorch DistributedDataParallel (tools/bench/dist_reference.py, the project
 //     venv's torch, the LibTorch we link), same model, batch, buckets (25 MiB, the first 1 MiB),
 //     thread count, .grad as a view into the bucket, measured in this run: the 2-rank jobs of
-//     both alternate --repeats times, so that load from other processes hits both alike.
+//     both alternate --repeats times (who goes first alternating too), so that load from other
+//     processes hits both alike.
 // Step times are each run's median over its timed steps (a shared machine's stalls land in the
 // mean); the ratio printed is of the medians over the repeats.
 // Usage: bazel run -c opt //convforever/distributed:dist_benchmark -- [--steps=10 --batch=16 ...]
@@ -36,7 +37,7 @@
 #include "convforever/distributed/launch_env.h"
 
 DEFINE_string(role, "driver", "driver | rank (internal)");
-DEFINE_int32(steps, 10, "timed steps");
+DEFINE_int32(steps, 20, "timed steps");
 DEFINE_int32(warmup, 3, "untimed steps first");
 DEFINE_int32(batch, 16, "per-rank batch");
 DEFINE_int32(threads, 1, "intra-op threads per rank");
@@ -197,12 +198,14 @@ int Drive() {
   std::vector<double> ours, theirs;
   Measured two;
   for (int i = 0; i < std::max(1, FLAGS_repeats); ++i) {
+    // Who goes first alternates too.
+    if (FLAGS_python && i % 2 == 1) theirs.push_back(PythonDdp(2));
     two = RunJob(2, true, FLAGS_bucket_mb);
     if (two.step_ms <= 0) break;
     ours.push_back(two.step_ms);
+    if (FLAGS_python && i % 2 == 0) theirs.push_back(PythonDdp(2));
     std::printf("  repeat %d: ours %.1f ms/step", i + 1, two.step_ms);
     if (FLAGS_python) {
-      theirs.push_back(PythonDdp(2));
       std::printf(", PyTorch DDP %.1f ms/step, ratio %.2f", theirs.back(), two.step_ms / theirs.back());
     }
     std::printf("\n");
