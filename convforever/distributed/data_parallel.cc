@@ -1,5 +1,7 @@
 #include "convforever/distributed/data_parallel.h"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -11,12 +13,17 @@ DataParallel::DataParallel(Communicator* comm, NamedTensors named_params,
                            DataParallelOptions options)
     : comm_(comm), options_(options) {
   const int64_t cap_bytes = static_cast<int64_t>(options.bucket_cap_mb * 1024 * 1024);
+  const int64_t first_cap_bytes =
+      options.first_bucket_cap_mb > 0
+          ? std::min(cap_bytes, static_cast<int64_t>(options.first_bucket_cap_mb * 1024 * 1024))
+          : cap_bytes;
   int64_t bucket_bytes = 0;
   // Reverse registration order: roughly the order in which backward produces gradients.
   for (auto it = named_params.rbegin(); it != named_params.rend(); ++it) {
     if (!it->second.requires_grad()) continue;
     const at::Tensor& p = it->second;
-    bool new_bucket = buckets_.empty() || bucket_bytes >= cap_bytes;
+    bool new_bucket =
+        buckets_.empty() || bucket_bytes >= (buckets_.size() == 1 ? first_cap_bytes : cap_bytes);
     if (!new_bucket) {
       const at::Tensor& first = slots_[buckets_.back().slots.front()].param;
       new_bucket = first.scalar_type() != p.scalar_type() || first.device() != p.device();
@@ -100,16 +107,55 @@ void DataParallel::SetSyncThisStep(bool sync) {
   sync_ = sync;
 }
 
+namespace {
+
+// `a` and `b` are the same elements of the same memory, with the same shape and type.
+bool SameView(const at::Tensor& a, const at::Tensor& b) {
+  return a.defined() && b.defined() && a.data_ptr() == b.data_ptr() && a.sizes() == b.sizes() &&
+         a.strides() == b.strides() && a.scalar_type() == b.scalar_type();
+}
+
+// A scalar that takes part in type promotion as a Python number would (computed in the op's math
+// type, e.g. float for bf16 gradients), as c10d's Reducer scales gradients.
+at::Tensor WrappedScalar(double value) {
+  at::Tensor t = at::scalar_tensor(value, at::kDouble);
+  t.unsafeGetTensorImpl()->set_wrapped_number(true);
+  return t;
+}
+
+}  // namespace
+
+at::Tensor DataParallel::BucketView(int s) const {
+  const Slot& slot = slots_[s];
+  const at::Tensor& flat = buckets_[slot.bucket].flat;
+  const at::Tensor& p = slot.param;
+  // The parameter's own strides (channels_last convolutions included), so that .grad obeys
+  // autograd's layout contract; a parameter that is not dense gets a contiguous slot.
+  if (p.is_non_overlapping_and_dense()) {
+    return flat.as_strided(p.sizes(), p.strides(), flat.storage_offset() + slot.offset);
+  }
+  return flat.narrow(0, slot.offset, p.numel()).view(p.sizes());
+}
+
+// Writes grad / world_size into the slot: the division rides on the one pass that fills the
+// bucket, and the sum all-reduce then yields the mean.
 void DataParallel::CopyIntoBucket(int s) {
   Slot& slot = slots_[s];
   Bucket& bucket = buckets_[slot.bucket];
-  at::Tensor dst = bucket.flat.narrow(0, slot.offset, slot.param.numel());
+  at::Tensor dst = BucketView(s);
   const at::Tensor& grad = slot.param.grad();
-  if (grad.defined()) {
-    dst.copy_(grad.reshape(-1));
-  } else {
+  const double scale = 1.0 / comm_->world_size();
+  if (!grad.defined()) {
     dst.zero_();
+  } else if (SameView(grad, dst)) {
+    dst.mul_(scale);  // backward accumulated into last step's .grad, which is this slot
+  } else {
+    // A .grad sharing the bucket's memory otherwise (set by hand) is read before it is written.
+    at::mul_out(dst, grad.is_alias_of(bucket.flat) ? grad.clone() : grad, WrappedScalar(scale));
   }
+  // .grad becomes the slot now, as c10d's Reducer does: the gradient autograd allocated is freed
+  // during backward rather than after it.
+  slot.param.mutable_grad() = dst;
   slot.ready = true;
   --bucket.pending;
 }
@@ -146,20 +192,9 @@ absl::Status DataParallel::FinishGradientSync() {
     if (!slots_[s].ready) CopyIntoBucket(s);
   }
   LaunchReadyBuckets();
+  // Every .grad is its slot by now; once the sums land, the slots hold the means (no copy back).
   absl::Status status;
   for (Bucket& bucket : buckets_) status.Update(bucket.work.Wait());
-  if (status.ok()) {
-    const double scale = 1.0 / comm_->world_size();
-    for (Bucket& bucket : buckets_) bucket.flat.mul_(scale);
-    for (Slot& slot : slots_) {
-      at::Tensor avg = buckets_[slot.bucket].flat.narrow(0, slot.offset, slot.param.numel());
-      if (slot.param.grad().defined()) {
-        slot.param.mutable_grad().copy_(avg.view(slot.param.sizes()));
-      } else {
-        slot.param.mutable_grad() = avg.view(slot.param.sizes()).clone();
-      }
-    }
-  }
   bytes_reduced_last_step_ = bytes_this_step_;
   ResetStep();
   return status;

@@ -3,12 +3,21 @@
 // "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020).
 //
 // Parameters (those that require grad) are packed into buckets of ~`bucket_cap_mb` in *reverse*
-// registration order, since backward produces the last layers' gradients first. When every
-// gradient of a bucket has been accumulated into `.grad`, the bucket is copied into a flat buffer
-// and its all-reduce starts; buckets start strictly in index order so that all ranks issue the
-// same collectives in the same order. FinishGradientSync() waits for all buckets and writes the
-// averaged gradients (sum / world_size) back into `.grad`. Parameters that got no gradient this
-// step contribute zeros (and receive the average of the others).
+// registration order, since backward produces the last layers' gradients first; the first bucket
+// is capped at `first_bucket_cap_mb` so that its all-reduce starts early in backward. As each
+// gradient is accumulated into `.grad`, it is written, already divided by world_size, into its
+// slot of the bucket's flat buffer (one pass, no separate division), and `.grad` becomes that slot
+// (a view with the parameter's strides, as PyTorch's gradient_as_bucket_view; autograd's own
+// tensor is freed at once). When a bucket is complete its all-reduce (a sum) starts. Buckets
+// start strictly in index order so that all ranks issue the same collectives in the same order.
+// FinishGradientSync() waits for all buckets, after which the slots, i.e. the `.grad`s, hold the
+// means: nothing is copied back. Parameters that got no gradient this step contribute zeros (and
+// receive the average of the others).
+//
+// Between a synchronised backward and FinishGradientSync() `.grad` is in flight: read it only
+// after. Because it aliases the bucket, the next synchronised backward overwrites it: reset the
+// gradients (optimizer ZeroGrad) or let backward accumulate into them in place, but do not keep
+// a step's `.grad` past the next step without copying it.
 //
 // Per step (the trainer's contract):
 //   dp.SetSyncThisStep(is_last_micro_step);   // no communication on the other micro-steps
@@ -49,6 +58,9 @@ struct DataParallelOptions {
   // Replaces each bucket's plain all-reduce (gradient_reducer.h), e.g. PowerSGD (powersgd.h);
   // null = the plain all-reduce. Launched at the same moments, so overlap is unchanged.
   std::shared_ptr<GradientReducer> reducer;
+  // Cap of the first bucket (the last layers' gradients, ready first): PyTorch DDP's default of
+  // 1 MiB (torch.distributed._DEFAULT_FIRST_BUCKET_BYTES). At most bucket_cap_mb; <= 0: the same.
+  double first_bucket_cap_mb = 1.0;
 };
 
 class DataParallel {
@@ -64,8 +76,8 @@ class DataParallel {
   absl::Status BroadcastTensors(std::vector<at::Tensor> tensors);
 
   void SetSyncThisStep(bool sync);
-  // Waits for every bucket; afterwards each `.grad` holds the mean over ranks. A no-op returning
-  // OK when sync is off for this step.
+  // Waits for every bucket; afterwards each `.grad` holds the mean over ranks (as a view into the
+  // bucket, see above). A no-op returning OK when sync is off for this step.
   absl::Status FinishGradientSync();
 
   int64_t bytes_reduced_last_step() const { return bytes_reduced_last_step_; }
@@ -79,7 +91,7 @@ class DataParallel {
     at::Tensor param;
     int bucket = 0;
     int64_t offset = 0;  // elements into the bucket's flat buffer
-    bool ready = false;  // gradient copied into the bucket this step
+    bool ready = false;  // gradient written into the bucket this step
   };
   struct Bucket {
     std::vector<int> slots;
@@ -91,6 +103,8 @@ class DataParallel {
 
   void OnGradAccumulated(int slot);
   void CopyIntoBucket(int slot);
+  // Slot `s` of its bucket, shaped (and strided, when dense) like the parameter.
+  at::Tensor BucketView(int s) const;
   void LaunchReadyBuckets();
   void ResetStep();
 

@@ -1,6 +1,6 @@
 // DataParallel: bucket layout in-process; and over real processes (Gloo, 127.0.0.1), 2 ranks
 // with per-rank batch B end with the same parameters as 1 rank with batch 2B after 20 SGD steps,
-// with and without gradient accumulation, with and without overlap.
+// with and without gradient accumulation, with and without overlap, with a strided (non-contiguous) weight.
 #include "convforever/distributed/data_parallel.h"
 
 #include <cmath>
@@ -29,6 +29,22 @@ TEST(DataParallel, BucketsInReverseRegistrationOrderUpToTheCap) {
   ASSERT_EQ(dp.num_buckets(), 2);
   EXPECT_EQ(dp.bucket_parameter_names(0), std::vector<std::string>({"c"}));
   EXPECT_EQ(dp.bucket_parameter_names(1), std::vector<std::string>({"b", "a"}));
+}
+
+TEST(DataParallel, FirstBucketHasItsOwnCap) {
+  auto comm = Communicator::Create(LaunchEnv{}, {});
+  ASSERT_TRUE(comm.ok());
+  NamedTensors params = {{"a", at::zeros({1024}).requires_grad_()},   // 4 KiB each
+                         {"b", at::zeros({1024}).requires_grad_()},
+                         {"c", at::zeros({1024}).requires_grad_()},
+                         {"d", at::zeros({1024}).requires_grad_()}};
+  DataParallelOptions options;
+  options.bucket_cap_mb = 12.0 / 1024;
+  options.first_bucket_cap_mb = 4.0 / 1024;
+  DataParallel dp(comm->get(), params, options);
+  ASSERT_EQ(dp.num_buckets(), 2);
+  EXPECT_EQ(dp.bucket_parameter_names(0), std::vector<std::string>({"d"}));
+  EXPECT_EQ(dp.bucket_parameter_names(1), std::vector<std::string>({"c", "b", "a"}));
 }
 
 TEST(DataParallel, OneRankFinishLeavesGradsAlone) {
@@ -83,6 +99,13 @@ TEST_F(DataParallelEquivalence, TwoRanksHalfBatchMatchOneRank) {
 
 TEST_F(DataParallelEquivalence, TwoRanksWithAccumulationMatchOneRank) {
   EXPECT_LT(MaxAbsDiff(*reference_, Train("dp_acc", 2, {"--batch=8", "--accum=2", "--steps=20"})), 2e-5);
+}
+
+// A dense parameter that is not contiguous (as channels_last convolutions are): .grad as a view
+// into the bucket keeps the parameter's strides (checked by the worker).
+TEST_F(DataParallelEquivalence, StridedParameterTwoRanksMatchOneRank) {
+  std::vector<float> ref = Train("ref_t", 1, {"--batch=16", "--steps=20", "--transposed_fc"});
+  EXPECT_LT(MaxAbsDiff(ref, Train("dp_t", 2, {"--batch=8", "--steps=20", "--transposed_fc"})), 2e-5);
 }
 
 TEST_F(DataParallelEquivalence, WithoutOverlapMatchesOneRank) {

@@ -35,6 +35,7 @@ DEFINE_string(optimizer, "sgd", "sgd | adamw");
 DEFINE_double(lr, 0.05, "learning rate");
 DEFINE_double(bucket_mb, 0.002, "DataParallel bucket cap (MB)");
 DEFINE_bool(overlap, true, "all-reduce from autograd hooks");
+DEFINE_bool(transposed_fc, false, "the linear weight stored column-major (dense, not contiguous)");
 DEFINE_string(out, "", "prefix of the parameter dump");
 DEFINE_int32(die_at_step, -1, "this rank SIGKILLs itself at that step (with --die_rank)");
 DEFINE_int32(stop_at_step, -1, "this rank SIGSTOPs itself at that step (with --die_rank)");
@@ -95,9 +96,15 @@ absl::Status RunCollectives(Communicator& comm) {
   return comm.Barrier();
 }
 
+// A dense tensor's elements in memory order: for a parameter and a .grad with the same strides
+// (autograd's layout contract) the two flat views correspond element by element.
+at::Tensor Flat(const at::Tensor& t) {
+  return t.is_contiguous() ? t.view(-1) : t.as_strided({t.numel()}, {1}, t.storage_offset());
+}
+
 std::vector<ShardParam> FullShard(const NamedTensors& params) {
   std::vector<ShardParam> shard;
-  for (const auto& [name, p] : params) shard.push_back({name, p.detach().view(-1).requires_grad_(true), 0});
+  for (const auto& [name, p] : params) shard.push_back({name, Flat(p.detach()).requires_grad_(true), 0});
   return shard;
 }
 
@@ -127,6 +134,10 @@ absl::Status Train(Communicator& comm) {
   at::manual_seed(100 + r);  // different on each rank: the broadcast must make them equal
   TinyNet net;
   if (!FLAGS_init_params.empty()) RETURN_IF_ERROR(ReadParams(net, FLAGS_init_params));
+  if (FLAGS_transposed_fc) {  // like a channels_last convolution: autograd keeps .grad so strided
+    at::NoGradGuard no_grad;
+    net->fc->weight.set_data(net->fc->weight.data().t().contiguous().t());
+  }
   NamedTensors params;
   for (auto& item : net->named_parameters()) params.emplace_back(item.key(), item.value());
   DataParallel dp(&comm, params, DataParallelOptions{FLAGS_bucket_mb, FLAGS_overlap && FLAGS_zero == 0});
@@ -162,8 +173,14 @@ absl::Status Train(Communicator& comm) {
       RETURN_IF_ERROR(zero->Step());
     } else {
       RETURN_IF_ERROR(dp.FinishGradientSync());
-      if (w > 1) RETURN_IF_ERROR(Check(dp.bytes_reduced_last_step() == 2610 * 4, "bytes per step"));
-      for (size_t i = 0; i < full.size(); ++i) full[i].tensor.mutable_grad() = params[i].second.grad().view(-1);
+      if (w > 1) {
+        RETURN_IF_ERROR(Check(dp.bytes_reduced_last_step() == 2610 * 4, "bytes per step"));
+        // .grad is the bucket itself (fc weight and bias share one), strided as its parameter.
+        const at::Tensor& g = net->fc->weight.grad();
+        RETURN_IF_ERROR(Check(g.is_alias_of(net->fc->bias.grad()), "grads are views into the bucket"));
+        RETURN_IF_ERROR(Check(g.strides() == net->fc->weight.strides(), "grad strides match the weight's"));
+      }
+      for (size_t i = 0; i < full.size(); ++i) full[i].tensor.mutable_grad() = Flat(params[i].second.grad());
       RETURN_IF_ERROR(plain->Step());
     }
     for (auto& [name, p] : params) p.mutable_grad().reset();

@@ -9,9 +9,10 @@
 //   * ReduceAsync(i, flat) is called once per synchronised step for every bucket, in bucket
 //     index order, identically on every rank, from the thread that issues collectives (the
 //     autograd hooks' or FinishGradientSync's; never two at once). `flat` is [sum of numel],
-//     contiguous, holding this rank's gradients. Once the returned work has been waited, `flat`
-//     must hold the sum over ranks or the reducer's estimate of it: DataParallel divides by the
-//     world size afterwards, exactly as for the plain all-reduce. The work's Wait() may issue
+//     contiguous, holding this rank's gradients already divided by the world size (DataParallel
+//     scales them as it copies them in). Once the returned work has been waited, `flat` must
+//     hold the sum over ranks of those, i.e. the mean gradient, or the reducer's estimate of it,
+//     exactly as the plain all-reduce leaves it; the parameters' .grad are views into `flat`. The work's Wait() may issue
 //     further collectives; DataParallel waits the buckets in index order on every rank, after
 //     every bucket was launched, so all ranks issue them in the same order.
 //   * Every collective goes through the Communicator, with the TensorKind of what it carries.

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch reference for //convforever/distributed:dist_benchmark: DistributedDataParallel over Gloo on
-127.0.0.1 with the benchmark's model, per-rank batch and bucket size. Prints one JSON line
-{"world": W, "step_ms": mean step time of rank 0}. Run with Debian's /usr/bin/python3 (torch 1.13).
+127.0.0.1 with the benchmark's model, per-rank batch, threads and buckets. Prints one JSON line
+{"world": W, "step_ms": median step time of rank 0, "mean_ms": mean}. Run with the project venv's
+python (the LibTorch our side links).
+
+Configured as ConvForever's DataParallel works: buckets of --bucket_mb with a first bucket of
+--first_bucket_mb (torch's own default pair, 25 MiB and 1 MiB, when given those), .grad as a
+view into the bucket (gradient_as_bucket_view=True, as ours; --gradient_as_bucket_view=0 for
+torch's default copy back), no unused-parameter search (torch's default).
 """
 import argparse
 import json
@@ -32,7 +38,15 @@ def run(rank, args, port, out):
     if args.world > 1:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                 world_size=args.world)
-        model = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb)
+        if args.first_bucket_mb == 1 and args.bucket_mb == 25:
+            buckets = {}  # torch's default: 25 MiB buckets, the first of 1 MiB
+        elif args.first_bucket_mb <= 0 or args.first_bucket_mb >= args.bucket_mb:
+            buckets = {"bucket_cap_mb": args.bucket_mb}  # an explicit cap also caps the first bucket
+        else:
+            buckets = {"bucket_cap_mb_list": [args.first_bucket_mb, args.bucket_mb]}
+        model = nn.parallel.DistributedDataParallel(
+            model, gradient_as_bucket_view=bool(args.gradient_as_bucket_view),
+            static_graph=bool(args.static_graph), **buckets)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x = torch.randn(args.batch, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch,))
@@ -45,7 +59,9 @@ def run(rank, args, port, out):
         times.append(time.perf_counter() - start)
     if rank == 0:
         with open(out, "w") as f:
-            json.dump({"world": args.world, "step_ms": 1000 * sum(times[args.warmup:]) / args.steps}, f)
+            timed = sorted(times[args.warmup:])
+            json.dump({"world": args.world, "step_ms": 1000 * timed[len(timed) // 2],
+                       "mean_ms": 1000 * sum(timed) / len(timed)}, f)
     if args.world > 1:
         dist.destroy_process_group()
 
@@ -58,6 +74,9 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--bucket_mb", type=float, default=25.0)
+    p.add_argument("--first_bucket_mb", type=float, default=1.0)
+    p.add_argument("--gradient_as_bucket_view", type=int, default=1)
+    p.add_argument("--static_graph", type=int, default=0)
     p.add_argument("--out", default="/tmp/cf_dist_reference.json")
     args = p.parse_args()
     s = socket.socket()
