@@ -26,12 +26,32 @@ CommResult CommPadding(const CommInput& in) {
   CommResult r;
   if (in.gpus <= 1 || in.params <= 0) return r;
   const double n = in.gpus;
-  r.bytes_per_gpu = 2.0 * (n - 1.0) / n * 4.0 * static_cast<double>(in.params);
+  r.bytes_per_gpu = 2.0 * (n - 1.0) / n * 4.0 * static_cast<double>(in.params) * in.bytes_scale;
   if (in.link_gbps <= 0) return r;
   r.comm_seconds = r.bytes_per_gpu / (in.link_gbps * 1e9 / 8.0);
-  r.exposed_seconds = std::max(0.0, r.comm_seconds - in.overlap_seconds);
+  r.exposed_seconds =
+      std::max(0.0, r.comm_seconds - (in.hidden_by_backward ? in.overlap_seconds : 0.0));
   if (in.step_compute_seconds > 0) r.padding = r.exposed_seconds / in.step_compute_seconds;
   return r;
+}
+
+SyncTraffic SyncTrafficOf(const std::string& sync, int gpus, double powersgd_fraction,
+                          int64_t diloco_inner_steps, const std::string& diloco_dtype,
+                          int64_t diloco_int8_chunk) {
+  SyncTraffic t;
+  if (sync == "powersgd") {
+    t.bytes_scale = powersgd_fraction;
+  } else if (sync == "diloco") {
+    const double h = static_cast<double>(std::max<int64_t>(1, diloco_inner_steps));
+    t.hidden_by_backward = false;
+    if (diloco_dtype == "int8") {
+      const double chunk = static_cast<double>(std::max<int64_t>(1, diloco_int8_chunk));
+      t.bytes_scale = std::max(1, gpus) * (1.0 + 4.0 / chunk) / (8.0 * h);
+    } else {
+      t.bytes_scale = (diloco_dtype == "bf16" ? 0.5 : 1.0) / h;
+    }
+  }
+  return t;
 }
 
 CostResult EstimateCost(const CostInput& in) {
@@ -68,6 +88,8 @@ CostResult EstimateCost(const CostInput& in) {
   c.link_gbps = in.link_gbps;
   c.step_compute_seconds = step_seconds;
   c.overlap_seconds = step_seconds / std::max<int64_t>(1, in.accumulation) * backward_share;
+  c.bytes_scale = in.sync.bytes_scale;
+  c.hidden_by_backward = in.sync.hidden_by_backward;
   r.comm = CommPadding(c);
   r.padding = r.comm.padding;
   r.wall_seconds = r.train_seconds * (1.0 + r.padding) + r.eval_seconds + r.startup_seconds;

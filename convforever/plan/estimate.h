@@ -45,14 +45,32 @@ int64_t EvalPasses(int64_t total_steps, int64_t steps_per_epoch, int64_t eval_ev
 // Data-parallel gradient all-reduce of fp32 gradients over a ring: each GPU sends and receives
 // 2 (N-1)/N x 4P bytes per optimizer step. It overlaps the last micro-batch's backward (buckets
 // are reduced while earlier layers still compute); what does not fit under that backward is
-// exposed. padding = exposed / compute time of the step (0 for one GPU).
+// exposed. padding = exposed / compute time of the step (0 for one GPU). Other sync modes
+// (SyncTraffic) scale those bytes and may not overlap backward at all.
 struct CommInput {
   int64_t params = 0;
   int gpus = 1;
   double link_gbps = 0;            // per-GPU ring bandwidth, gigabits per second
   double step_compute_seconds = 0; // all micro-batches of one optimizer step on one GPU
   double overlap_seconds = 0;      // backward time of the last micro-batch
+  double bytes_scale = 1.0;        // the sync mode's bytes per step / DDP's (SyncTraffic)
+  bool hidden_by_backward = true;  // false: the transfer waits after the step (DiLoCo)
 };
+
+// What a --sync mode moves per optimizer step, relative to DDP's fp32 ring all-reduce of the
+// same parameters (the byte ledger's ring model, convforever/distributed/byte_ledger.h):
+//   ddp       1, overlapped with backward.
+//   powersgd  `powersgd_fraction`: the caller's count of the factors' bytes over the gradients'
+//             (4 r (n+m) per compressed matrix, 4 n m for what stays whole), overlapped.
+//   diloco    once every H steps, not overlapped: fp32 1/H, bf16 1/(2H); int8 is all-gathered,
+//             (N-1) P (1 + 4/chunk) bytes against DDP's 2 (N-1)/N 4P: N (1 + 4/chunk) / (8H).
+struct SyncTraffic {
+  double bytes_scale = 1.0;
+  bool hidden_by_backward = true;
+};
+SyncTraffic SyncTrafficOf(const std::string& sync, int gpus, double powersgd_fraction,
+                          int64_t diloco_inner_steps, const std::string& diloco_dtype,
+                          int64_t diloco_int8_chunk);
 struct CommResult {
   double bytes_per_gpu = 0;    // sent (= received) per optimizer step
   double comm_seconds = 0;
@@ -72,6 +90,7 @@ struct CostInput {
   int64_t accumulation = 1;
   int gpus = 1;
   double link_gbps = 0;
+  SyncTraffic sync;                // --sync's traffic (DDP's by default)
   // Target GPU (local == false): peak FLOP/s for the precision and the utilisation.
   bool local = false;
   double peak_flops = 0;

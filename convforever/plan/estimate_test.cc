@@ -42,6 +42,33 @@ TEST(CommPadding, RingAllReduceAgainstBackward) {
   EXPECT_DOUBLE_EQ(CommPadding(c).bytes_per_gpu, 0.0);
 }
 
+// The sync modes' traffic against DDP's, by hand: DiLoCo H=50 fp32 is 1/50 and not overlapped;
+// int8 on 2 GPUs all-gathers 1 x P x (1 + 4/4096) bytes against DDP's 2 x 1/2 x 4P.
+TEST(SyncTraffic, ModesScaleTheRingBytes) {
+  EXPECT_DOUBLE_EQ(SyncTrafficOf("ddp", 2, 0.1, 50, "fp32", 4096).bytes_scale, 1.0);
+  EXPECT_TRUE(SyncTrafficOf("ddp", 2, 0.1, 50, "fp32", 4096).hidden_by_backward);
+  EXPECT_DOUBLE_EQ(SyncTrafficOf("powersgd", 2, 0.07, 50, "fp32", 4096).bytes_scale, 0.07);
+  const SyncTraffic fp32 = SyncTrafficOf("diloco", 2, 0.1, 50, "fp32", 4096);
+  EXPECT_DOUBLE_EQ(fp32.bytes_scale, 1.0 / 50);
+  EXPECT_FALSE(fp32.hidden_by_backward);
+  EXPECT_DOUBLE_EQ(SyncTrafficOf("diloco", 2, 0.1, 50, "bf16", 4096).bytes_scale, 0.5 / 50);
+  EXPECT_DOUBLE_EQ(SyncTrafficOf("diloco", 2, 0.1, 50, "int8", 4096).bytes_scale,
+                   2 * (1 + 4.0 / 4096) / (8.0 * 50));
+  // Not overlapped: all of it is exposed.
+  CommInput c;
+  c.params = 100'000'000;
+  c.gpus = 2;
+  c.link_gbps = 32;  // 4e9 bytes/s
+  c.step_compute_seconds = 0.02;
+  c.overlap_seconds = 0.01;
+  c.bytes_scale = fp32.bytes_scale;
+  c.hidden_by_backward = false;
+  const CommResult r = CommPadding(c);
+  EXPECT_DOUBLE_EQ(r.bytes_per_gpu, 4e8 / 50);
+  EXPECT_DOUBLE_EQ(r.exposed_seconds, 0.1 / 50);
+  EXPECT_DOUBLE_EQ(r.padding, 0.1);
+}
+
 CostInput TwoGpus() {
   CostInput in;
   in.forward_macs = 1e9;        // 6e9 training FLOPs per image

@@ -40,6 +40,28 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// PowerSGD's bytes per step over the plain gradients' (convforever/distributed/powersgd.h): each
+// parameter viewed as [shape[0], numel/shape[0]] goes as rank-r factors, 4 r (n+m) bytes, when
+// n m >= min_compression_rate x r (n+m); 1-D and small tensors go whole.
+double PowerSgdByteFraction(const models::Model& model, const TrainerOptions& o) {
+  double whole = 0, sent = 0;
+  for (const auto& p : model.named_parameters(/*recurse=*/true)) {
+    const at::Tensor& t = p.value();
+    if (!t.requires_grad()) continue;
+    const double numel = static_cast<double>(t.numel());
+    whole += 4 * numel;
+    if (t.dim() < 2) {
+      sent += 4 * numel;
+      continue;
+    }
+    const double n = static_cast<double>(t.size(0));
+    const double m = numel / n;
+    const double r = std::min<double>({static_cast<double>(o.powersgd_rank), n, m});
+    sent += n * m >= o.powersgd_min_compression_rate * r * (n + m) ? 4 * r * (n + m) : 4 * numel;
+  }
+  return whole > 0 ? sent / whole : 1.0;
+}
+
 constexpr char kSamplesHint[] =
     ". For data that is not present locally pass --samples=N (images to train on, all epochs) "
     "and, for the evaluation cost, --eval_samples=N";
@@ -350,11 +372,16 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
   if (local && configs.size() > 1) {
     report.notes.push_back("--gpu=local: rows after the first scale the measured step time by FLOPs");
   }
+  const plan::SyncTraffic traffic =
+      plan::SyncTrafficOf(o.sync, r.gpus, PowerSgdByteFraction(run->model(), o), o.diloco_inner_steps,
+                          o.diloco_dtype, o.diloco_int8_chunk);
   if (r.gpus > 1) {
     report.notes.push_back(absl::StrFormat(
-        "padding: ring all-reduce of fp32 gradients at %.0f Gbit/s per GPU (--link_gbps), hidden "
-        "under the last micro-batch's backward where it fits",
-        r.link_gbps));
+        "padding: --sync=%s moves %.3g x the bytes of a ring all-reduce of fp32 gradients per step, "
+        "at %.0f Gbit/s per GPU (--link_gbps), %s",
+        o.sync, traffic.bytes_scale, r.link_gbps,
+        traffic.hidden_by_backward ? "hidden under the last micro-batch's backward where it fits"
+                                   : "after the step (not overlapped)"));
   }
 
   for (size_t i = 0; i < configs.size(); ++i) {
@@ -374,6 +401,7 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
     in.accumulation = accum;
     in.gpus = r.gpus;
     in.link_gbps = r.link_gbps;
+    in.sync = traffic;
     in.usd_per_hour = report.usd_per_hour;
     in.local = local;
     in.peak_flops = peak;
