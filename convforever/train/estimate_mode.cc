@@ -27,6 +27,7 @@
 #include "convforever/plan/gpus.h"
 #include "convforever/plan/measure.h"
 #include "convforever/data/source.h"
+#include "convforever/distributed/powersgd.h"
 #include "convforever/train/calibrate.h"
 #include "convforever/train/run_setup.h"
 #include "glog/logging.h"
@@ -40,9 +41,8 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// PowerSGD's bytes per step over the plain gradients' (convforever/distributed/powersgd.h): each
-// parameter viewed as [shape[0], numel/shape[0]] goes as rank-r factors, 4 r (n+m) bytes, when
-// n m >= min_compression_rate x r (n+m); 1-D and small tensors go whole.
+// PowerSGD's bytes per step over the plain gradients': the compressed matrices' rank-r factors,
+// 4 r (n+m) bytes, and the rest whole, with PowerSGD's own rules (convforever/distributed/powersgd.h).
 double PowerSgdByteFraction(const models::Model& model, const TrainerOptions& o) {
   double whole = 0, sent = 0;
   for (const auto& p : model.named_parameters(/*recurse=*/true)) {
@@ -50,14 +50,13 @@ double PowerSgdByteFraction(const models::Model& model, const TrainerOptions& o)
     if (!t.requires_grad()) continue;
     const double numel = static_cast<double>(t.numel());
     whole += 4 * numel;
-    if (t.dim() < 2) {
+    const auto [n, m] = distributed::MatrixShape(t.sizes().vec());
+    if (distributed::WorthCompressing(n, m, o.powersgd_rank, o.powersgd_min_compression_rate)) {
+      const int64_t r = std::min<int64_t>({o.powersgd_rank, n, m});
+      sent += 4.0 * static_cast<double>(r * (n + m));
+    } else {
       sent += 4 * numel;
-      continue;
     }
-    const double n = static_cast<double>(t.size(0));
-    const double m = numel / n;
-    const double r = std::min<double>({static_cast<double>(o.powersgd_rank), n, m});
-    sent += n * m >= o.powersgd_min_compression_rate * r * (n + m) ? 4 * r * (n + m) : 4 * numel;
   }
   return whole > 0 ? sent / whole : 1.0;
 }
