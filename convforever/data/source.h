@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "convforever/data/holdout.h"
 #include "convforever/data/http_fetch.h"
 #include "convforever/data/image.h"
 
@@ -30,6 +31,11 @@ struct DatasetSpec {
   std::string path;   // directory, file, (jsonl) the .jsonl file, (wds) shard pattern or URL
   std::string split = "train";  // train | val | test ("test" and "val" are the same for idx/cifar)
   int64_t subset = 0;           // > 0: keep this many samples, evenly strided (quick runs)
+  // A held-out split by sample key (holdout.h): which part of the data this spec reads, and the
+  // fraction held out. Applied before `subset`. Sources without keys (idx, cifar, synthetic)
+  // refuse a part other than kAll.
+  HoldoutPart holdout_part = HoldoutPart::kAll;
+  double holdout_fraction = 0;
   std::string class_list_path;  // one class name per line (jsonl, folder/imagenet override)
   // cifar100: "fine" (100 classes) or "coarse" (20 superclasses).
   std::string cifar100_labels = "fine";
@@ -75,6 +81,10 @@ class Source {
   // folder names, a class list): num_classes() entries, or empty when the data names none.
   virtual std::vector<std::string> class_names() const { return {}; }
   virtual std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) = 0;
+  // Sample i's stable key for a held-out split (holdout.h), known without fetching it: a path
+  // relative to the dataset root, a URL, "<file name>:<row>". Empty when the source has no
+  // such keys (its data ships its own splits).
+  virtual std::string SampleKey(int64_t i) const { return {}; }
   virtual std::map<std::string, int64_t> excluded() const { return {}; }
 };
 
