@@ -36,9 +36,11 @@ using Json = nlohmann::json;
 
 using testing::kLauncher;
 using testing::kTrainBinary;
+using testing::KillTree;
 using testing::LaunchArgs;
 using testing::Outcome;
 using testing::ReadFile;
+using testing::ProcessTree;
 using testing::ReadJson;
 using testing::RunLaunched;
 using testing::Spawn;
@@ -173,40 +175,6 @@ TEST(TrainerDiLoCo, FiftyInnerStepsMoveFiftyTimesFewerBytes) {
   EXPECT_GE(ddp_total, 50 * diloco_total) << a["communication"] << "\n" << b["communication"];
   EXPECT_GE(PayloadSent(a, "gradient"), 150 * PayloadSent(b, "pseudo_gradient"));
   EXPECT_EQ(b["communication"]["by_kind"]["pseudo_gradient"].value("collectives", 0), 2);
-}
-
-// `pid` and all its descendants.
-std::set<pid_t> ProcessTree(pid_t pid) {
-  std::set<pid_t> tree = {pid};
-  for (bool grew = true; grew;) {
-    grew = false;
-    for (const auto& entry : fs::directory_iterator("/proc")) {
-      const std::string name = entry.path().filename().string();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream stat(entry.path() / "stat");
-      std::string line;
-      std::getline(stat, line);
-      const size_t close = line.rfind(')');
-      if (close == std::string::npos) continue;
-      std::istringstream rest(line.substr(close + 2));
-      char state;
-      pid_t ppid = 0;
-      rest >> state >> ppid;
-      const pid_t child = std::stoi(name);
-      if (tree.count(ppid) && !tree.count(child)) {
-        tree.insert(child);
-        grew = true;
-      }
-    }
-  }
-  return tree;
-}
-
-// Every descendant of `pid`, and `pid` itself, gets SIGKILL (a machine losing power).
-void KillTree(pid_t pid) {
-  const std::set<pid_t> tree = ProcessTree(pid);
-  kill(pid, SIGKILL);
-  for (pid_t p : tree) kill(p, SIGKILL);
 }
 
 // SIGTERM to the trainer processes under `pid` (as a cluster scheduler sends it to each task).

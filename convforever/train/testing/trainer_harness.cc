@@ -1,12 +1,14 @@
 #include "convforever/train/testing/trainer_harness.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <ATen/ATen.h>
@@ -111,6 +113,40 @@ void ExpectSameWeights(const std::string& dir_a, const std::string& dir_b, doubl
         << (*a)[i].first << " max diff "
         << ((*a)[i].second - (*b)[i].second).abs().max().item<double>();
   }
+}
+
+// `pid` and all its descendants.
+std::set<pid_t> ProcessTree(pid_t pid) {
+  std::set<pid_t> tree = {pid};
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+      const std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream stat(entry.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const size_t close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      char state;
+      pid_t ppid = 0;
+      rest >> state >> ppid;
+      const pid_t child = std::stoi(name);
+      if (tree.count(ppid) && !tree.count(child)) {
+        tree.insert(child);
+        grew = true;
+      }
+    }
+  }
+  return tree;
+}
+
+// Every descendant of `pid`, and `pid` itself, gets SIGKILL (a machine losing power).
+void KillTree(pid_t pid) {
+  const std::set<pid_t> tree = ProcessTree(pid);
+  kill(pid, SIGKILL);
+  for (pid_t p : tree) kill(p, SIGKILL);
 }
 
 }  // namespace cf::train::testing

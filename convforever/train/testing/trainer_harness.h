@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,11 @@ std::vector<std::string> LaunchArgs(int n, const std::vector<std::string>& train
 Outcome RunLaunched(int n, const std::vector<std::string>& trainer_args, const std::string& log);
 
 std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string>& more);
+
+// `pid` and all its descendants (from /proc).
+std::set<pid_t> ProcessTree(pid_t pid);
+// SIGKILL to `pid` and every descendant (a machine losing power).
+void KillTree(pid_t pid);
 
 // step -> train/step_loss from (rank 0's) metrics.jsonl; a test failure on a step logged twice.
 std::map<int64_t, double> StepLosses(const std::string& run_dir);
