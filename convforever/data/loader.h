@@ -1,7 +1,8 @@
 // Loader: the multi-threaded, deterministic, resumable batch stream the trainer consumes.
 //
 // Contract. For epoch e, this rank's sample order is ShardEpochIndices (sharding.h): a shuffle
-// seeded from (seed, e), cut or padded so every rank gets the same count. Batch b of the epoch is
+// seeded from (seed, e), cut or padded so every rank gets the same count (or, with pad_shards
+// off, for evaluation: neither, so each sample is on exactly one rank). Batch b of the epoch is
 // samples [b * B, (b + 1) * B) of that order; each sample is augmented with an Rng seeded from
 // (seed, e, sample index) and the batch's MixUp/CutMix from (seed, e, rank, b). So a batch's
 // content depends only on (seed, e, b, options), never on thread count or timing: `state()` is
