@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/data/sources_internal.h"
+#include "convforever/data/test_split.h"
 
 namespace cf::data {
 namespace {
@@ -24,6 +25,7 @@ namespace fs = std::filesystem;
 struct Item {
   std::string location;  // file path or http(s) URL
   int64_t label;
+  std::string key;       // the held-out split's key (Source::SampleKey)
 };
 
 class EncodedSource : public Source {
@@ -36,6 +38,7 @@ class EncodedSource : public Source {
   std::vector<std::string> class_names() const override { return names_; }
   std::vector<std::string> names_;  // empty or classes_ entries
   std::map<std::string, int64_t> excluded() const override { return excluded_; }
+  std::string SampleKey(int64_t i) const override { return items_[i].key; }
 
   std::vector<FetchResult> Fetch(absl::Span<const int64_t> indices) override {
     std::vector<FetchResult> out(indices.size());
@@ -101,7 +104,9 @@ absl::StatusOr<std::vector<std::string>> SubdirNames(const std::string& dir) {
   return names;
 }
 
-absl::StatusOr<std::vector<Item>> ScanClassFolders(const std::string& dir, const std::vector<std::string>& classes) {
+// Keys are paths relative to `key_root` ("<class>/<file>" for an image folder).
+absl::StatusOr<std::vector<Item>> ScanClassFolders(const std::string& dir, const std::vector<std::string>& classes,
+                                                   const std::string& key_root) {
   std::vector<Item> items;
   for (size_t k = 0; k < classes.size(); ++k) {
     const fs::path sub = fs::path(dir) / classes[k];
@@ -111,7 +116,10 @@ absl::StatusOr<std::vector<Item>> ScanClassFolders(const std::string& dir, const
       if (e.is_regular_file() && IsImageFile(e.path())) files.push_back(e.path().string());
     }
     std::sort(files.begin(), files.end());
-    for (auto& f : files) items.push_back({std::move(f), static_cast<int64_t>(k)});
+    for (auto& f : files) {
+      std::string key = fs::path(f).lexically_relative(key_root).generic_string();
+      items.push_back({std::move(f), static_cast<int64_t>(k), std::move(key)});
+    }
   }
   if (items.empty()) return absl::NotFoundError(absl::StrCat("no .jpg/.jpeg/.png/.webp images under ", dir));
   return items;
@@ -134,13 +142,17 @@ std::map<std::string, int64_t> IndexOf(const std::vector<std::string>& names) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Source>> OpenFolderSource(const DatasetSpec& spec) {
+  // <path>/train + <path>/val (or test): the classes are train/'s, the split picks the folder.
+  const FolderSplits splits = FindFolderSplits(spec.path);
+  const std::string class_dir = splits.has_splits() ? splits.train : spec.path;
+  const std::string dir = !splits.has_splits() ? spec.path : spec.split == "train" ? splits.train : splits.test;
   std::vector<std::string> classes;
   if (!spec.class_list_path.empty()) {
     ASSIGN_OR_RETURN(classes, ReadClassList(spec.class_list_path));
   } else {
-    ASSIGN_OR_RETURN(classes, SubdirNames(spec.path));
+    ASSIGN_OR_RETURN(classes, SubdirNames(class_dir));
   }
-  ASSIGN_OR_RETURN(auto items, ScanClassFolders(spec.path, classes));
+  ASSIGN_OR_RETURN(auto items, ScanClassFolders(dir, classes, dir));
   return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
 }
 
@@ -158,7 +170,7 @@ absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& sp
     ASSIGN_OR_RETURN(classes, SubdirNames(data + "/train"));
   }
   if (spec.split == "train") {
-    ASSIGN_OR_RETURN(auto items, ScanClassFolders(data + "/train", classes));
+    ASSIGN_OR_RETURN(auto items, ScanClassFolders(data + "/train", classes, spec.path));
     return std::unique_ptr<Source>(Named(std::move(items), classes, spec.http));
   }
   const auto index = IndexOf(classes);
@@ -192,7 +204,9 @@ absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& sp
     }
     std::string name = parts[0];
     if (csv) name += ".JPEG";
-    items.push_back({val_dir + "/" + name, label});
+    std::string location = val_dir + "/" + name;
+    std::string key = fs::path(location).lexically_relative(spec.path).generic_string();
+    items.push_back({std::move(location), label, std::move(key)});
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.location < b.location; });
   if (items.empty()) return absl::NotFoundError("validation list " + list_path + " is empty");
@@ -217,11 +231,12 @@ absl::StatusOr<JsonlRecords> ParseJsonlRecords(absl::string_view text, const Dat
     };
     nlohmann::json rec = nlohmann::json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (rec.is_discarded() || !rec.is_object()) { RETURN_IF_ERROR(malformed("not a JSON object")); continue; }
-    std::string location;
+    std::string location, key;
     if (rec.contains("url") && rec["url"].is_string()) {
-      location = rec["url"].get<std::string>();
+      location = key = rec["url"].get<std::string>();
     } else if (rec.contains("path") && rec["path"].is_string()) {
-      fs::path p = rec["path"].get<std::string>();
+      key = rec["path"].get<std::string>();
+      fs::path p = key;
       location = p.is_absolute() ? p.string() : (base / p).string();
     } else {
       RETURN_IF_ERROR(malformed("record has no string 'url' or 'path'"));
@@ -243,7 +258,7 @@ absl::StatusOr<JsonlRecords> ParseJsonlRecords(absl::string_view text, const Dat
       RETURN_IF_ERROR(malformed("'label' is neither a string nor an integer"));
       continue;
     }
-    out.items.push_back({location, label});
+    out.items.push_back({location, label, std::move(key)});
   }
   if (out.items.empty()) return absl::InvalidArgumentError("JSONL file " + spec.path + " has no usable records");
   return out;
@@ -262,9 +277,10 @@ absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec)
   ASSIGN_OR_RETURN(JsonlRecords records, ParseJsonlRecords(text, spec, classes));
   std::vector<Item> items;
   items.reserve(records.items.size());
-  for (auto& it : records.items) items.push_back({std::move(it.location), it.label});
-  return std::unique_ptr<Source>(std::make_unique<EncodedSource>(std::move(items), num_classes, spec.http,
-                                                                 std::move(records.excluded)));
+  for (auto& it : records.items) items.push_back({std::move(it.location), it.label, std::move(it.key)});
+  auto source = std::make_unique<EncodedSource>(std::move(items), num_classes, spec.http, std::move(records.excluded));
+  source->names_ = std::move(classes);  // empty without a class list
+  return std::unique_ptr<Source>(std::move(source));
 }
 
 }  // namespace cf::data

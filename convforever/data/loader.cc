@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/data/caching_source.h"
 #include "convforever/data/decode.h"
+#include "convforever/data/holdout_select.h"
 #include "convforever/data/image_ops.h"
 #include "convforever/data/rng.h"
 #include "convforever/data/sharding.h"
@@ -70,19 +72,30 @@ absl::StatusOr<LoaderState> LoaderState::FromJson(const std::string& text) {
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(const DatasetSpec& spec, const LoaderOptions& options) {
   if (spec.kind == "wds") return CreateStream(spec, options);
-  ASSIGN_OR_RETURN(auto source, OpenSource(spec));
-  return Create(std::move(source), spec.subset, options);
+  ASSIGN_OR_RETURN(std::unique_ptr<Source> source, OpenSource(spec));
+  ASSIGN_OR_RETURN(std::vector<int64_t> keep, SelectHoldoutPart(*source, spec));
+  if (options.cache_bytes > 0) source = std::make_unique<CachingSource>(std::move(source), options.cache_bytes);
+  return CreateOver(std::move(source), std::move(keep), spec.subset, options);
 }
 
 absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> source, int64_t subset,
                                                        const LoaderOptions& options) {
+  return CreateOver(std::move(source), {}, subset, options);
+}
+
+absl::StatusOr<std::unique_ptr<Loader>> Loader::CreateOver(std::unique_ptr<Source> source, std::vector<int64_t> keep,
+                                                           int64_t subset, const LoaderOptions& options) {
   RETURN_IF_ERROR(ValidateLoaderOptions(options));
-  const int64_t n = source->size();
+  const int64_t n = keep.empty() ? source->size() : static_cast<int64_t>(keep.size());
   if (n <= 0) return absl::InvalidArgumentError("dataset is empty");
-  std::vector<int64_t> subset_map;
+  std::vector<int64_t> subset_map = std::move(keep);
   if (subset > 0 && subset < n) {
     // Evenly strided so every class of a sorted folder is represented.
-    for (int64_t i = 0; i < subset; ++i) subset_map.push_back(i * n / subset);
+    std::vector<int64_t> strided;
+    for (int64_t i = 0; i < subset; ++i) {
+      strided.push_back(subset_map.empty() ? i * n / subset : subset_map[i * n / subset]);
+    }
+    subset_map = std::move(strided);
   }
   LoaderOptions o = options;
   if (o.image_size == 0 || o.channels == 0) {
@@ -104,7 +117,7 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::Create(std::unique_ptr<Source> s
   }
   std::unique_ptr<Loader> loader(new Loader(std::move(source), nullptr, std::move(subset_map), o, DatasetSpec()));
   const auto plan = loader->MakePlan(0);
-  if (plan->num_batches == 0) {
+  if (plan->num_batches == 0 && o.drop_last) {  // unpadded eval shards may leave a rank none
     return absl::InvalidArgumentError(absl::StrCat("no batches: ", loader->num_samples(), " samples over ",
                                                    o.world_size, " rank(s) with batch size ", plan->batch_size,
                                                    " and drop_last"));
@@ -150,7 +163,7 @@ std::shared_ptr<Loader::Plan> Loader::MakePlan(int64_t epoch) const {
     plan->num_batches = n > 0 ? BatchesFor(n, plan->batch_size, opts_.drop_last) : -1;
     return plan;
   }
-  ShardSpec shard{opts_.seed, opts_.shuffle, opts_.drop_last, opts_.rank, opts_.world_size};
+  ShardSpec shard{opts_.seed, opts_.shuffle, opts_.drop_last, opts_.rank, opts_.world_size, opts_.pad_shards};
   plan->order = ShardEpochIndices(num_samples(), epoch, shard);
   plan->num_batches = BatchesFor(plan->order.size(), plan->batch_size, opts_.drop_last);
   return plan;

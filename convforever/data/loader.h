@@ -1,7 +1,8 @@
 // Loader: the multi-threaded, deterministic, resumable batch stream the trainer consumes.
 //
 // Contract. For epoch e, this rank's sample order is ShardEpochIndices (sharding.h): a shuffle
-// seeded from (seed, e), cut or padded so every rank gets the same count. Batch b of the epoch is
+// seeded from (seed, e), cut or padded so every rank gets the same count (or, with pad_shards
+// off, for evaluation: neither, so each sample is on exactly one rank). Batch b of the epoch is
 // samples [b * B, (b + 1) * B) of that order; each sample is augmented with an Rng seeded from
 // (seed, e, sample index) and the batch's MixUp/CutMix from (seed, e, rank, b). So a batch's
 // content depends only on (seed, e, b, options), never on thread count or timing: `state()` is
@@ -75,6 +76,12 @@ struct LoaderOptions {
   bool shuffle = true;
   bool drop_last = true;
   int rank = 0, world_size = 1;
+  // !drop_last: pad every rank to the same sample count by repeating a few (training), or not
+  // (evaluation: each sample once over the ranks; see sharding.h).
+  bool pad_shards = true;
+  // > 0: keep fetched encoded samples in memory up to this many bytes (caching_source.h), for a
+  // data set read many times unchanged (the evaluation set of remote data).
+  int64_t cache_bytes = 0;
   bool train = true;  // train transforms, else eval resize + center crop
   TransformOptions transforms;
   MixOptions mix;     // only applied when train
@@ -109,8 +116,9 @@ absl::Status ValidateLoaderOptions(const LoaderOptions& options);
 
 class Loader {
  public:
+  // Opens spec's source and keeps spec.holdout_part of it (holdout_select.h), then spec.subset.
   static absl::StatusOr<std::unique_ptr<Loader>> Create(const DatasetSpec& spec, const LoaderOptions& options);
-  // Same, over a source built elsewhere (tests, custom sources).
+  // Same, over a source built elsewhere (tests, custom sources): every sample, then `subset`.
   static absl::StatusOr<std::unique_ptr<Loader>> Create(std::unique_ptr<Source> source, int64_t subset,
                                                         const LoaderOptions& options);
   ~Loader();
@@ -147,6 +155,9 @@ class Loader {
   Loader(std::unique_ptr<Source> source, std::unique_ptr<WdsSource> stream, std::vector<int64_t> subset_map,
          const LoaderOptions& options, const DatasetSpec& spec);
   static absl::StatusOr<std::unique_ptr<Loader>> CreateStream(const DatasetSpec& spec, const LoaderOptions& options);
+  // `keep`: the source indices to read (empty: all), before the subset.
+  static absl::StatusOr<std::unique_ptr<Loader>> CreateOver(std::unique_ptr<Source> source, std::vector<int64_t> keep,
+                                                            int64_t subset, const LoaderOptions& options);
   std::shared_ptr<Plan> MakePlan(int64_t epoch) const;
   absl::Status Begin(int64_t epoch, int64_t start_batch);
   // Builds batch b from `records` (streams) or by fetching the plan's indices (records null).

@@ -16,7 +16,9 @@ std::vector<int64_t> Permutation(int64_t n, uint64_t seed, int64_t epoch) {
 
 int64_t SamplesPerRank(int64_t n, const ShardSpec& s) {
   const int64_t w = s.world_size;
-  return s.drop_last ? n / w : (n + w - 1) / w;
+  if (s.drop_last) return n / w;
+  if (s.pad) return (n + w - 1) / w;
+  return n > s.rank ? (n - s.rank + w - 1) / w : 0;  // positions r, r + w, ... below n
 }
 
 std::vector<int64_t> ShardEpochIndices(int64_t n, int64_t epoch, const ShardSpec& s) {

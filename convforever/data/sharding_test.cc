@@ -34,6 +34,27 @@ TEST(ShardingTest, PaddingCoversAllWithEqualCounts) {
   EXPECT_EQ(seen.size(), 10u);
 }
 
+// Evaluation's shards: without padding, 10 samples over 4 ranks are 3 + 3 + 2 + 2, each sample
+// exactly once (padding would give every rank 3 and count samples 0 and 1 twice).
+TEST(ShardingTest, UnpaddedShardsHoldEverySampleOnce) {
+  const int world = 4;
+  std::multiset<int64_t> seen;
+  std::vector<size_t> counts;
+  for (int r = 0; r < world; ++r) {
+    ShardSpec s{5, /*shuffle=*/true, /*drop_last=*/false, r, world, /*pad=*/false};
+    auto mine = ShardEpochIndices(10, 2, s);
+    EXPECT_EQ(static_cast<int64_t>(mine.size()), SamplesPerRank(10, s));
+    counts.push_back(mine.size());
+    seen.insert(mine.begin(), mine.end());
+  }
+  EXPECT_EQ(counts, (std::vector<size_t>{3, 3, 2, 2}));
+  ASSERT_EQ(seen.size(), 10u);
+  for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(seen.count(i), 1u) << "sample " << i;
+  // More ranks than samples: the last ranks get none.
+  ShardSpec last{5, false, false, 3, 4, /*pad=*/false};
+  EXPECT_TRUE(ShardEpochIndices(2, 0, last).empty());
+}
+
 TEST(ShardingTest, ShuffleDependsOnSeedAndEpochOnly) {
   EXPECT_EQ(Permutation(1000, 3, 7), Permutation(1000, 3, 7));
   EXPECT_NE(Permutation(1000, 3, 7), Permutation(1000, 3, 8));

@@ -143,6 +143,7 @@ struct JsonlRecords {
   struct Item {
     std::string location;  // file path or http(s) URL
     int64_t label;
+    std::string key;       // the url or path as written in the record (Source::SampleKey)
   };
   std::vector<Item> items;
   std::map<std::string, int64_t> excluded;  // "unknown_label", "label_out_of_list", "malformed_line"

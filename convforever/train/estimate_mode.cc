@@ -108,6 +108,7 @@ void UseSyntheticData(TrainerOptions* o) {
   o->data = "synthetic";
   o->data_dir.clear();
   o->eval_data_dir.clear();
+  o->eval_fraction = 0;  // synthetic data has its own test split
   o->synthetic_samples = std::max<int64_t>(4 * o->micro_batch_size * o->gradient_accumulation_steps, 64);
   o->synthetic_classes = defaults.num_classes;
   // The recipe's class list (the depth study's 50 categories) sizes the head when it is here.

@@ -58,4 +58,18 @@ absl::StatusOr<EvalCounts> EvaluateModel(models::Model& model, data::Loader& loa
   return counts;
 }
 
+absl::StatusOr<EvalCounts> SumOverRanks(const EvalCounts& counts, distributed::Communicator* comm) {
+  if (comm == nullptr) return counts;
+  // Counts stay exact as doubles up to 2^53 samples.
+  std::vector<double> v = {counts.loss_sum, static_cast<double>(counts.top1), static_cast<double>(counts.top5),
+                           static_cast<double>(counts.samples)};
+  RETURN_IF_ERROR(comm->AllReduceScalars(v, distributed::ReduceOp::kSum));
+  EvalCounts sum;
+  sum.loss_sum = v[0];
+  sum.top1 = static_cast<int64_t>(v[1]);
+  sum.top5 = static_cast<int64_t>(v[2]);
+  sum.samples = static_cast<int64_t>(v[3]);
+  return sum;
+}
+
 }  // namespace cf::train

@@ -2,8 +2,8 @@
 //
 // Runs under NoGradGuard, with the model in eval mode (restored afterwards), optionally under
 // autocast. Every sample of the loader's epoch counts exactly once (the eval loader must not drop
-// or pad), so the figures are exact for the data set (or, with several ranks, summed by the
-// caller across ranks from the returned counts).
+// or pad), so the figures are exact for the data set; with several ranks each evaluates its own
+// part (an unpadded shard) and SumOverRanks adds the counts up.
 #ifndef CONVFOREVER_TRAIN_EVALUATE_H_
 #define CONVFOREVER_TRAIN_EVALUATE_H_
 
@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "convforever/data/loader.h"
+#include "convforever/distributed/communicator.h"
 #include "convforever/models/model.h"
 #include "convforever/train/trainer.h"
 
@@ -35,6 +36,10 @@ struct EvaluateOptions {
 
 absl::StatusOr<EvalCounts> EvaluateModel(models::Model& model, data::Loader& loader,
                                          const EvaluateOptions& options);
+
+// Each rank's counts of its part of the eval set summed over ranks in one collective of control
+// scalars (every rank gets the same sums, those of a one-rank evaluation). `comm` null: `counts`.
+absl::StatusOr<EvalCounts> SumOverRanks(const EvalCounts& counts, distributed::Communicator* comm);
 
 }  // namespace cf::train
 

@@ -28,6 +28,11 @@ DEFINE_bool(channels_last, false, "NHWC memory format");
 DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic");
 DEFINE_string(data_dir, "", "dataset root, file or URL pattern (default per --data)");
 DEFINE_string(eval_data_dir, "", "separate evaluation data location (default: the data's test split)");
+DEFINE_double(eval_fraction, 0, "evaluate on this fraction (0 < F < 1) of --data_dir, held out from "
+              "training by a hash of each sample's key (for data without a test split: jsonl, wds, "
+              "parquet, a flat image folder)");
+DEFINE_int64(eval_cache_mb, 1024, "jsonl: keep the evaluation set's downloaded images in memory up to "
+             "this many MiB, so later evaluations download nothing (0 = no cache)");
 DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (streamed shards have no known length; needed to train)");
 DEFINE_string(class_list, "", "class names, one per line, line = class id (jsonl/wds string labels)");
 DEFINE_int64(subset, 0, "use only the first N training samples (0 = all)");
@@ -205,6 +210,8 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.data = FLAGS_data;
   o.data_dir = FLAGS_data_dir;
   o.eval_data_dir = FLAGS_eval_data_dir;
+  o.eval_fraction = FLAGS_eval_fraction;
+  o.eval_cache_mb = FLAGS_eval_cache_mb;
   o.class_list = FLAGS_class_list;
   o.wds_epoch_samples = FLAGS_wds_epoch_samples;
   o.subset = FLAGS_subset;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include <ATen/core/grad_mode.h>
 
@@ -17,6 +16,7 @@
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
 #include "convforever/train/diloco_state.h"
+#include "convforever/train/eval_data.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
 #include "convforever/optim/param_groups.h"
@@ -45,19 +45,6 @@ absl::StatusOr<std::vector<data::ProgressiveStage>> ParseProgressive(const std::
   return stages;
 }
 
-absl::StatusOr<std::vector<std::string>> ReadClassList(const std::string& path) {
-  std::vector<std::string> names;
-  if (path.empty()) return names;
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--class_list: cannot read ", path));
-  for (std::string line; std::getline(in, line);) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!line.empty()) names.push_back(line);
-  }
-  if (names.empty()) return absl::InvalidArgumentError(absl::StrCat("--class_list: ", path, " is empty"));
-  return names;
-}
-
 // The data kind and location for one split, with the defaults each kind has.
 data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
   data::DatasetSpec spec;
@@ -84,7 +71,9 @@ absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, b
   l.prefetch_batches = o.prefetch_batches;
   l.seed = o.seed;
   l.shuffle = train;
-  l.drop_last = train;  // every eval sample counts exactly once
+  l.drop_last = train;  // every eval sample counts exactly once:
+  l.pad_shards = train;  // on exactly one rank
+  if (!train) l.cache_bytes = EvalCacheBytes(o);
   l.train = train;
   l.image_size = o.image_size;
   l.channels = o.channels;
@@ -224,14 +213,24 @@ absl::StatusOr<bool> RunSetup::AnyRank(bool local) {
 }
 
 absl::Status RunSetup::BuildData() {
-  ASSIGN_OR_RETURN(class_names_, ReadClassList(options_.class_list));
+  if (!options_.class_list.empty()) {
+    ASSIGN_OR_RETURN(class_names_, data::ReadClassList(options_.class_list));
+  }
+  data::DatasetSpec train_spec = MakeSpec(options_, true), eval_spec = MakeSpec(options_, false);
+  ASSIGN_OR_RETURN(const std::string eval_what, ChooseEvalData(options_, &train_spec, &eval_spec));
   ASSIGN_OR_RETURN(data::LoaderOptions train_opts, MakeLoaderOptions(options_, /*train=*/true));
   train_opts.rank = rank();
   train_opts.world_size = world_size();
-  ASSIGN_OR_RETURN(train_loader_, data::Loader::Create(MakeSpec(options_, true), train_opts));
+  ASSIGN_OR_RETURN(train_loader_, data::Loader::Create(train_spec, train_opts));
   ASSIGN_OR_RETURN(data::LoaderOptions eval_opts, MakeLoaderOptions(options_, /*train=*/false));
   eval_opts.channels = train_loader_->channels();
-  ASSIGN_OR_RETURN(eval_loader_, data::Loader::Create(MakeSpec(options_, false), eval_opts));
+  eval_opts.rank = rank();  // each rank evaluates its part; Evaluate sums the counts
+  eval_opts.world_size = world_size();
+  ASSIGN_OR_RETURN(eval_loader_, data::Loader::Create(eval_spec, eval_opts));
+  RETURN_IF_ERROR(CheckSameClasses(*train_loader_, *eval_loader_, eval_what));
+  const int64_t eval_n = eval_loader_->num_samples();
+  LOG(INFO) << "eval: " << eval_what << ", "
+            << (eval_n >= 0 ? absl::StrCat(eval_n, " samples") : std::string("size known after a pass (streamed)"));
   // Without --class_list, the names the data defines (for config.json's id2label, model cards).
   if (class_names_.empty() && train_loader_->class_names().size() == size_t(train_loader_->num_classes())) {
     class_names_ = train_loader_->class_names();
@@ -508,12 +507,15 @@ absl::StatusOr<EvalResult> RunSetup::Evaluate(bool use_ema) {
   e.device = device_;
   e.precision = options_.precision;
   e.channels_last = options_.channels_last;
+  EvalCounts counts;
   if (use_ema && ema_) {
     optim::Ema::SwapGuard swap = ema_->SwapIn();
-    ASSIGN_OR_RETURN(EvalCounts counts, EvaluateModel(*model_, *eval_loader_, e));
-    return counts.ToResult();
+    ASSIGN_OR_RETURN(counts, EvaluateModel(*model_, *eval_loader_, e));
+  } else {
+    ASSIGN_OR_RETURN(counts, EvaluateModel(*model_, *eval_loader_, e));
   }
-  ASSIGN_OR_RETURN(EvalCounts counts, EvaluateModel(*model_, *eval_loader_, e));
+  // Each rank evaluated its part of the eval set: the sums over ranks are the whole set's.
+  ASSIGN_OR_RETURN(counts, SumOverRanks(counts, comm_.get()));
   return counts.ToResult();
 }
 

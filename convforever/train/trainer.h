@@ -45,6 +45,8 @@ struct TrainerOptions {
   std::string data = "fashion_mnist";  // fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic
   std::string data_dir;                // root, file or URL pattern; default per data kind
   std::string eval_data_dir;           // optional separate eval location
+  double eval_fraction = 0;            // (0, 1): evaluate on this fraction of data_dir, held out by key
+  int64_t eval_cache_mb = 1024;        // jsonl: keep the eval set's downloaded bytes up to this size
   std::string class_list;              // one class name per line (jsonl/wds string labels)
   int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0 = unknown: no epochs)
   int64_t subset = 0;                  // use only the first N training samples (0 = all)
