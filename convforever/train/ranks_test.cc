@@ -89,8 +89,10 @@ std::vector<std::string> WriteFolder(const std::string& root) {
 }
 
 // Rank 1's second batch of epoch 0 is all unreadable (sharding.h says which files rank 1 reads
-// there): rank 1 still takes 4 steps like rank 0, with a zero gradient for the empty batch,
-// instead of ending its epoch after 3 and leaving rank 0 in a collective until the timeout.
+// there): rank 1 still takes 4 steps in the epoch like rank 0, with a zero gradient for the empty
+// batch. Had it ended its epoch after 3, its epoch-end checkpoint collective would meet rank 0's
+// step-4 gradient all-reduce (Gloo aborts on the size mismatch; other collectives would wait
+// until --dist_timeout_s).
 // Without --threads, each rank's LibTorch threads come from the cores shared by 2 local ranks.
 TEST(RanksAgree, AnAllUnreadableBatchOnOneRankKeepsTheStepCount) {
   const std::string dir = TempDir("ranks_empty");
