@@ -260,7 +260,16 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
     }
     work_cv_.notify_all();
     if (!p.batch.ok()) return p.batch.status();
-    if (!p.batch->has_value()) continue;  // every sample of this batch failed: skipped and counted
+    if (!p.batch->has_value()) {  // every sample of this batch failed: counted, and skipped ...
+      if (!opts_.yield_empty_batches) continue;
+      Batch empty;  // ... or handed on empty, so the consumer still sees the epoch's batch count
+      std::lock_guard<std::mutex> lock(mu_);
+      empty.images = at::empty({0, channels_, plan_->image_size, plan_->image_size});
+      empty.targets = at::empty({0}, at::kLong);
+      empty.epoch = plan_->epoch;
+      empty.index_in_epoch = next_consume_ - 1;
+      return std::optional<Batch>(std::move(empty));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     counters_.images += (*p.batch)->images.size(0);
     ++counters_.batches;
@@ -271,6 +280,20 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
 int64_t Loader::batches_per_epoch() const {
   std::lock_guard<std::mutex> lock(mu_);
   return plan_ ? plan_->num_batches : MakePlan(0)->num_batches;
+}
+
+int64_t Loader::batches_in_epoch(int64_t epoch) const {
+  int64_t batch_size = opts_.batch_size;  // the stage's, as MakePlan picks it
+  for (const auto& s : opts_.progressive) {
+    if (s.from_epoch > epoch) break;
+    if (s.batch_size > 0) batch_size = s.batch_size;
+  }
+  if (stream_) {
+    const int64_t n = spec_.wds_epoch_samples;
+    return n > 0 ? BatchesFor(n, batch_size, opts_.drop_last) : -1;
+  }
+  ShardSpec shard{opts_.seed, opts_.shuffle, opts_.drop_last, opts_.rank, opts_.world_size};
+  return BatchesFor(SamplesPerRank(num_samples(), shard), batch_size, opts_.drop_last);
 }
 
 int64_t Loader::num_samples() const {

@@ -9,7 +9,8 @@
 // just (epoch, batches consumed), and Restore() resumes with exactly the batches an
 // uninterrupted run would have produced. A sample that cannot be read, fetched or decoded is
 // dropped from its batch and counted by reason (the batch is then short; never refilled from a
-// neighbour); a batch whose samples all failed is skipped.
+// neighbour); a batch whose samples all failed is skipped (or, with yield_empty_batches, comes
+// back with no samples).
 //
 // Tensors: Batch::images is float32 [B, C, H, W] normalized (channels_last memory format when
 // TransformOptions::channels_last), Batch::targets is int64 [B], or float32 [B, K] soft targets
@@ -89,6 +90,10 @@ struct LoaderOptions {
   int channels = 0;        // 1 or 3 as the model needs; 0: the source's own
   std::vector<ProgressiveStage> progressive;  // sorted by from_epoch
   bool pin_memory = false;  // page-locked batches when LibTorch has CUDA
+  // A batch whose samples all failed comes back empty (no keys, images [0, C, H, W]) instead of
+  // being skipped, so every epoch yields its planned batch count: ranks that must take the same
+  // number of steps (the trainer) stay in step when one rank's batch is all unreadable.
+  bool yield_empty_batches = false;
 };
 
 struct LoaderState {
@@ -131,6 +136,9 @@ class Loader {
   absl::StatusOr<std::optional<Batch>> Next();
 
   int64_t batches_per_epoch() const;  // of the current epoch (epoch 0 before StartEpoch)
+  // Of epoch `epoch`, without starting it: progressive stages with their own batch size give
+  // their epochs other counts (every epoch has the same samples per rank, sharding.h). -1: unknown.
+  int64_t batches_in_epoch(int64_t epoch) const;
   int64_t num_samples() const;        // in the dataset (after subset), all ranks
   int num_classes() const;
   // The source's class names (see Source::class_names); streamed (wds) data names them only

@@ -222,6 +222,54 @@ TEST(LoaderTest, ProgressiveResizingByEpoch) {
   EXPECT_EQ((*b)->images.sizes(), (std::vector<int64_t>{8, 3, 24, 24}));
 }
 
+// batches_in_epoch(e) answers for any epoch without starting it: what StartEpoch(e) then gives.
+TEST(LoaderTest, BatchesInEpochFollowTheStages) {
+  LoaderOptions o = TrainOptions(0);
+  o.progressive = {{0, 16, 0}, {2, 24, 8}};
+  o.world_size = 2;
+  o.rank = 1;
+  auto l = Loader::Create(Synthetic(64), o);
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ((*l)->batches_in_epoch(0), 2);  // 32 samples per rank in batches of 16
+  EXPECT_EQ((*l)->batches_in_epoch(3), 4);  // ... of 8 from epoch 2
+  for (int64_t e : {0, 1, 2, 5}) {
+    ASSERT_TRUE((*l)->StartEpoch(e).ok());
+    EXPECT_EQ((*l)->batches_in_epoch(e), (*l)->batches_per_epoch()) << "epoch " << e;
+  }
+}
+
+// With yield_empty_batches, a batch whose every sample failed comes back empty in its place (the
+// epoch keeps its batch count); without, it is skipped.
+TEST(LoaderTest, AllFailedBatchComesBackEmptyWhenAsked) {
+  const std::string dir = TempDir("loader_empty_batch");
+  for (int i = 0; i < 4; ++i) {
+    WriteFile(absl::StrCat(dir, "/c0/", i, ".jpg"), *EncodeJpeg(PatternImage(20, 20, 3, i), 90));
+  }
+  WriteFile(dir + "/c0/4.png", "not a png");  // sorted: 0 1 2 3 | 4 5 | ...
+  WriteFile(dir + "/c0/5.png", "not a png either");
+  LoaderOptions o;
+  o.batch_size = 2;
+  o.num_workers = 1;
+  o.train = false;
+  o.shuffle = false;
+  o.image_size = 16;
+  for (bool yield : {false, true}) {
+    o.yield_empty_batches = yield;
+    auto l = Loader::Create(DatasetSpec{"folder", dir}, o);
+    ASSERT_TRUE(l.ok()) << l.status();
+    ASSERT_TRUE((*l)->StartEpoch(0).ok());
+    std::vector<Batch> batches = Drain(**l);
+    ASSERT_EQ(batches.size(), yield ? 3u : 2u);
+    if (yield) {
+      EXPECT_EQ(batches[2].images.sizes(), (std::vector<int64_t>{0, 3, 16, 16}));
+      EXPECT_EQ(batches[2].targets.size(0), 0);
+      EXPECT_TRUE(batches[2].keys.empty());
+      EXPECT_EQ(batches[2].index_in_epoch, 2);
+    }
+    EXPECT_EQ((*l)->counters().skipped["decode_failed"], 2);
+  }
+}
+
 TEST(LoaderTest, NormalizesOncePerBatchWithMeanStd) {
   LoaderOptions o;
   o.batch_size = 4;

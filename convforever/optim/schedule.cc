@@ -95,6 +95,11 @@ absl::Status ValidateSchedule(const ScheduleOptions& o) {
     return Bad("warmup_steps", absl::StrCat(warmup, " warmup steps leave nothing of total_steps=", o.total_steps));
   }
   if (t == "step" && o.step_size <= 0) return Bad("step_size", "must be > 0");
+  for (size_t i = 0; i < o.milestones.size(); ++i) {
+    if (o.milestones[i] <= 0 || (i > 0 && o.milestones[i] <= o.milestones[i - 1])) {
+      return Bad("milestones", "must be positive and increasing");
+    }
+  }
   if (t == "step" && !(o.gamma > 0)) return Bad("gamma", "must be > 0");
   if (t == "onecycle") {
     if (!(o.pct_start > 0 && o.pct_start < 1)) return Bad("pct_start", "must be in (0, 1)");
@@ -145,6 +150,10 @@ double LearningRate(const ScheduleOptions& o, int64_t step) {
                                   : o.base_lr * (o.warmup_start_factor + (1.0 - o.warmup_start_factor) * frac);
   }
   if (o.type == "constant") return o.base_lr;
+  if (o.type == "step" && !o.milestones.empty()) {
+    const auto passed = std::upper_bound(o.milestones.begin(), o.milestones.end(), step) - o.milestones.begin();
+    return o.base_lr * std::pow(o.gamma, static_cast<double>(passed));
+  }
   if (o.type == "step") return o.base_lr * std::pow(o.gamma, static_cast<double>(step / o.step_size));
   const double span = static_cast<double>(o.total_steps - warmup);
   const double s = std::min(static_cast<double>(step - warmup), span);

@@ -6,7 +6,9 @@
 //              with s = step - warmup: LinearLR + CosineAnnealingLR chained by SequentialLR
 //   linear     warmup, then linear decay from base_lr to min_lr at total_steps (DeepSpeed's
 //              WarmupDecayLR)
-//   step       warmup, then base_lr * gamma^floor(step / step_size) (StepLR)
+//   step       warmup, then base_lr * gamma^floor(step / step_size) (StepLR), or with
+//              `milestones`: base_lr * gamma^(milestones <= step) (MultiStepLR), for decays at
+//              epoch boundaries when epochs differ in length
 //   onecycle   torch.optim.lr_scheduler.OneCycleLR: from base_lr/div_factor up to base_lr over
 //              pct_start of total_steps, then down to base_lr/div_factor/final_div_factor
 //              (three_phase: back to the initial lr first); anneal "cos" or "linear"
@@ -24,6 +26,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -42,6 +45,7 @@ struct ScheduleOptions {
   // step
   int64_t step_size = 1;
   double gamma = 0.1;
+  std::vector<int64_t> milestones;  // increasing steps; when given, used instead of step_size
   // onecycle
   double pct_start = 0.3;
   double div_factor = 25.0;

@@ -67,6 +67,22 @@ TEST(Schedule, WarmupInEpochsAndHoldAfterEnd) {
   EXPECT_NEAR(LearningRate(o, 5000), 0.0, 1e-15);
 }
 
+// MultiStepLR (torch.optim.lr_scheduler.MultiStepLR(milestones=[3, 7], gamma=0.5)): the lr
+// halves at each milestone, for decays at the boundaries of epochs of different lengths.
+TEST(Schedule, StepDecayAtMilestones) {
+  ScheduleOptions o;
+  o.type = "step";
+  o.base_lr = 1.0;
+  o.gamma = 0.5;
+  o.step_size = 1000;  // ignored when milestones are given
+  o.milestones = {3, 7};
+  ASSERT_TRUE(ValidateSchedule(o).ok());
+  const double want[] = {1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25};
+  for (int s = 0; s < 9; ++s) EXPECT_DOUBLE_EQ(LearningRate(o, s), want[s]) << "step " << s;
+  o.milestones = {7, 3};
+  EXPECT_FALSE(ValidateSchedule(o).ok());
+}
+
 TEST(Schedule, ConstantLinearAndLogWarmup) {
   ScheduleOptions o;
   o.type = "constant";

@@ -1,13 +1,11 @@
 #include "convforever/train/flags_config.h"
 
 #include <cstdio>
-#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/distributed/launch_env.h"
 #include "convforever/optim/deepspeed_config.h"
 #include "convforever/train/metrics.h"
 #include "gflags/gflags.h"
@@ -27,11 +25,10 @@ std::string FlagsAsJson() {
 
 absl::Status ApplyDeepSpeedConfig(const std::string& path, TrainerOptions* o) {
   optim::DeepSpeedAutoValues flags;
-  int64_t world_size = 1;
-  if (const char* w = std::getenv("WORLD_SIZE"); w != nullptr && !absl::SimpleAtoi(w, &world_size)) {
-    return absl::InvalidArgumentError(absl::StrCat("WORLD_SIZE='", w, "' is not a number"));
-  }
-  flags.world_size = world_size;
+  // The world size the run will have: the same launch environment RunSetup joins (torchrun,
+  // SLURM, Open MPI, DeepSpeed's launcher), so "auto" batch sizes match the real job.
+  ASSIGN_OR_RETURN(distributed::LaunchEnv env, distributed::ReadLaunchEnv(distributed::LaunchOverrides{}));
+  flags.world_size = env.world_size;
   flags.micro_batch = o->micro_batch_size;
   flags.grad_accum = o->gradient_accumulation_steps;
   flags.lr = o->lr;

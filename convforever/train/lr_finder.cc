@@ -133,19 +133,23 @@ absl::StatusOr<LrFinderResult> FindLearningRate(const TrainerOptions& recipe,
   for (int64_t step = 0; step < finder.steps && !base::StopRequested(); ++step) {
     if (run->MicroBatchesLeftInEpoch() < accum) RETURN_IF_ERROR(run->StartEpoch(run->epoch() + 1));
     double loss_sum = 0;
+    int64_t real = 0;  // micro-batches with samples (an all-unreadable one gives a zero gradient)
     for (int64_t micro = 0; micro < accum; ++micro) {
       ASSIGN_OR_RETURN(std::optional<StepBatch> batch, run->NextBatch());
       if (!batch) return absl::InternalError("the training data gave no batch for the lr finder");
       ASSIGN_OR_RETURN(double loss, run->ForwardBackward(*batch, accum, step));
+      if (batch->empty) continue;
       loss_sum += loss;
+      ++real;
     }
-    const double loss = loss_sum / accum;
+    const double loss = real > 0 ? loss_sum / real : 0.0;
     const double lr = run->LearningRate(step);
     if (!std::isfinite(loss)) {
       result.diverged = true;
       break;
     }
     ASSIGN_OR_RETURN(bool applied, run->ApplyGradients(step, /*loss_finite=*/true));
+    if (real == 0) continue;  // no data this step: no point on the curve
     average = finder.smoothing * average + (1 - finder.smoothing) * loss;
     correction *= finder.smoothing;
     const double smoothed = average / (1 - correction);

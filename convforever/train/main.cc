@@ -80,7 +80,11 @@ DEFINE_double(step_decay_epochs, 30, "step schedule: epochs between decays");
 DEFINE_double(step_decay_rate, 0.1, "step schedule: decay factor");
 DEFINE_double(gradient_clipping, 0.0, "clip the global gradient norm to this (0 = off)");
 DEFINE_double(ema_decay, 0.0, "EMA of weights with this decay (0 = off)");
-DEFINE_int64(ema_warmup_steps, 0, "EMA decay warmup steps");
+DEFINE_double(ema_warmup_gamma, 0.0,
+              "EMA decay warmup as timm's ModelEmaV3: decay_t = min(--ema_decay, "
+              "1 - (1 + t / gamma)^-power); > 0 turns it on (timm's default 1.0), 0 = off");
+DEFINE_double(ema_warmup_power, 2.0 / 3.0, "EMA decay warmup power (timm's default 2/3)");
+DEFINE_int64(ema_warmup_steps, 0, "removed: it was the warmup gamma; use --ema_warmup_gamma");
 DEFINE_string(precision, "fp32", "fp32|bf16|fp16 (fp16 uses the dynamic loss scaler; CUDA only)");
 DEFINE_bool(eval_only, false, "evaluate --checkpoint on the eval data instead of training");
 DEFINE_string(checkpoint, "latest", "--eval_only: a checkpoint directory, \"latest\" or \"best\" (in --run_dir)");
@@ -95,7 +99,7 @@ DEFINE_int32(keep_checkpoints, 3, "keep the newest N checkpoints (plus the best)
 DEFINE_string(resume, "", "\"auto\" = newest complete checkpoint in --run_dir, or a checkpoint directory");
 DEFINE_string(init_from, "", "fine-tune from these weights: timm/transformers/torchvision .safetensors or .pth state dict, or a checkpoint dir (head re-initialised if the class count differs; ignored on --resume)");
 DEFINE_uint64(seed, 0, "random seed (data order, augmentation, init)");
-DEFINE_int32(threads, 0, "LibTorch intra-op threads (0 = chosen for the machine)");
+DEFINE_int32(threads, 0, "LibTorch intra-op threads (0 = OMP_NUM_THREADS if set, else this rank's share of the cores among the local ranks, less the data workers)");
 DEFINE_string(device, "cpu", "cpu|cuda");
 DEFINE_int32(max_nonfinite_steps, 5, "abort after this many non-finite steps in a row");
 DEFINE_bool(tensorboard, true, "write TensorBoard event files into --run_dir");
@@ -258,7 +262,14 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.step_decay_rate = FLAGS_step_decay_rate;
   o.gradient_clipping = FLAGS_gradient_clipping;
   o.ema_decay = FLAGS_ema_decay;
-  o.ema_warmup_steps = FLAGS_ema_warmup_steps;
+  if (!gflags::GetCommandLineFlagInfoOrDie("ema_warmup_steps").is_default) {
+    return absl::InvalidArgumentError(
+        "--ema_warmup_steps was removed: it never counted steps, it was the gamma of timm's decay "
+        "warmup, decay_t = 1 - (1 + t / gamma)^-power; use --ema_warmup_gamma=<the same value> "
+        "(and --ema_warmup_power, default 2/3)");
+  }
+  o.ema_warmup_gamma = FLAGS_ema_warmup_gamma;
+  o.ema_warmup_power = FLAGS_ema_warmup_power;
   o.precision = FLAGS_precision;
   o.run_dir = FLAGS_run_dir;
   o.log_every_steps = FLAGS_log_every_steps;

@@ -16,6 +16,8 @@
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
 #include "convforever/train/diloco_state.h"
+#include "convforever/train/empty_step.h"
+#include "convforever/train/epoch_steps.h"
 #include "convforever/train/eval_data.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/train/loss.h"
@@ -101,6 +103,7 @@ absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, b
     // Without mixing, keep hard labels: the loss applies smoothing more cheaply than [B, K] targets.
     if (l.mix.enabled()) l.mix.label_smoothing = o.label_smoothing;
     ASSIGN_OR_RETURN(l.progressive, ParseProgressive(o.progressive_resize));
+    l.yield_empty_batches = true;  // ranks keep the same step count (empty_step.h)
   }
   return l;
 }
@@ -242,9 +245,10 @@ absl::Status RunSetup::BuildData() {
         "the training set gives %d batches of %d per epoch, fewer than --gradient_accumulation_steps=%d",
         batches, options_.micro_batch_size, options_.gradient_accumulation_steps));
   }
-  total_steps_ = options_.max_steps > 0
-                     ? options_.max_steps
-                     : static_cast<int64_t>(std::ceil(options_.epochs * steps_per_epoch_));
+  // Each epoch's own length: progressive stages with their own batch size change it (epoch_steps.h).
+  ASSIGN_OR_RETURN(epoch_steps_, EpochSteps::Count(options_.epochs, options_.gradient_accumulation_steps,
+                                                   [&](int64_t e) { return train_loader_->batches_in_epoch(e); }));
+  total_steps_ = options_.max_steps > 0 ? options_.max_steps : epoch_steps_.total();
   images_per_step_ = options_.micro_batch_size * options_.gradient_accumulation_steps;
   LOG(INFO) << "data: " << train_loader_->num_samples() << " training samples, "
             << train_loader_->num_classes() << " classes, " << steps_per_epoch_
@@ -340,6 +344,18 @@ absl::Status RunSetup::BuildOptimizer() {
   schedule_.step_size = std::max<int64_t>(
       1, static_cast<int64_t>(std::llround(options_.step_decay_epochs * steps_per_epoch_)));
   schedule_.gamma = options_.step_decay_rate;
+  if (!epoch_steps_.uniform()) {
+    // Epochs of different lengths: warmup and step decay end on the cumulative step of their epoch.
+    if (schedule_.warmup_epochs > 0) schedule_.warmup_steps = epoch_steps_.StepAtEpoch(schedule_.warmup_epochs);
+    schedule_.warmup_epochs = 0;
+    for (int k = 1; schedule_.type == "step" && options_.step_decay_epochs > 0; ++k) {
+      const int64_t at = epoch_steps_.StepAtEpoch(k * options_.step_decay_epochs);
+      if (at >= total_steps_) break;
+      if (at > 0 && (schedule_.milestones.empty() || at > schedule_.milestones.back())) {
+        schedule_.milestones.push_back(at);
+      }
+    }
+  }
   if (options_.schedule_override) {
     schedule_ = *options_.schedule_override;
     if (schedule_.total_steps == 0) schedule_.total_steps = total_steps_;
@@ -350,8 +366,9 @@ absl::Status RunSetup::BuildOptimizer() {
   if (options_.ema_decay > 0) {
     optim::EmaOptions e;
     e.decay = options_.ema_decay;
-    e.warmup = options_.ema_warmup_steps > 0;
-    if (e.warmup) e.warmup_gamma = static_cast<double>(options_.ema_warmup_steps);
+    e.warmup = options_.ema_warmup_gamma > 0;
+    if (e.warmup) e.warmup_gamma = options_.ema_warmup_gamma;
+    e.warmup_power = options_.ema_warmup_power;
     ema_ = std::make_unique<optim::Ema>(model_->StateDict(), e);
   }
   if (options_.precision == "fp16") {
@@ -412,6 +429,13 @@ absl::StatusOr<std::optional<StepBatch>> RunSetup::NextBatch() {
   ASSIGN_OR_RETURN(std::optional<data::Batch> batch, train_loader_->Next());
   if (!batch) return std::optional<StepBatch>();
   StepBatch out;
+  if (batch->images.size(0) == 0) {
+    LOG(WARNING) << "rank " << rank() << ": every sample of batch " << batch->index_in_epoch
+                 << " of epoch " << batch->epoch << " failed; this rank adds a zero gradient";
+    out.images = batch->images;
+    out.empty = true;
+    return std::optional<StepBatch>(std::move(out));
+  }
   out.images = batch->images.to(device_, /*non_blocking=*/true);
   out.targets = batch->targets.to(device_, /*non_blocking=*/true);
   out.soft = out.targets.dim() == 2;
@@ -483,6 +507,11 @@ absl::StatusOr<bool> RunSetup::ApplyShardedGradients(int64_t step, bool loss_fin
 
 absl::StatusOr<double> RunSetup::ForwardBackward(const StepBatch& batch, int64_t accum,
                                                  int64_t step) {
+  if (batch.empty) {
+    const int64_t size = batch.images.size(2) > 0 ? batch.images.size(2) : options_.image_size;
+    RETURN_IF_ERROR(ZeroGradientPass(*model_, device_, train_loader_->channels(), size));
+    return 0.0;
+  }
   try {
     at::Tensor loss;
     {

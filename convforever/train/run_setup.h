@@ -43,6 +43,7 @@
 #include "convforever/optim/optimizer.h"
 #include "convforever/optim/schedule.h"
 #include "convforever/train/checkpoint.h"
+#include "convforever/train/epoch_steps.h"
 #include "convforever/train/hub_sync.h"
 #include "convforever/train/sharded_optimizer.h"
 #include "convforever/train/sinks.h"
@@ -55,6 +56,7 @@ struct StepBatch {
   at::Tensor images;   // [B, C, H, W] float32 (channels_last when asked)
   at::Tensor targets;  // [B] int64, or [B, K] float32 soft targets
   bool soft = false;   // soft targets already carry label smoothing
+  bool empty = false;  // every sample failed: images [0, C, H, W], a zero-gradient pass (empty_step.h)
 };
 
 class RunSetup {
@@ -183,7 +185,8 @@ class RunSetup {
   std::unique_ptr<base::ProgressLine> progress_;
   std::string metrics_path_;
   int64_t epoch_ = 0;
-  int64_t steps_per_epoch_ = 0;
+  int64_t steps_per_epoch_ = 0;  // of epoch 0; epoch_steps_ has every epoch's
+  EpochSteps epoch_steps_{{}, 0.0};
   int64_t total_steps_ = 0;
   int64_t images_per_step_ = 0;
   double loss_window_sum_ = 0;

@@ -15,6 +15,7 @@
 #include "convforever/models/safetensors.h"
 #include "convforever/train/diloco_state.h"
 #include "convforever/train/metrics.h"
+#include "convforever/train/rank_rng.h"
 #include "convforever/train/rng_state.h"
 #include "convforever/train/sharded_optimizer.h"
 #include "glog/logging.h"
@@ -49,6 +50,7 @@ absl::Status WriteCheckpointFiles(const std::string& dir, const LoopState& loop,
                 {"loader", Json::parse(run->train_loader().state().ToJson())},
                 {"best_metric", JsonNumberOrString(loop.best_metric)},
                 {"train_seconds", loop.train_seconds},
+                {"world_size", run->world_size()},  // whose rng_rank<r>.bin files these are
                 {"rng", absl::Base64Escape(EncodeRngState(rng))}};
   if (run->zero() != nullptr) {
     // The optimizer state is in the ranks' zero_rank<r>_of<W>.pt files (SaveShardedTrainState).
@@ -151,10 +153,19 @@ absl::Status WriteRankRngState(const std::string& dir, int rank) {
 }
 
 // The blob of this rank's generators: rank 0's from trainer_state.json, the others' from their
-// rng_rank<r>.bin when the checkpoint has one (ZeRO), else rank 0's too.
+// rng_rank<r>.bin when the checkpoint has one, else rank 0's too. A checkpoint of another world
+// size gives every rank rank 0's state (with a warning): rank r's file there was another job's
+// rank r. (Checkpoints without "world_size" predate it; their files are this job's.)
 absl::StatusOr<std::string> RngBlobOfThisRank(const std::string& dir, const Json& state, RunSetup* run) {
   const std::string path = RankRngPath(dir, run->rank());
-  if (run->rank() > 0 && std::filesystem::exists(path)) {
+  const int64_t saved_world = state.value("world_size", int64_t{0});
+  const bool other_world = saved_world > 0 && saved_world != run->world_size();
+  if (other_world && run->is_main()) {
+    LOG(WARNING) << dir << " was written by " << saved_world << " ranks, this run has "
+                 << run->world_size() << ": every rank restores rank 0's RNG state, so dropout and "
+                    "drop-path masks will not repeat what an uninterrupted run would have drawn";
+  }
+  if (run->rank() > 0 && !other_world && std::filesystem::exists(path)) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream bytes;
     bytes << in.rdbuf();
@@ -288,8 +299,21 @@ absl::Status LoadModelState(const std::vector<std::pair<std::string, at::Tensor>
 
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run) {
   if (run->every_rank_checkpoints()) return SaveShardedTrainState(loop, is_best, run);
+  // Plain data parallel: rank 0 writes, with every rank's generators (gathered, rank_rng.h).
+  std::vector<std::string> rank_rng;
+  if (run->world_size() > 1) {
+    ASSIGN_OR_RETURN(rank_rng, GatherRngStates(*run->comm(), run->device()));
+    if (!run->is_main()) return std::string();
+  }
   return run->checkpoints().Save(
-      loop.step, [&](const std::string& dir) { return WriteCheckpointFiles(dir, loop, run); },
+      loop.step,
+      [&](const std::string& dir) -> absl::Status {
+        RETURN_IF_ERROR(WriteCheckpointFiles(dir, loop, run));
+        for (size_t r = 1; r < rank_rng.size(); ++r) {
+          RETURN_IF_ERROR(base::WriteFileAtomically(RankRngPath(dir, static_cast<int>(r)), rank_rng[r]));
+        }
+        return absl::OkStatus();
+      },
       is_best, loop.best_metric);
 }
 

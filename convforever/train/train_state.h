@@ -9,15 +9,18 @@
 //                          state, sharded_optimizer.h); the directory must be shared by the ranks
 //   powersgd_rank<r>_of<W>.pt  --sync=powersgd: rank r's error buffers and warm-start Q's
 //                          (distributed::PowerSgd::SaveState), one per rank, written by that rank
-//   rng_rank<r>.bin        ZeRO / PowerSGD / DiLoCo, ranks r > 0: their RNG states (rank 0's are
-//                          in trainer_state.json)
+//   rng_rank<r>.bin        ranks r > 0 of a multi-rank run: their RNG states (rank 0's are in
+//                          trainer_state.json; plain data parallel gathers them to rank 0,
+//                          rank_rng.h, the other modes write their own); restored by the same rank
+//                          of a run with the same world size, else rank 0's is used (a warning)
 //   diloco_outer.safetensors, diloco_rank<r>_of<W>.safetensors
 //                          --sync=diloco: the outer state (rank 0) and each rank's own inner
 //                          optimizer state, error feedback and weights (diloco_state.h)
 //   ema.safetensors        EMA shadow weights (when EMA is on)
 //   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
 //                          loss-scaler state, RNG states, best metric, the run's flags, and
-//                          {"zero": {"stage", "world_size"}} for a ZeRO checkpoint
+//                          the world size, and {"zero": {"stage", "world_size"}} for a ZeRO
+//                          checkpoint
 // Rank 0 writes everything but the other ranks' parts. Under ZeRO, PowerSGD and DiLoCo every rank takes part in
 // SaveTrainState (two barriers around rank 0's writer; see train_state.cc); a rank that dies
 // mid-save leaves the others to the communicator's timeout, and the temp directory unused.
@@ -46,8 +49,8 @@ struct LoopState {
   double train_seconds = 0;  // training-loop wall time of this run so far, over all its resumes
 };
 
-// Writes a checkpoint of `run` at `loop.step`; returns its directory. Called by rank 0 only, or
-// by every rank under ZeRO or PowerSGD.
+// Writes a checkpoint of `run` at `loop.step`; returns its directory (plain data parallel: "" on
+// ranks > 0, which only hand rank 0 their RNG states). Called by every rank, at the same step.
 absl::StatusOr<std::string> SaveTrainState(const LoopState& loop, bool is_best, RunSetup* run);
 
 // `resume` is "auto" (newest complete checkpoint under the run directory; none = nullopt) or a

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -17,31 +19,35 @@
 #include "convforever/base/progress.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/distributed/launch_env.h"
 #include "convforever/train/evaluate.h"
 #include "convforever/train/run_setup.h"
 #include "convforever/models/registry.h"
 #include "convforever/models/safetensors.h"
 #include "convforever/train/summary.h"
+#include "convforever/train/threads.h"
 #include "convforever/train/train_state.h"
 #include "glog/logging.h"
 
 namespace cf::train {
 
-// The allocator, then threads. LibTorch's intra-op pool and the data workers share the cores. On
-// the 2-core build machine one intra-op thread was measured faster than two for small ConvNeXts
-// (OpenMP and OpenBLAS threads compete), so leave the loader its workers and give LibTorch the rest.
+// The allocator, then threads: LibTorch's intra-op pool shares the machine's cores with the data
+// workers and with the other ranks launched on the same machine (threads.h).
 void ConfigureRuntime(const TrainerOptions& o) {
   // Steps reuse the heap instead of page-faulting fresh mappings every step (see allocator.h).
   if (!base::KeepFreedMemoryForReuse()) LOG(INFO) << "malloc tuning unavailable (not glibc)";
 
-  int threads = o.threads;
-  if (threads <= 0) {
-    const int cores = std::max(1u, std::thread::hardware_concurrency());
-    threads = std::max(1, cores - std::max(0, o.num_workers - 1));
-    if (cores <= 2) threads = 1;
-  }
-  at::set_num_threads(threads);
-  LOG(INFO) << "LibTorch intra-op threads: " << threads;
+  ThreadInputs in;
+  in.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  in.num_workers = o.num_workers;
+  in.threads_flag = o.threads;
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) in.omp_num_threads = omp;
+  // A malformed launch environment is reported when the run joins the job (RunSetup).
+  absl::StatusOr<distributed::LaunchEnv> env = distributed::ReadLaunchEnv(distributed::LaunchOverrides{});
+  if (env.ok()) in.local_world_size = env->local_world_size;
+  const ThreadChoice choice = ChooseIntraOpThreads(in);
+  at::set_num_threads(choice.threads);
+  LOG(INFO) << "LibTorch intra-op threads: " << choice.threads << " (" << choice.why << ")";
 }
 
 class Trainer {
@@ -121,6 +127,7 @@ class Trainer {
     const int64_t accum = o_.gradient_accumulation_steps;
     if (run_->MicroBatchesLeftInEpoch() < accum) return false;
     double loss_sum = 0;
+    int64_t empty = 0;  // micro-batches whose samples all failed: a zero gradient from this rank
     bool finite = true;
     for (int64_t micro = 0; micro < accum; ++micro) {
       ASSIGN_OR_RETURN(std::optional<StepBatch> batch, run_->NextBatch());
@@ -130,11 +137,16 @@ class Trainer {
       }
       run_->SetGradientSync(micro + 1 == accum);
       ASSIGN_OR_RETURN(double loss, run_->ForwardBackward(*batch, accum, step_));
+      if (batch->empty) {
+        ++empty;
+        continue;
+      }
       finite = finite && std::isfinite(loss);
       loss_sum += loss;
     }
     ASSIGN_OR_RETURN(bool applied, run_->ApplyGradients(step_, finite));
-    const double mean_loss = loss_sum / accum;
+    const double mean_loss = empty < accum ? loss_sum / static_cast<double>(accum - empty)
+                                           : std::numeric_limits<double>::quiet_NaN();
     if (!applied) {
       ++result_.skipped_steps;
       if (++nonfinite_in_a_row_ >= o_.max_nonfinite_steps) {
@@ -169,12 +181,12 @@ class Trainer {
   absl::Status SaveCheckpoint() {
     if (saved_at_step_ == step_) return absl::OkStatus();
     saved_at_step_ = step_;
-    // Plain data parallel: identical state, rank 0 writes. ZeRO, PowerSGD and DiLoCo: every rank
-    // writes its own part (optimizer shard, PowerSGD errors, DiLoCo's inner state) into rank 0's
-    // directory (train_state.cc).
-    if (!run_->is_main() && !run_->every_rank_checkpoints()) return absl::OkStatus();
+    // Plain data parallel: identical weights, rank 0 writes, every rank hands it its RNG state.
+    // ZeRO, PowerSGD and DiLoCo: every rank writes its own part (optimizer shard, PowerSGD errors,
+    // DiLoCo's inner state) into rank 0's directory (train_state.cc).
     const LoopState loop{step_, result_.best_top1, TrainSeconds()};
-    ASSIGN_OR_RETURN(result_.checkpoint_dir, SaveTrainState(loop, is_best_, run_.get()));
+    ASSIGN_OR_RETURN(std::string dir, SaveTrainState(loop, is_best_, run_.get()));
+    if (!dir.empty()) result_.checkpoint_dir = dir;
     is_best_ = false;
     return absl::OkStatus();
   }

@@ -95,7 +95,10 @@ struct TrainerOptions {
   double step_decay_rate = 0.1;
   double gradient_clipping = 0.0;      // global-norm clip; 0 = off
   double ema_decay = 0.0;              // 0 = no EMA
-  int64_t ema_warmup_steps = 0;
+  // timm's EMA decay warmup: decay_t = min(ema_decay, 1 - (1 + t / gamma)^-power) (optim/ema.h);
+  // gamma > 0 turns it on (timm's default 1.0), power is timm's 2/3 unless set.
+  double ema_warmup_gamma = 0.0;
+  double ema_warmup_power = 2.0 / 3.0;
   std::string precision = "fp32";      // fp32|bf16|fp16
   double loss_scale_init = 65536;      // fp16 dynamic loss scaler
   int loss_scale_window = 2000;
@@ -191,7 +194,8 @@ struct TrainResult {
 };
 
 // Process-wide settings every mode applies first: the allocator's reuse of freed memory, and
-// LibTorch's intra-op threads (options.threads, or the cores the data workers leave).
+// LibTorch's intra-op threads (options.threads, OMP_NUM_THREADS, or this rank's share of the
+// cores among the ranks on this machine less the data workers; threads.h), logged with the reason.
 void ConfigureRuntime(const TrainerOptions& options);
 
 // Validates every option up front; an impossible combination is an error naming the option.

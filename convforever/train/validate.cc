@@ -68,6 +68,8 @@ absl::Status ValidateSchedule(const TrainerOptions& o) {
   if (o.warmup_epochs < 0 || o.warmup_steps < 0) return Bad("warmup_epochs", "must be >= 0");
   if (o.gradient_clipping < 0) return Bad("gradient_clipping", "must be >= 0 (0 = off)");
   if (o.ema_decay < 0 || o.ema_decay >= 1) return Bad("ema_decay", "must be in [0, 1)");
+  if (o.ema_warmup_gamma < 0) return Bad("ema_warmup_gamma", "must be >= 0 (0 = no warmup)");
+  if (!(o.ema_warmup_power > 0)) return Bad("ema_warmup_power", "must be > 0");
   if (o.layer_decay <= 0 || o.layer_decay > 1) return Bad("layer_decay", "must be in (0, 1]");
   if (o.drop_path_rate < 0 || o.drop_path_rate >= 1) return Bad("drop_path_rate", "must be in [0, 1)");
   if (absl::Status s = OneOf("precision", o.precision, {"fp32", "bf16", "fp16"}); !s.ok()) return s;
