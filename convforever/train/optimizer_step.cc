@@ -26,7 +26,7 @@ absl::StatusOr<StepOutcome> OptimizerStep::Apply(int64_t step, double lr, bool l
   }
   DropGradients();
   if (p_.scaler) p_.scaler->Update(skip);
-  RETURN_IF_ERROR(AfterStep(step + 1));
+  RETURN_IF_ERROR(AfterStep(step + 1));  // before the EMA: it averages the post-outer-step weights
   if (!skip && p_.ema) p_.ema->Update(step + 1);
   return StepOutcome{!skip, norm};
 }

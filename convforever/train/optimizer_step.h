@@ -9,15 +9,17 @@
 //      gradient norm (under ZeRO the global norm over the shards, the same on every rank), a
 //      non-finite norm skipping the step too;
 //   5. step with the given lr (ZeRO: this rank's shard, then all-gather the parameters);
-//   6. drop the gradients (unsharded: the optimizer's ZeroGrad; ZeRO: reset them, since the
-//      local sums of the next step start from nothing);
+//   6. drop the gradients, so the next step's backward starts from nothing (unsharded: the
+//      optimizer's ZeroGrad; ZeRO: every parameter's .grad reset here, the ZeroOptimizer having
+//      no ZeroGrad, and on a skipped step no reduction having released them);
 //   7. update the loss scale; run DiLoCo's after-step hook (the outer step every H steps, and
 //      after the run's last step every fragment's, so all ranks end with the same weights);
 //      update the EMA when the step was taken.
 //
 // The unsharded and the ZeRO paths differ only in steps 4-6 (ReduceAndClip, StepParameters,
-// DropGradients). The unscale before the ZeRO reduction is exact (it is linear), and lets every
-// rank agree on skipping before any gradient collective, so all ranks skip or reduce together.
+// DropGradients, each an `if (zero)` of a few lines). The unscale before the ZeRO reduction is
+// exact (it is linear), and lets every rank agree on skipping before any gradient collective, so
+// all ranks skip or reduce together.
 //
 // References its parts (owned by RunSetup), which must outlive it. Not thread-safe.
 #ifndef CONVFOREVER_TRAIN_OPTIMIZER_STEP_H_

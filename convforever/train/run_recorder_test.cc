@@ -104,7 +104,9 @@ TEST(RunRecorder, ResumedRunDropsTheRecordsPastItsStep) {
   {
     std::unique_ptr<RunRecorder> killed = MakeRecorder(o);
     ASSERT_TRUE(killed->Open(0).ok());
-    for (int64_t step = 1; step <= 4; ++step) killed->RecordTrainStep(step, 0, 1.0, 0.1, 1.0, false);
+    for (int64_t step = 1; step <= 4; ++step) {
+      killed->RecordTrainStep(step, 0, 1.0, 0.1, 1.0, false);
+    }
     killed->Close();
   }
   std::unique_ptr<RunRecorder> resumed = MakeRecorder(o);
