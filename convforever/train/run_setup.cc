@@ -16,6 +16,7 @@
 #include "convforever/models/registry.h"
 #include "convforever/optim/clip.h"
 #include "convforever/train/diloco_state.h"
+#include "convforever/train/distributed_setup.h"
 #include "convforever/train/empty_step.h"
 #include "convforever/train/epoch_steps.h"
 #include "convforever/train/eval_data.h"
@@ -23,7 +24,6 @@
 #include "convforever/train/loss.h"
 #include "convforever/optim/param_groups.h"
 #include "glog/logging.h"
-#include "nlohmann/json.hpp"
 
 namespace cf::train {
 namespace {
@@ -131,76 +131,23 @@ absl::StatusOr<std::unique_ptr<RunSetup>> RunSetup::Create(const TrainerOptions&
   RETURN_IF_ERROR(run->BroadcastInitialWeights());
   RETURN_IF_ERROR(run->BuildOptimizer());
   RETURN_IF_ERROR(run->BuildCheckpoints());
+  run->recorder_ = std::make_unique<RunRecorder>(
+      options, run->comm_.get(), [loader = run->train_loader_.get()] { return loader->counters(); },
+      run->total_steps_, run->images_per_step_);
   return run;
 }
 
-// Joins the job described by the launcher's environment (torchrun, SLURM, DeepSpeed, Open MPI);
-// a plain single process has no communicator at all.
 absl::Status RunSetup::BuildDistributed() {
-  ASSIGN_OR_RETURN(distributed::LaunchEnv env, distributed::ReadLaunchEnv(distributed::LaunchOverrides{}));
-  if (options_.device == "cuda") device_ = c10::Device(c10::kCUDA, env.local_rank);
-  if (env.world_size <= 1) {
-    if (options_.zero_stage > 0) {
-      LOG(INFO) << "--zero_stage=" << options_.zero_stage
-                << ": ZeRO shards optimizer state over several ranks; a single process has "
-                   "nothing to shard and trains unsharded";
-    }
-    return absl::OkStatus();
-  }
-  distributed::CommOptions c;
-  c.backend = options_.dist_backend;
-  c.cuda = device_.is_cuda();
-  c.timeout = absl::Seconds(options_.dist_timeout_s);
-  c.link.mbps = options_.dist_link_mbps;
-  c.link.latency_ms = options_.dist_link_latency_ms;
-  ASSIGN_OR_RETURN(comm_, distributed::Communicator::Create(env, c));
-  if (c.link.enabled()) {
-    LOG(INFO) << "emulated link: " << c.link.mbps << " Mbit/s, " << c.link.latency_ms
-              << " ms per message step";
-  }
-  LOG(INFO) << "rank " << comm_->rank() << " of " << comm_->world_size() << " ("
-            << comm_->backend_name() << ", launched by " << env.source << ")";
+  ASSIGN_OR_RETURN(comm_, JoinLaunchedJob(options_, &device_));
   return absl::OkStatus();
 }
 
-// Every rank starts from rank 0's weights. Plain data parallel and PowerSGD keep their
-// DataParallel (hooks reduce gradients); ZeRO and DiLoCo use one without hooks for the broadcast
-// only and drop it,
-// so no hook runs during backward (ZeroOptimizer reduces in ApplyGradients; DiLoCo's inner steps
-// are local). DiLoCo's theta_last starts as the broadcast weights.
+// Every rank starts from rank 0's weights (distributed_setup.h).
 absl::Status RunSetup::BroadcastInitialWeights() {
-  if (!comm_) {
-    if (options_.sync == "diloco") LOG(INFO) << "--sync=diloco: one rank, nothing to synchronise";
-    return absl::OkStatus();
-  }
-  const bool hooks = options_.zero_stage == 0 && options_.sync != "diloco";  // ddp, powersgd
-  distributed::DataParallelOptions d;
-  d.overlap = hooks;
-  if (options_.sync == "powersgd" && hooks) {
-    distributed::PowerSgdOptions p;
-    p.rank = options_.powersgd_rank;
-    p.start_iter = options_.powersgd_start_iter;
-    p.warm_start = options_.powersgd_warm_start;
-    p.min_compression_rate = options_.powersgd_min_compression_rate;
-    p.use_error_feedback = options_.powersgd_error_feedback;
-    p.seed = options_.seed;
-    powersgd_ = std::make_shared<distributed::PowerSgd>(comm_.get(), p);
-    d.reducer = powersgd_;
-  }
-  auto dp = std::make_unique<distributed::DataParallel>(
-      comm_.get(), model_->named_parameters(/*recurse=*/true).pairs(), d);
-  RETURN_IF_ERROR(dp->BroadcastParameters(*model_));
-  if (hooks) dp_ = std::move(dp);
-  if (powersgd_) {
-    LOG(INFO) << "PowerSGD rank " << options_.powersgd_rank << " from step "
-              << options_.powersgd_start_iter << ": " << powersgd_->compressed_tensors()
-              << " gradients compressed (" << powersgd_->compressed_bytes_per_step()
-              << " bytes of factors per step), " << powersgd_->uncompressed_tensors()
-              << " all-reduced whole (" << powersgd_->uncompressed_bytes_per_step() << " bytes)";
-  }
-  if (options_.sync == "diloco") {
-    ASSIGN_OR_RETURN(diloco_, CreateDiLoCo(options_, comm_.get(), *model_));
-  }
+  ASSIGN_OR_RETURN(RankSync sync, SetUpRankSync(options_, comm_.get(), *model_));
+  dp_ = std::move(sync.dp);
+  powersgd_ = std::move(sync.powersgd);
+  diloco_ = std::move(sync.diloco);
   return absl::OkStatus();
 }
 
@@ -208,12 +155,7 @@ bool RunSetup::AgreesOnStopAfter(int64_t step) const {
   return !diloco_ || step % options_.diloco_inner_steps == 0;
 }
 
-absl::StatusOr<bool> RunSetup::AnyRank(bool local) {
-  if (!comm_) return local;
-  std::vector<double> flag = {local ? 1.0 : 0.0};
-  RETURN_IF_ERROR(comm_->AllReduceScalars(flag, distributed::ReduceOp::kMax));
-  return flag[0] > 0;
-}
+absl::StatusOr<bool> RunSetup::AnyRank(bool local) { return train::AnyRank(comm_.get(), local); }
 
 absl::Status RunSetup::BuildData() {
   if (!options_.class_list.empty()) {
@@ -306,7 +248,7 @@ absl::Status RunSetup::BuildOptimizer() {
   g.layer_decay = options_.layer_decay;
   std::vector<optim::ParamGroup> groups =
       optim::MakeParamGroups(model_->named_parameters(/*recurse=*/true).pairs(), g);
-  params_ = optim::AllParams(groups);
+  std::vector<at::Tensor> params = optim::AllParams(groups);
   optim::OptimizerOptions opt;
   opt.type = options_.optimizer;
   opt.lr = options_.lr;
@@ -378,6 +320,18 @@ absl::Status RunSetup::BuildOptimizer() {
     if (options_.loss_scaler_override) s = *options_.loss_scaler_override;
     scaler_ = std::make_unique<optim::LossScaler>(s);
   }
+  OptimizerStepParts parts;
+  parts.params = std::move(params);
+  parts.optimizer = optimizer_.get();
+  parts.zero = zero_.get();
+  parts.comm = comm_.get();
+  parts.dp = dp_.get();
+  parts.diloco = diloco_.get();
+  parts.scaler = scaler_.get();
+  parts.ema = ema_.get();
+  parts.max_grad_norm = options_.gradient_clipping;
+  parts.total_steps = total_steps_;
+  step_ = std::make_unique<OptimizerStep>(std::move(parts));
   return absl::OkStatus();
 }
 
@@ -392,33 +346,7 @@ absl::Status RunSetup::BuildCheckpoints() {
   return absl::OkStatus();
 }
 
-absl::Status RunSetup::OpenOutputs(int64_t resumed_step) {
-  if (!is_main()) return absl::OkStatus();  // metrics and progress come from rank 0
-  RunSinksOptions s;
-  s.run_dir = options_.run_dir;
-  s.tensorboard = options_.tensorboard;
-  s.trackio = !options_.trackio_project.empty();
-  s.trackio_options.project = options_.trackio_project;
-  s.trackio_options.run_name = options_.run_name;
-  s.trackio_options.run_id = trackio_run_id_;  // continue the same Trackio run after a resume
-  ASSIGN_OR_RETURN(sinks_, RunSinks::Open(s));
-  if (!options_.hub_repo.empty()) {
-    ASSIGN_OR_RETURN(hub_, HubSync::Create(options_));
-  }
-  metrics_path_ = options_.run_dir + "/metrics.jsonl";
-  if (sinks_->trackio() != nullptr) trackio_run_id_ = sinks_->trackio()->run_id();
-  // A killed run logged steps past its last checkpoint; the resumed run logs them again.
-  if (resumed_step > 0) RETURN_IF_ERROR(sinks_->sink()->DiscardAfter(resumed_step));
-  nlohmann::json config = nlohmann::json::parse(options_.config_json, nullptr, false);
-  if (config.is_discarded()) config = nlohmann::json::object();
-  RETURN_IF_ERROR(sinks_->sink()->LogConfig(config));
-  base::ProgressOptions p;
-  p.label = "train";
-  p.unit = "step";
-  p.total = total_steps_;
-  progress_ = std::make_unique<base::ProgressLine>(p);
-  return absl::OkStatus();
-}
+absl::Status RunSetup::OpenOutputs(int64_t resumed_step) { return recorder_->Open(resumed_step); }
 
 absl::Status RunSetup::StartEpoch(int64_t epoch) {
   epoch_ = epoch;
@@ -455,54 +383,9 @@ void RunSetup::SetGradientSync(bool sync) {
 }
 
 absl::StatusOr<bool> RunSetup::ApplyGradients(int64_t step, bool loss_finite) {
-  if (zero_) return ApplyShardedGradients(step, loss_finite);
-  if (dp_) RETURN_IF_ERROR(dp_->FinishGradientSync());  // .grad now holds the mean over ranks
-  // Every rank must take the same decision: one rank's non-finite loss or gradient skips the
-  // step everywhere.
-  bool found_inf = !loss_finite;
-  if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
-  // DiLoCo: each rank's inner step is its own; it skips alone (no collective).
-  if (!diloco_) {
-    ASSIGN_OR_RETURN(found_inf, AnyRank(found_inf));
-  }
-  double norm = 0;
-  if (!found_inf) {
-    norm = optim::ClipGradNorm(params_, options_.gradient_clipping);
-    found_inf = !std::isfinite(norm);
-  }
-  if (!found_inf) optimizer_->Step(LearningRate(step));
-  optimizer_->ZeroGrad();
-  if (scaler_) scaler_->Update(found_inf);
-  if (diloco_) {
-    RETURN_IF_ERROR(diloco_->AfterInnerStep(step + 1));
-    if (step + 1 == total_steps_) RETURN_IF_ERROR(diloco_->SyncAll(step + 1));
-  }
-  if (!found_inf && ema_) ema_->Update(step + 1);
-  last_grad_norm_ = norm;
-  return !found_inf;
-}
-
-// The unscale before the reduction is exact (it is linear), and lets every rank agree on
-// skipping before any gradient collective, so all ranks skip or reduce together. The clip norm
-// is the global one, identical on every rank, so a non-finite norm skips everywhere too.
-absl::StatusOr<bool> RunSetup::ApplyShardedGradients(int64_t step, bool loss_finite) {
-  bool found_inf = !loss_finite;
-  if (scaler_ && loss_finite) found_inf = scaler_->Unscale(params_);
-  ASSIGN_OR_RETURN(bool skip, AnyRank(found_inf));
-  double norm = 0;
-  if (!skip) {
-    RETURN_IF_ERROR(zero_->ReduceGradients());
-    ASSIGN_OR_RETURN(norm, zero_->ClipGradNorm(options_.gradient_clipping));
-    skip = !std::isfinite(norm);
-    if (!skip) RETURN_IF_ERROR(zero_->Step(LearningRate(step)));
-  }
-  for (at::Tensor& p : params_) {
-    if (p.grad().defined()) p.mutable_grad().reset();
-  }
-  if (scaler_) scaler_->Update(skip);
-  if (!skip && ema_) ema_->Update(step + 1);
-  last_grad_norm_ = norm;
-  return !skip;
+  ASSIGN_OR_RETURN(StepOutcome outcome, step_->Apply(step, LearningRate(step), loss_finite));
+  last_grad_norm_ = outcome.grad_norm;
+  return outcome.stepped;
 }
 
 absl::StatusOr<double> RunSetup::ForwardBackward(const StepBatch& batch, int64_t accum,
@@ -549,85 +432,19 @@ absl::StatusOr<EvalResult> RunSetup::Evaluate(bool use_ema) {
 }
 
 void RunSetup::RecordTrainStep(int64_t step, double loss, double lr, bool skipped) {
-  if (skipped) ++skipped_total_;
-  if (!sinks_) return;
-  if (std::isfinite(loss)) {
-    loss_window_sum_ += loss;
-    ++loss_window_count_;
-  }
-  const data::Counters c = train_loader_->counters();
-  progress_->Update(step, absl::StrFormat("epoch %d | loss %.4f | lr %.3g | %.0f img/s", epoch_,
-                                          loss, lr, progress_->rate() * images_per_step_));
-  if (step % options_.log_every_steps != 0 && step != total_steps_) return;
-  Scalars s = {{"train/loss", loss_window_count_ > 0 ? loss_window_sum_ / loss_window_count_ : loss},
-               {"train/step_loss", loss},
-               {"train/lr", lr},
-               {"train/grad_norm", last_grad_norm_},
-               {"train/epoch", static_cast<double>(epoch_)},
-               {"train/images_per_sec", progress_->rate() * images_per_step_},
-               {"train/skipped_steps", static_cast<double>(skipped_total_)},
-               {"data/images_per_sec", c.images_per_sec}};
-  for (const auto& [reason, n] : c.skipped) s.emplace_back("data/skipped/" + reason, n);
-  AppendCommScalars(step, &s);
-  loss_window_sum_ = 0;
-  loss_window_count_ = 0;
-  if (absl::Status st = sinks_->sink()->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
-}
-
-// Bytes per optimizer step since the last log line (payload by kind, and the ring model's), and
-// the payload sent so far: what the low-bandwidth modes are judged by.
-void RunSetup::AppendCommScalars(int64_t step, Scalars* s) {
-  if (!comm_) return;
-  const int64_t steps = std::max<int64_t>(1, step - comm_logged_step_);
-  comm_logged_step_ = step;
-  const distributed::ByteLedger::PerKind interval = comm_->ledger().TakeInterval();
-  for (int k = 0; k < distributed::kNumTensorKinds; ++k) {
-    if (interval[k].collectives == 0) continue;
-    const std::string kind = distributed::TensorKindName(static_cast<distributed::TensorKind>(k));
-    s->emplace_back("comm/" + kind + "/sent_bytes_per_step",
-                    static_cast<double>(interval[k].payload_sent) / steps);
-  }
-  const distributed::ByteCounts sum = distributed::Sum(interval);
-  s->emplace_back("comm/sent_bytes_per_step", static_cast<double>(sum.payload_sent) / steps);
-  s->emplace_back("comm/received_bytes_per_step", static_cast<double>(sum.payload_received) / steps);
-  s->emplace_back("comm/ring_sent_bytes_per_step", static_cast<double>(sum.ring_sent) / steps);
-  s->emplace_back("comm/total_sent_bytes", static_cast<double>(comm_->ledger().Total().payload_sent));
-}
-
-std::vector<TrainResult::CommBytes> RunSetup::CommBytesByKind() const {
-  std::vector<TrainResult::CommBytes> out;
-  if (!comm_) return out;
-  const distributed::ByteLedger::PerKind totals = comm_->ledger().Totals();
-  for (int k = 0; k < distributed::kNumTensorKinds; ++k) {
-    if (totals[k].collectives == 0) continue;
-    out.push_back({distributed::TensorKindName(static_cast<distributed::TensorKind>(k)),
-                   totals[k].payload_sent, totals[k].payload_received, totals[k].ring_sent,
-                   totals[k].ring_received, totals[k].collectives});
-  }
-  return out;
+  recorder_->RecordTrainStep(step, epoch_, loss, lr, last_grad_norm_, skipped);
 }
 
 void RunSetup::RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema) {
-  if (!sinks_) return;
-  Scalars s = {{"eval/loss", raw.loss}, {"eval/top1", raw.top1}, {"eval/top5", raw.top5}};
-  std::string line = absl::StrFormat("eval step %d: loss %.4f top-1 %.2f%% top-5 %.2f%%", step,
-                                     raw.loss, 100 * raw.top1, 100 * raw.top5);
-  if (ema_) {
-    s.insert(s.end(), {{"eval_ema/loss", ema.loss}, {"eval_ema/top1", ema.top1}, {"eval_ema/top5", ema.top5}});
-    absl::StrAppendFormat(&line, " | EMA top-1 %.2f%%", 100 * ema.top1);
-  }
-  LOG(INFO) << line << " (" << raw.samples << " images)";
-  if (absl::Status st = sinks_->sink()->Log(step, s); !st.ok()) LOG(WARNING) << "metrics: " << st;
-  if (absl::Status st = sinks_->sink()->Flush(); !st.ok()) LOG(WARNING) << "metrics: " << st;
+  recorder_->RecordEval(step, raw, ema_ ? &ema : nullptr);
+}
+
+std::vector<TrainResult::CommBytes> RunSetup::CommBytesByKind() const {
+  return recorder_->CommBytesByKind();
 }
 
 void RunSetup::Close() {
-  if (progress_) progress_->Finish();
-  progress_.reset();
-  if (sinks_) {
-    if (absl::Status st = sinks_->Close(); !st.ok()) LOG(WARNING) << "metrics: " << st;
-    sinks_.reset();
-  }
+  if (recorder_) recorder_->Close();  // null when Create() failed
 }
 
 }  // namespace cf::train

@@ -1,8 +1,12 @@
 // One training run's parts, built from TrainerOptions and owned together: device, model, train
 // and eval loaders, optimizer + schedule, EMA, fp16 loss scaler, data parallelism, metric sinks
-// and the checkpoint manager. The Trainer (trainer.cc) drives the loop; this class does the
-// mechanics of each piece (batches to the device, loss scaling, unscale/clip/step/EMA update,
-// metrics, evaluation), and train_state.cc saves and restores it.
+// and the checkpoint manager. The Trainer (trainer.cc) drives the loop; train_state.cc saves and
+// restores the parts. This class builds them and does the mechanics of a micro-batch (to the
+// device, forward, loss scaling, backward) and of evaluation; the rest it hands to one class
+// each and forwards to:
+//   distributed_setup.h  joining the ranks, the initial broadcast, how gradients travel, AnyRank;
+//   optimizer_step.h     one optimizer step (sync, unscale, skip, reduce, clip, step, EMA, DiLoCo);
+//   run_recorder.h       metrics records, the progress line, the Hub uploader, comm byte counts.
 //
 // Several ranks come in two modes. Plain data parallel (--zero_stage=0): a DataParallel
 // all-reduces gradients from autograd hooks and every rank holds the full optimizer state.
@@ -30,7 +34,6 @@
 #include <ATen/ATen.h>
 
 #include "absl/status/statusor.h"
-#include "convforever/base/progress.h"
 #include "convforever/data/loader.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
@@ -45,8 +48,9 @@
 #include "convforever/train/checkpoint.h"
 #include "convforever/train/epoch_steps.h"
 #include "convforever/train/hub_sync.h"
+#include "convforever/train/optimizer_step.h"
+#include "convforever/train/run_recorder.h"
 #include "convforever/train/sharded_optimizer.h"
-#include "convforever/train/sinks.h"
 #include "convforever/train/trainer.h"
 
 namespace cf::train {
@@ -66,9 +70,9 @@ class RunSetup {
   static absl::StatusOr<std::unique_ptr<RunSetup>> Create(const TrainerOptions& options);
   ~RunSetup();
 
-  // Opens metrics.jsonl / TensorBoard / Trackio and logs the config. A run resumed at
-  // `resumed_step` first drops the metrics.jsonl records of later steps (a killed run logged
-  // them; the resumed run logs them again), so no step is recorded twice.
+  // Opens metrics.jsonl / TensorBoard / Trackio and logs the config (RunRecorder::Open). A run
+  // resumed at `resumed_step` first drops the metrics.jsonl records of later steps (a killed run
+  // logged them; the resumed run logs them again), so no step is recorded twice.
   absl::Status OpenOutputs(int64_t resumed_step);
 
   // --- data ---
@@ -98,7 +102,7 @@ class RunSetup {
   // decision (DiLoCo: each rank skips alone, and after the step DiLoCo runs the outer step when
   // one is due; after the last step of the run, every fragment's, so all ranks end with the same
   // weights). Under ZeRO: unscale the local sums, agree on skipping, reduce, clip by the global
-  // norm, step the shard and all-gather the parameters.
+  // norm, step the shard and all-gather the parameters. The step itself: OptimizerStep.
   absl::StatusOr<bool> ApplyGradients(int64_t step, bool loss_finite);
   double LearningRate(int64_t step) const;
 
@@ -121,9 +125,11 @@ class RunSetup {
   // --- evaluation and metrics ---
   absl::StatusOr<EvalResult> Evaluate(bool use_ema);
   bool has_ema() const { return ema_ != nullptr; }
+  // These forward to the RunRecorder. RecordTrainStep adds the epoch and the grad norm of the
+  // last ApplyGradients; RecordEval ignores `ema` without EMA.
   void RecordTrainStep(int64_t step, double loss, double lr, bool skipped);
   void RecordEval(int64_t step, const EvalResult& raw, const EvalResult& ema);
-  const std::string& metrics_path() const { return metrics_path_; }
+  const std::string& metrics_path() const { return recorder_->metrics_path(); }
   // Every byte this rank's collectives moved so far, by tensor kind (empty with one rank).
   std::vector<TrainResult::CommBytes> CommBytesByKind() const;
   void Close();
@@ -142,12 +148,12 @@ class RunSetup {
   optim::LossScaler* loss_scaler() { return scaler_.get(); }
   data::Loader& train_loader() { return *train_loader_; }
   CheckpointManager& checkpoints() { return *checkpoints_; }
-  HubSync* hub() { return hub_.get(); }  // null without --hub_repo, and on ranks > 0
+  HubSync* hub() { return recorder_->hub(); }  // null without --hub_repo, and on ranks > 0
   const std::vector<std::string>& class_names() const { return class_names_; }
   void set_epoch(int64_t epoch) { epoch_ = epoch; }
   // The Trackio run this run logs to (empty without Trackio), kept in checkpoints for resume.
-  const std::string& trackio_run_id() const { return trackio_run_id_; }
-  void set_trackio_run_id(std::string id) { trackio_run_id_ = std::move(id); }
+  const std::string& trackio_run_id() const { return recorder_->trackio_run_id(); }
+  void set_trackio_run_id(std::string id) { recorder_->set_trackio_run_id(std::move(id)); }
 
  private:
   explicit RunSetup(const TrainerOptions& options);
@@ -158,8 +164,6 @@ class RunSetup {
   absl::Status BuildCheckpoints();
   absl::Status BuildDistributed();
   absl::Status BroadcastInitialWeights();
-  absl::StatusOr<bool> ApplyShardedGradients(int64_t step, bool loss_finite);
-  void AppendCommScalars(int64_t step, Scalars* scalars);
 
   TrainerOptions options_;
   c10::Device device_{c10::kCPU};
@@ -177,23 +181,15 @@ class RunSetup {
   optim::ScheduleOptions schedule_;
   std::unique_ptr<optim::Ema> ema_;
   std::unique_ptr<optim::LossScaler> scaler_;
-  std::vector<at::Tensor> params_;  // every trainable parameter, for clipping
+  std::unique_ptr<OptimizerStep> step_;  // references the optimizer, scaler, EMA, dp_, diloco_
   std::unique_ptr<CheckpointManager> checkpoints_;
-  std::unique_ptr<RunSinks> sinks_;
-  std::unique_ptr<HubSync> hub_;
-  std::string trackio_run_id_;
-  std::unique_ptr<base::ProgressLine> progress_;
-  std::string metrics_path_;
+  std::unique_ptr<RunRecorder> recorder_;  // built last, in Create()
   int64_t epoch_ = 0;
   int64_t steps_per_epoch_ = 0;  // of epoch 0; epoch_steps_ has every epoch's
   EpochSteps epoch_steps_{{}, 0.0};
   int64_t total_steps_ = 0;
   int64_t images_per_step_ = 0;
-  double loss_window_sum_ = 0;
-  int64_t loss_window_count_ = 0;
-  int64_t skipped_total_ = 0;
-  double last_grad_norm_ = 0;
-  int64_t comm_logged_step_ = 0;
+  double last_grad_norm_ = 0;  // of the last ApplyGradients, for RecordTrainStep
 };
 
 }  // namespace cf::train
