@@ -24,8 +24,12 @@
 // buffer seeded from (seed, epoch, rank) and cuts batches of encoded records; workers decode and
 // augment them (per-sample Rng from (seed, epoch, key)). The stream is deterministic too, and
 // Restore replays the epoch's stream up to the saved batch without decoding (exact, at the cost of
-// re-reading those shards). batches_per_epoch() and num_samples() are -1 when unknown (no
-// wds_epoch_samples set).
+// re-reading those shards). A training stream (`train`) always knows its epoch length: per rank
+// DatasetSpec::wds_epoch_samples, else wds_train_samples / world_size, else the shards' count
+// (wds_count.h); a rank whose shards run out first cycles through them again. An evaluation
+// stream (`train` false) reads this rank's shards once, in order, and yields every sample of its
+// holdout part once; its batches_per_epoch() and num_samples() are -1 (unknown), and Next()
+// returns nullopt after its last batch.
 #ifndef CONVFOREVER_DATA_LOADER_H_
 #define CONVFOREVER_DATA_LOADER_H_
 
@@ -33,6 +37,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +87,10 @@ struct LoaderOptions {
   int channels = 0;        // 1 or 3 as the model needs; 0: the source's own
   std::vector<ProgressiveStage> progressive;  // sorted by from_epoch
   bool pin_memory = false;  // page-locked batches when LibTorch has CUDA
+  // Polled (every 50 ms) while Next() waits and while a wds epoch length is counted: once it
+  // returns true, Next() returns CANCELLED and the stream's feeder and downloads are cancelled.
+  // The trainer passes base::StopRequested. Empty: never.
+  std::function<bool()> should_stop;
 };
 
 struct LoaderState {

@@ -28,7 +28,8 @@ DEFINE_bool(channels_last, false, "NHWC memory format");
 DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic");
 DEFINE_string(data_dir, "", "dataset root, file or URL pattern (default per --data)");
 DEFINE_string(eval_data_dir, "", "separate evaluation data location (default: the data's test split)");
-DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (streamed shards have no known length; needed to train)");
+DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (wins over --train_samples; 0 = from --train_samples or the shards)");
+DEFINE_int64(train_samples, 0, "--data=wds: samples in the whole training set, all ranks (0 = count the shards once, cached)");
 DEFINE_string(class_list, "", "class names, one per line, line = class id (jsonl/wds string labels)");
 DEFINE_int64(subset, 0, "use only the first N training samples (0 = all)");
 DEFINE_int64(synthetic_samples, 2048, "--data=synthetic: samples per epoch");
@@ -207,6 +208,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.eval_data_dir = FLAGS_eval_data_dir;
   o.class_list = FLAGS_class_list;
   o.wds_epoch_samples = FLAGS_wds_epoch_samples;
+  o.train_samples = FLAGS_train_samples;
   o.subset = FLAGS_subset;
   o.synthetic_samples = FLAGS_synthetic_samples;
   o.synthetic_classes = FLAGS_synthetic_classes;

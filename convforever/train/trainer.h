@@ -46,7 +46,8 @@ struct TrainerOptions {
   std::string data_dir;                // root, file or URL pattern; default per data kind
   std::string eval_data_dir;           // optional separate eval location
   std::string class_list;              // one class name per line (jsonl/wds string labels)
-  int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0 = unknown: no epochs)
+  int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0: from train_samples)
+  int64_t train_samples = 0;           // wds: samples in the training set, all ranks (0 = count once, cached)
   int64_t subset = 0;                  // use only the first N training samples (0 = all)
   int64_t synthetic_samples = 2048;
   int64_t synthetic_classes = 10;

@@ -36,6 +36,7 @@ absl::Status ValidateData(const TrainerOptions& o) {
   if (o.num_workers < 0) return Bad("num_workers", "must be >= 0");
   if (o.prefetch_batches < 1) return Bad("prefetch_batches", "must be >= 1");
   if (o.subset < 0) return Bad("subset", "must be >= 0");
+  if (o.train_samples < 0) return Bad("train_samples", "must be >= 0");
   if (o.random_crop_padding < 0) return Bad("random_crop_padding", "must be >= 0");
   if (o.random_crop_padding > 0 && o.random_resized_crop) {
     return Bad("random_crop_padding", "cannot be combined with --random_resized_crop");
