@@ -1,7 +1,8 @@
 // WebDataset training through the real trainer binary: two local shards of 256 PNG + .cls
 // samples and a class list train for --max_steps with cosine + warmup_epochs (the epoch length
 // counted from the shards, then taken from the cache), checkpoint, and stop on SIGTERM within a
-// step, also while the shard download stalls (the stop reaches the waiting loader).
+// step, also while the shard download stalls (the stop reaches the waiting loader); unreadable
+// shards fail the run instead of looping over empty epochs.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -119,6 +120,18 @@ TEST_F(WdsTrainTest, SigtermStopsWithinAStepAndCheckpoints) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("stop requested"), std::string::npos) << r.output;
   EXPECT_TRUE(HasCompleteCheckpoint(run_dir));
+}
+
+// Shards that are not tar files give no batch at all: the run fails at once, naming why, instead
+// of starting empty epochs forever (it used to spin at full CPU).
+TEST_F(WdsTrainTest, UnreadableShardsFailInsteadOfSpinning) {
+  const std::string dir = TempDir("wds_unreadable");
+  WriteShards(dir);
+  for (int s = 0; s < 2; ++s) data::testing::WriteFile(absl::StrFormat("%s/shard-%06d.tar", dir, s), "not a tar");
+  Outcome r = RunTrainer(With(UserCommand(dir, dir + "/run"), {"--train_samples=512"}), dir);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("epoch 0 gave no optimizer step"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("shard_failed 2"), std::string::npos) << r.output;
 }
 
 // The shards are served by a server that never answers: the trainer waits in Loader::Next with
