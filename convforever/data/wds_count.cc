@@ -53,23 +53,30 @@ absl::StatusOr<std::string> CacheKeyText(const WdsSource& source, const DatasetS
   return key;
 }
 
-absl::StatusOr<int64_t> CountAll(const WdsSource& source, const std::function<bool()>& should_stop) {
+struct Count {
+  int64_t samples = 0;
+  int64_t failed_shards = 0;
+  absl::Status first_failure;
+};
+
+// Counts every shard, several at once. A shard that cannot be read counts 0 and is reported
+// (the stream skips it too); only a stop request abandons the count.
+absl::StatusOr<Count> CountAll(const WdsSource& source, const std::function<bool()>& should_stop) {
   const std::vector<std::string>& shards = source.shards();
   std::atomic<bool> cancel{false};
   std::atomic<size_t> next{0};
-  std::atomic<int64_t> total{0};
   std::mutex mu;
-  absl::Status first_error;
+  Count count;
   auto work = [&] {
     for (size_t i; (i = next++) < shards.size() && !cancel;) {
       absl::StatusOr<int64_t> n = source.CountSamples(shards[i], cancel);
-      if (n.ok()) {
-        total += *n;
-        continue;
-      }
       std::lock_guard<std::mutex> lock(mu);
-      if (first_error.ok()) first_error = n.status();
-      cancel = true;
+      if (n.ok()) {
+        count.samples += *n;
+      } else if (!cancel) {
+        ++count.failed_shards;
+        if (count.first_failure.ok()) count.first_failure = n.status();
+      }
     }
   };
   const int threads = static_cast<int>(std::min<size_t>(shards.size(), 8));
@@ -86,9 +93,13 @@ absl::StatusOr<int64_t> CountAll(const WdsSource& source, const std::function<bo
   for (auto& t : pool) t.join();
   finished = true;
   watcher.join();
-  if (!first_error.ok()) return first_error;
   if (cancel) return absl::CancelledError("counting WebDataset samples: stop requested");
-  return total.load();
+  if (count.failed_shards == static_cast<int64_t>(shards.size())) {
+    return absl::Status(count.first_failure.code(),
+                        absl::StrCat("no WebDataset shard could be read to count its samples; the first: ",
+                                     count.first_failure.message()));
+  }
+  return count;
 }
 
 }  // namespace
@@ -132,10 +143,19 @@ absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
   }
   const auto start = std::chrono::steady_clock::now();
   LOG(INFO) << "wds: counting the samples of " << source.shards().size() << " shard(s) (once; cached after)";
-  absl::StatusOr<int64_t> n = CountAll(source, should_stop);
+  absl::StatusOr<Count> n = CountAll(source, should_stop);
   if (!n.ok()) return n.status();
-  out.samples = *n;
+  out.samples = n->samples;
   out.how = "counted";
+  if (n->failed_shards > 0) {
+    // The stream skips those shards too, but they may be back next time: count again then.
+    LOG(WARNING) << "wds: " << n->failed_shards << " shard(s) could not be read and count 0 samples (the first: "
+                 << n->first_failure.message() << "); the count is not cached";
+    out.how = absl::StrCat("counted, ", n->failed_shards, " shard(s) unreadable");
+    out.cache_file.clear();
+    LOG(INFO) << "wds: " << out.samples << " training samples (" << out.how << ")";
+    return out;
+  }
   const nlohmann::json record = {{"samples", out.samples},
                                  {"shards", source.shards().size()},
                                  {"first_shard", http::RedactUrl(source.shards().front())},

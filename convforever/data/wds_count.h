@@ -12,7 +12,9 @@
 // same URL is not noticed: delete the cache file). Cache files live in
 // $XDG_CACHE_HOME/convforever/wds_counts/ (else ~/.cache/convforever/wds_counts/), are written
 // atomically (base/atomic_file.h) and hold no URL credentials (URLs are redacted; the key is a
-// hash). An unreadable or unwritable cache only costs a recount (logged). The result and how it
+// hash). An unreadable or unwritable cache only costs a recount (logged). A shard that cannot be
+// read counts 0, as the stream skips it; such a count is logged and not cached; an error when
+// no shard can be read. The result and how it
 // was obtained are logged.
 #ifndef CONVFOREVER_DATA_WDS_COUNT_H_
 #define CONVFOREVER_DATA_WDS_COUNT_H_
@@ -29,8 +31,8 @@ namespace cf::data {
 
 struct WdsTrainSamples {
   int64_t samples = 0;
-  std::string how;         // "given", "counted" or "from cache"
-  std::string cache_file;  // empty for "given"
+  std::string how;         // "given", "counted", "counted, N shard(s) unreadable" or "from cache"
+  std::string cache_file;  // where the count is cached; empty when it is not
 };
 
 // `should_stop` (may be empty) is polled while counting; when it turns true the count is

@@ -117,6 +117,26 @@ TEST_F(WdsCountTest, CountedLengthIsTheStreamsAndIsCachedUntilAShardChanges) {
   EXPECT_EQ(static_cast<size_t>(part->samples), StreamKeys(held).size());
 }
 
+// An unreadable shard counts 0 (the stream skips it too) and such a count is not cached; with no
+// readable shard at all, counting is an error naming a shard.
+TEST_F(WdsCountTest, UnreadableShardsCountZeroAndAreNotCached) {
+  const std::string dir = TempDir("wds_count_bad");
+  for (int s = 0; s < 3; ++s) WriteShard(absl::StrFormat("%s/shard-%06d.tar", dir, s), s, 10);
+  WriteFile(dir + "/shard-000001.tar", std::string(5000, 'z'));
+  auto src = WdsSource::Open(Spec(dir));
+  ASSERT_TRUE(src.ok());
+  auto count = ResolveWdsTrainSamples(**src);
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->samples, 20);
+  EXPECT_EQ(count->how, "counted, 1 shard(s) unreadable");
+  EXPECT_FALSE(fs::exists(cache_home_ + "/convforever/wds_counts") &&
+               !fs::is_empty(cache_home_ + "/convforever/wds_counts"));
+  for (int s : {0, 2}) WriteFile(absl::StrFormat("%s/shard-%06d.tar", dir, s), "not a tar");
+  auto none = ResolveWdsTrainSamples(**src);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("shard-00000"), std::string::npos) << none.status();
+}
+
 TEST_F(WdsCountTest, GivenLengthWinsAndSetsEveryRanksEpoch) {
   const std::string dir = TempDir("wds_given");
   for (int s = 0; s < 3; ++s) WriteShard(absl::StrFormat("%s/shard-%06d.tar", dir, s), s, 10);

@@ -195,6 +195,7 @@ void HttpShardStream::Download() {
     const int64_t before = offset_;
     ++requests_;
     const CURLcode rc = curl_easy_perform(e);
+    if (!a.checked) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.code);  // an answer without a body
     curl_easy_cleanup(e);
 
     const std::string where = absl::StrCat("GET ", http::RedactUrl(url_), " (from byte ", a.start, ")");
