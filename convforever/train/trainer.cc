@@ -94,9 +94,11 @@ class Trainer {
   // be inside a collective, so the last checkpoint stands.
   absl::Status StopWhileWaitingForData(const absl::Status& why) {
     result_.stopped_by_signal = true;
-    LOG(WARNING) << "stop requested (signal " << base::StopSignal() << ") while waiting for data: " << why.message();
+    LOG(WARNING) << "stop requested (signal " << base::StopSignal()
+                 << ") while waiting for data: " << why.message();
     if (mid_step_ || run_->world_size() > 1) {
-      LOG(WARNING) << "not checkpointing at step " << step_ << " (" << (mid_step_ ? "inside an accumulation cycle" : "other ranks may be busy")
+      LOG(WARNING) << "not checkpointing at step " << step_ << " ("
+                   << (mid_step_ ? "inside an accumulation cycle" : "other ranks may be busy")
                    << "); the last checkpoint stands";
       return absl::OkStatus();
     }
