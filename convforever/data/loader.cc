@@ -236,10 +236,30 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
       auto at_end = [&] {
         return (plan_->num_batches >= 0 && b >= plan_->num_batches) || (stream_total_ >= 0 && b >= stream_total_);
       };
+      // Waits for `ready`; false when a stop was requested first (see LoaderOptions::should_stop).
+      auto wait = [&](const auto& ready) {
+        if (!opts_.should_stop) {
+          ready_cv_.wait(lock, ready);
+          return true;
+        }
+        while (!ready()) {
+          if (opts_.should_stop()) {
+            feeder_cancel_ = true;  // under mu_, which Publish waits with
+            work_cv_.notify_all();
+            return false;
+          }
+          ready_cv_.wait_for(lock, std::chrono::milliseconds(50));
+        }
+        return true;
+      };
+      const auto stopped = [&] {
+        return absl::CancelledError(absl::StrCat("stop requested while waiting for batch ", b, " of epoch ",
+                                                 plan_->epoch));
+      };
       if (workers_.empty()) {
         std::vector<FetchResult> records;
         if (stream_) {
-          ready_cv_.wait(lock, [&] { return raw_.count(b) > 0 || at_end(); });
+          if (!wait([&] { return raw_.count(b) > 0 || at_end(); })) return stopped();
           if (raw_.count(b) == 0) return std::optional<Batch>();
           records = std::move(raw_[b]);
           raw_.erase(b);
@@ -250,7 +270,7 @@ absl::StatusOr<std::optional<Batch>> Loader::Next() {
         p = Produce(b, *plan_, stream_ ? &records : nullptr);
         lock.lock();
       } else {
-        ready_cv_.wait(lock, [&] { return ready_.count(b) > 0 || at_end(); });
+        if (!wait([&] { return ready_.count(b) > 0 || at_end(); })) return stopped();
         if (ready_.count(b) == 0) return std::optional<Batch>();
         p = std::move(ready_[b]);
         ready_.erase(b);

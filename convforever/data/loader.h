@@ -26,8 +26,12 @@
 // buffer seeded from (seed, epoch, rank) and cuts batches of encoded records; workers decode and
 // augment them (per-sample Rng from (seed, epoch, key)). The stream is deterministic too, and
 // Restore replays the epoch's stream up to the saved batch without decoding (exact, at the cost of
-// re-reading those shards). batches_per_epoch() and num_samples() are -1 when unknown (no
-// wds_epoch_samples set).
+// re-reading those shards). A training stream (`train`) always knows its epoch length: per rank
+// DatasetSpec::wds_epoch_samples, else wds_train_samples / world_size, else the shards' count
+// (wds_count.h); a rank whose shards run out first cycles through them again. An evaluation
+// stream (`train` false) reads this rank's shards once, in order, and yields every sample of its
+// holdout part once; its batches_per_epoch() and num_samples() are -1 (unknown), and Next()
+// returns nullopt after its last batch.
 #ifndef CONVFOREVER_DATA_LOADER_H_
 #define CONVFOREVER_DATA_LOADER_H_
 
@@ -35,6 +39,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -94,6 +99,10 @@ struct LoaderOptions {
   // being skipped, so every epoch yields its planned batch count: ranks that must take the same
   // number of steps (the trainer) stay in step when one rank's batch is all unreadable.
   bool yield_empty_batches = false;
+  // Polled (every 50 ms) while Next() waits and while a wds epoch length is counted: once it
+  // returns true, Next() returns CANCELLED and the stream's feeder and downloads are cancelled.
+  // The trainer passes base::StopRequested. Empty: never.
+  std::function<bool()> should_stop;
 };
 
 struct LoaderState {

@@ -7,6 +7,7 @@
 #include "convforever/data/loader.h"
 #include "convforever/data/rng.h"
 #include "convforever/data/sharding.h"
+#include "convforever/data/wds_count.h"
 
 namespace cf::data {
 
@@ -24,7 +25,16 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::CreateStream(const DatasetSpec& 
   if (spec.subset > 0) return absl::InvalidArgumentError("subset is not supported for wds; use wds_epoch_samples");
   LoaderOptions o = options;
   if (o.channels == 0) o.channels = 3;
-  std::unique_ptr<Loader> loader(new Loader(nullptr, std::move(stream), {}, o, spec));
+  DatasetSpec s = spec;
+  if (o.train && s.wds_epoch_samples == 0) {
+    ASSIGN_OR_RETURN(WdsTrainSamples total, ResolveWdsTrainSamples(*stream, o.should_stop));
+    s.wds_epoch_samples = total.samples / o.world_size;
+    if (s.wds_epoch_samples == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(spec.path, ": ", total.samples, " training samples (", total.how,
+                                                     ") are fewer than world_size ", o.world_size));
+    }
+  }
+  std::unique_ptr<Loader> loader(new Loader(nullptr, std::move(stream), {}, o, s));
   if (loader->MakePlan(0)->num_batches == 0) {
     return absl::InvalidArgumentError("wds_epoch_samples smaller than one batch with drop_last");
   }
@@ -33,9 +43,15 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::CreateStream(const DatasetSpec& 
 
 void Loader::StopFeeder() {
   if (!feeder_.joinable()) return;
-  feeder_cancel_ = true;
+  {
+    // Under the lock Publish waits with, so the feeder cannot miss the wake-up between testing
+    // the flag and starting to wait.
+    std::lock_guard<std::mutex> lock(mu_);
+    feeder_cancel_ = true;
+  }
   work_cv_.notify_all();
   feeder_.join();
+  std::lock_guard<std::mutex> lock(mu_);
   feeder_cancel_ = false;
 }
 
@@ -100,7 +116,7 @@ void Loader::FeederLoop(std::shared_ptr<Plan> plan, uint64_t gen, int64_t start_
     FetchResult r = std::move(buffer[j]);
     buffer[j] = std::move(buffer.back());
     buffer.pop_back();
-    open = out(std::move(r));
+    out(std::move(r));  // `open` follows the consumer; the loop stops at the limit by itself
   }
   if (open && !feeder_cancel_ && !batch.empty() && !opts_.drop_last) {
     open = Publish(gen, start_batch, b++, std::move(batch), &skipped);

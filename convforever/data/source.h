@@ -49,6 +49,14 @@ struct DatasetSpec {
   int64_t wds_shuffle_buffer = 1000;
   int64_t wds_epoch_samples = 0;
   int64_t wds_max_member_bytes = 64ll << 20;
+  // wds training: samples in the whole training set (all ranks, holdout part applied); each
+  // rank's epoch is this / world_size. 0 with wds_epoch_samples 0: counted from the shards once
+  // and cached (wds_count.h).
+  int64_t wds_train_samples = 0;
+  // Remote shards: download buffer per shard, and how long a download may go without a byte
+  // (while its buffer has room) before it is resumed with a Range request.
+  int64_t wds_stream_buffer_bytes = 4ll << 20;
+  double wds_stall_timeout_s = 60;
   // synthetic
   int64_t synthetic_samples = 1024;
   int synthetic_classes = 10;

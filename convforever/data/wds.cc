@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <cerrno>
 #include <algorithm>
 #include <filesystem>
 
@@ -14,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "convforever/base/status_macros.h"
+#include "convforever/data/holdout.h"
 #include "convforever/data/http_fetch.h"
+#include "convforever/data/wds_http_stream.h"
 #include "convforever/http/headers.h"
 
 namespace cf::data {
@@ -117,9 +120,10 @@ bool WdsSource::Flush(Pending& p, const std::function<bool(FetchResult)>& emit,
   if (p.bad_label) { ++(*skipped)["bad_label"]; return true; }
   if (p.image.empty() || p.label < 0) { ++(*skipped)["incomplete_sample"]; return true; }
   Record r;
+  r.key = ShardFileName(p.shard) + ":" + p.key;
+  if (!InHoldoutPart(r.key, spec_.holdout_fraction, spec_.holdout_part)) return true;
   r.encoded = std::move(p.image);
   r.label = p.label;
-  r.key = p.shard + ":" + p.key;
   return emit({std::move(r), ""});
 }
 
@@ -139,24 +143,60 @@ std::unique_ptr<archive, ArchiveDeleter> NewTarReader() {
   return a;
 }
 
+// A remote shard's bytes for libarchive, pulled from its download stream.
+struct RemoteShard {
+  HttpShardStream* stream;
+  std::vector<char> chunk = std::vector<char>(256 << 10);
+};
+
+la_ssize_t ReadRemote(archive* a, void* p, const void** out) {
+  auto* r = static_cast<RemoteShard*>(p);
+  const int64_t got = r->stream->Read(r->chunk.data(), r->chunk.size());
+  if (got < 0) {
+    archive_set_error(a, EIO, "%s", std::string(r->stream->status().message()).c_str());
+    return -1;
+  }
+  *out = r->chunk.data();
+  return got;
+}
+
 bool WdsSource::ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
-                        std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
-  if (IsHttpUrl(shard)) {
-    auto got = HttpFetchAll({shard}, spec_.http);
-    if (!got[0].body.ok()) {
-      LOG(WARNING) << "skipping shard: " << got[0].body.status();
-      ++(*skipped)["shard_failed"];
-      return true;
-    }
-    return ReadShardBytes(*got[0].body, shard, emit, skipped, cancel);
-  }
+                        std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel,
+                        bool headers_only) const {
+  std::unique_ptr<HttpShardStream> stream;
+  RemoteShard remote{nullptr};
   auto a = NewTarReader();
-  if (archive_read_open_filename(a.get(), shard.c_str(), 1 << 20) != ARCHIVE_OK) {
-    LOG(WARNING) << "skipping shard " << http::RedactUrl(shard) << ": " << archive_error_string(a.get());
-    ++(*skipped)["shard_failed"];
-    return true;
+  int rc;
+  if (IsHttpUrl(shard)) {
+    HttpShardStreamOptions so;
+    so.buffer_bytes = spec_.wds_stream_buffer_bytes;
+    so.stall_timeout = absl::Seconds(spec_.wds_stall_timeout_s);
+    so.connect_timeout = absl::Milliseconds(spec_.http.connect_timeout_ms);
+    so.retry.max_attempts = spec_.http.retries + 1;
+    so.retry.base_delay = absl::Milliseconds(spec_.http.backoff_ms);
+    so.user_agent = spec_.http.user_agent;
+    stream = std::make_unique<HttpShardStream>(shard, so, &cancel);
+    remote.stream = stream.get();
+    rc = archive_read_open(a.get(), &remote, nullptr, &ReadRemote, nullptr);
+  } else {
+    rc = archive_read_open_filename(a.get(), shard.c_str(), 1 << 20);
   }
-  return ReadMembers(a.get(), shard, emit, skipped, cancel);
+  bool go_on = true;
+  if (rc != ARCHIVE_OK) {
+    if (!cancel) {
+      LOG(WARNING) << "skipping shard " << http::RedactUrl(shard) << ": " << archive_error_string(a.get());
+      ++(*skipped)["shard_failed"];
+    }
+    go_on = !cancel;
+  } else {
+    go_on = ReadMembers(a.get(), shard, emit, skipped, cancel, headers_only);
+  }
+  if (stream) {
+    int64_t seen = stream_high_water_.load();
+    while (stream->high_water() > seen && !stream_high_water_.compare_exchange_weak(seen, stream->high_water())) {
+    }
+  }
+  return go_on;
 }
 
 bool WdsSource::ReadShardBytes(absl::string_view bytes, const std::string& shard,
@@ -168,11 +208,12 @@ bool WdsSource::ReadShardBytes(absl::string_view bytes, const std::string& shard
     ++(*skipped)["shard_failed"];
     return true;
   }
-  return ReadMembers(a.get(), shard, emit, skipped, cancel);
+  return ReadMembers(a.get(), shard, emit, skipped, cancel, /*headers_only=*/false);
 }
 
 bool WdsSource::ReadMembers(archive* a, const std::string& shard, const std::function<bool(FetchResult)>& emit,
-                            std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
+                            std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel,
+                            bool headers_only) const {
   Pending p;
   archive_entry* e = nullptr;
   int rc = ARCHIVE_OK;
@@ -202,6 +243,10 @@ bool WdsSource::ReadMembers(archive* a, const std::string& shard, const std::fun
     }
     const bool wanted = IsImageExt(ext) || ext == "cls" || ext == "txt" || ext == "json";
     if (!wanted) continue;
+    if (headers_only && IsImageExt(ext)) {  // libarchive skips the data on the next header
+      p.image = "-";
+      continue;
+    }
     // The header's size is only a claim: the buffer grows with the bytes actually read, so a
     // member announcing more than the shard holds costs no more memory than the shard.
     std::string data;
@@ -248,8 +293,27 @@ bool WdsSource::ReadMembers(archive* a, const std::string& shard, const std::fun
 void WdsSource::ReadShards(const std::vector<std::string>& shards, const std::function<bool(FetchResult)>& emit,
                            std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const {
   for (const auto& shard : shards) {
-    if (cancel || !ReadOne(shard, emit, skipped, cancel)) return;
+    if (cancel || !ReadOne(shard, emit, skipped, cancel, /*headers_only=*/false)) return;
   }
+}
+
+absl::StatusOr<int64_t> WdsSource::CountSamples(const std::string& shard, const std::atomic<bool>& cancel) const {
+  int64_t n = 0;
+  std::map<std::string, int64_t> skipped;
+  ReadOne(shard, [&](FetchResult) { ++n; return true; }, &skipped, cancel, /*headers_only=*/true);
+  if (cancel) return absl::CancelledError("counting WebDataset samples: cancelled");
+  if (skipped.count("shard_failed") > 0) {
+    return absl::DataLossError(absl::StrCat("cannot count the samples of WebDataset shard ", http::RedactUrl(shard),
+                                            ": it could not be read to its end (see the warning above)"));
+  }
+  return n;
+}
+
+std::string ShardFileName(const std::string& shard) {
+  std::string s = shard;
+  if (IsHttpUrl(s)) s = s.substr(0, s.find_first_of("?#"));
+  const size_t slash = s.rfind('/');
+  return slash == std::string::npos ? s : s.substr(slash + 1);
 }
 
 }  // namespace cf::data

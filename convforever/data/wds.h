@@ -10,8 +10,13 @@
 // ("unsafe_member"), as are samples without an image or a valid label ("incomplete_sample",
 // "bad_label"); a shard that cannot be opened or read midway is counted ("shard_failed") and the
 // stream goes on with the next. Local shards are streamed from disk by libarchive; remote shards
-// are downloaded whole into memory first (with the retries of http_fetch.h), then streamed.
-// Thread-safe: ReadShards may run on several threads at once.
+// are streamed as they download (wds_http_stream.h: a bounded buffer, constant memory, resumed
+// with Range requests when the connection drops).
+//
+// Samples are keyed "<shard file name>:<key>" (the shard's name without its directory or URL
+// prefix and query, so a local and an HTTP copy of a shard give the same keys); the spec's
+// holdout part (holdout.h) is applied to that key, so a stream yields only its part.
+// Thread-safe: ReadShards and CountSamples may run on several threads at once.
 #ifndef CONVFOREVER_DATA_WDS_H_
 #define CONVFOREVER_DATA_WDS_H_
 
@@ -39,12 +44,26 @@ class WdsSource {
   static absl::StatusOr<std::unique_ptr<WdsSource>> Open(const DatasetSpec& spec);
 
   const std::vector<std::string>& shards() const { return shards_; }
+  const DatasetSpec& spec() const { return spec_; }
   int num_classes() const { return num_classes_; }
 
   // Streams the samples of `shards` in order to `emit` (records carry encoded image bytes), until
   // `emit` returns false or `cancel` becomes true. Skips are added to *skipped by reason.
   void ReadShards(const std::vector<std::string>& shards, const std::function<bool(FetchResult)>& emit,
                   std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
+
+  // The number of samples ReadShards delivers from `shard` (holdout part applied), counted without
+  // reading images: tar headers, and the small label members (.cls/.txt/.json) so that samples
+  // with a bad label are left out as the stream leaves them out. Image data is skipped (by
+  // seeking, for local shards); remote shards are streamed once. A sample whose image later
+  // fails to decode counts (the stream delivers it; the Loader drops it at decode). Error names
+  // the shard when it cannot be opened or ends early.
+  absl::StatusOr<int64_t> CountSamples(const std::string& shard, const std::atomic<bool>& cancel) const;
+
+  // The most bytes a remote shard's download buffer has held so far (all shards, all threads),
+  // and its capacity (DatasetSpec::wds_stream_buffer_bytes).
+  int64_t stream_high_water() const { return stream_high_water_.load(); }
+  int64_t stream_buffer_bytes() const { return spec_.wds_stream_buffer_bytes; }
 
   // What ReadShards does with one shard once its bytes are in memory (a remote shard after its
   // download): groups the tar members of `bytes` into samples, emitted as above with keys
@@ -57,10 +76,13 @@ class WdsSource {
   WdsSource() = default;
   struct Pending;
   bool ReadOne(const std::string& shard, const std::function<bool(FetchResult)>& emit,
-               std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
-  // The members of the opened archive `a`, grouped into samples.
+               std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel,
+               bool headers_only) const;
+  // The members of the opened archive `a`, grouped into samples. With `headers_only`, image data
+  // is not read: samples are emitted with a placeholder image.
   bool ReadMembers(archive* a, const std::string& shard, const std::function<bool(FetchResult)>& emit,
-                   std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel) const;
+                   std::map<std::string, int64_t>* skipped, const std::atomic<bool>& cancel,
+                   bool headers_only) const;
   bool Flush(Pending& p, const std::function<bool(FetchResult)>& emit, std::map<std::string, int64_t>* skipped) const;
 
   DatasetSpec spec_;
@@ -68,7 +90,12 @@ class WdsSource {
   std::vector<std::string> classes_;
   std::map<std::string, int64_t> class_index_;
   int num_classes_ = 0;
+  mutable std::atomic<int64_t> stream_high_water_{0};
 };
+
+// The file name of a shard path or URL: what follows the last '/', without a URL's query or
+// fragment ("https://h/d/resolve/main/s-01.tar?download=true" -> "s-01.tar").
+std::string ShardFileName(const std::string& shard);
 
 }  // namespace cf::data
 

@@ -33,7 +33,8 @@ DEFINE_double(eval_fraction, 0, "evaluate on this fraction (0 < F < 1) of --data
               "parquet, a flat image folder)");
 DEFINE_int64(eval_cache_mb, 1024, "jsonl: keep the evaluation set's downloaded images in memory up to "
              "this many MiB, so later evaluations download nothing (0 = no cache)");
-DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (streamed shards have no known length; needed to train)");
+DEFINE_int64(wds_epoch_samples, 0, "--data=wds: training samples per rank per epoch (wins over --train_samples; 0 = from --train_samples or the shards)");
+DEFINE_int64(train_samples, 0, "--data=wds: samples in the whole training set, all ranks (0 = count the shards once, cached)");
 DEFINE_string(class_list, "", "class names, one per line, line = class id (jsonl/wds string labels)");
 DEFINE_int64(subset, 0, "use only the first N training samples (0 = all)");
 DEFINE_int64(synthetic_samples, 2048, "--data=synthetic: samples per epoch");
@@ -218,6 +219,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.eval_cache_mb = FLAGS_eval_cache_mb;
   o.class_list = FLAGS_class_list;
   o.wds_epoch_samples = FLAGS_wds_epoch_samples;
+  o.train_samples = FLAGS_train_samples;
   o.subset = FLAGS_subset;
   o.synthetic_samples = FLAGS_synthetic_samples;
   o.synthetic_classes = FLAGS_synthetic_classes;

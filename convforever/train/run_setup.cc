@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/autocast.h"
+#include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/models/init_from.h"
 #include "convforever/models/registry.h"
@@ -58,6 +59,7 @@ data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
   spec.subset = train ? o.subset : 0;
   spec.class_list_path = o.class_list;
   if (train) spec.wds_epoch_samples = o.wds_epoch_samples;
+  if (train) spec.wds_train_samples = o.train_samples;
   spec.synthetic_samples = train ? o.synthetic_samples : std::max<int64_t>(o.synthetic_samples / 4, 64);
   spec.synthetic_classes = static_cast<int>(o.synthetic_classes);
   spec.synthetic_size = static_cast<int>(o.image_size);
@@ -79,6 +81,7 @@ absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, b
   l.train = train;
   l.image_size = o.image_size;
   l.channels = o.channels;
+  l.should_stop = base::StopRequested;  // a blocked Next() (stalled download) wakes on SIGINT/SIGTERM
   data::TransformOptions& t = l.transforms;
   t.train_crop = o.random_resized_crop ? "rrc" : (o.random_crop_padding > 0 ? "pad_crop" : "none");
   t.pad = static_cast<int>(o.random_crop_padding);

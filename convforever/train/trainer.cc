@@ -63,7 +63,12 @@ class Trainer {
     // Only the stop decision agreed across ranks (AnyRank) ends the loop early, never the
     // local flag: a rank that left on its own would leave the others waiting in a collective.
     while (step_ < run_->total_steps() && !result_.stopped_by_signal) {
-      RETURN_IF_ERROR(RunEpochUntilDone());
+      absl::Status s = RunEpochUntilDone();
+      if (absl::IsCancelled(s) && base::StopRequested()) {
+        RETURN_IF_ERROR(StopWhileWaitingForData(s));
+        break;
+      }
+      RETURN_IF_ERROR(s);
     }
     return Finish();
   }
@@ -89,12 +94,42 @@ class Trainer {
     return absl::OkStatus();
   }
 
+  // A stop signal woke a loader that was waiting for data (a stalled download, a slow source):
+  // the step under way is not taken. Alone, the run checkpoints where it stands (when no
+  // micro-batch of a step was consumed, the state is exact); with several ranks the others may
+  // be inside a collective, so the last checkpoint stands.
+  absl::Status StopWhileWaitingForData(const absl::Status& why) {
+    result_.stopped_by_signal = true;
+    LOG(WARNING) << "stop requested (signal " << base::StopSignal()
+                 << ") while waiting for data: " << why.message();
+    if (mid_step_ || run_->world_size() > 1) {
+      LOG(WARNING) << "not checkpointing at step " << step_ << " ("
+                   << (mid_step_ ? "inside an accumulation cycle" : "other ranks may be busy")
+                   << "); the last checkpoint stands";
+      return absl::OkStatus();
+    }
+    return SaveCheckpoint();
+  }
+
   // Runs optimizer steps until the epoch's data ends, the step budget is spent or a stop signal
   // arrives. At an epoch's end: evaluate (if due), move the loader to the next epoch, then
   // checkpoint, so a resumed run starts the new epoch instead of re-ending the old one.
   absl::Status RunEpochUntilDone() {
+    const int64_t first_step = step_;
+    const bool fresh_epoch = run_->train_loader().state().batches_consumed == 0;
     while (step_ < run_->total_steps()) {
       ASSIGN_OR_RETURN(bool got_step, RunOneStep());
+      if (!got_step && fresh_epoch && step_ == first_step) {
+        // Another epoch would end the same way: never loop over empty epochs.
+        std::string skipped;
+        for (const auto& [reason, n] : run_->train_loader().counters().skipped) {
+          absl::StrAppend(&skipped, skipped.empty() ? "" : ", ", reason, " ", n);
+        }
+        return absl::FailedPreconditionError(absl::StrCat(
+            "epoch ", run_->epoch(), " gave no optimizer step: the training data yielded fewer than "
+            "--gradient_accumulation_steps=", o_.gradient_accumulation_steps, " batches (skipped: ",
+            skipped.empty() ? "none" : skipped, ")"));
+      }
       if (!got_step) {
         if (o_.eval_every_steps == 0) RETURN_IF_ERROR(RunEvaluation());
         RETURN_IF_ERROR(run_->StartEpoch(run_->epoch() + 1));
@@ -130,7 +165,9 @@ class Trainer {
     int64_t empty = 0;  // micro-batches whose samples all failed: a zero gradient from this rank
     bool finite = true;
     for (int64_t micro = 0; micro < accum; ++micro) {
-      ASSIGN_OR_RETURN(std::optional<StepBatch> batch, run_->NextBatch());
+      absl::StatusOr<std::optional<StepBatch>> got = run_->NextBatch();
+      if (!got.ok()) mid_step_ = micro > 0;
+      ASSIGN_OR_RETURN(std::optional<StepBatch> batch, std::move(got));
       if (!batch) {
         if (micro == 0) return false;
         return absl::InternalError("data ended in the middle of an accumulation cycle");
@@ -243,6 +280,7 @@ class Trainer {
   TrainResult result_;
   int64_t step_ = 0;
   int nonfinite_in_a_row_ = 0;
+  bool mid_step_ = false;  // data failed (a stop) after some micro-batches of a step
   int64_t evaluated_at_step_ = -1;
   int64_t saved_at_step_ = -1;
   int64_t uploaded_at_step_ = -1;

@@ -48,7 +48,8 @@ struct TrainerOptions {
   double eval_fraction = 0;            // (0, 1): evaluate on this fraction of data_dir, held out by key
   int64_t eval_cache_mb = 1024;        // jsonl: keep the eval set's downloaded bytes up to this size
   std::string class_list;              // one class name per line (jsonl/wds string labels)
-  int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0 = unknown: no epochs)
+  int64_t wds_epoch_samples = 0;       // wds: samples per rank per epoch (0: from train_samples)
+  int64_t train_samples = 0;           // wds: samples in the training set, all ranks (0 = count once, cached)
   int64_t subset = 0;                  // use only the first N training samples (0 = all)
   int64_t synthetic_samples = 2048;
   int64_t synthetic_classes = 10;

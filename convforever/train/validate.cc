@@ -38,6 +38,7 @@ absl::Status ValidateData(const TrainerOptions& o) {
   if (o.subset < 0) return Bad("subset", "must be >= 0");
   if (o.eval_fraction < 0 || o.eval_fraction >= 1) return Bad("eval_fraction", "must be in (0, 1), or 0 for none");
   if (o.eval_cache_mb < 0) return Bad("eval_cache_mb", "must be >= 0");
+  if (o.train_samples < 0) return Bad("train_samples", "must be >= 0");
   if (o.random_crop_padding < 0) return Bad("random_crop_padding", "must be >= 0");
   if (o.random_crop_padding > 0 && o.random_resized_crop) {
     return Bad("random_crop_padding", "cannot be combined with --random_resized_crop");

@@ -288,6 +288,13 @@ void TestServer::ServeConnection(int fd, int64_t connection_id) {
     if (resp.drop_connection) break;
     const auto conn = req.headers.Get("Connection");
     const bool keep_alive = !resp.close_connection && !(conn && absl::EqualsIgnoreCase(*conn, "close"));
+    if (resp.drop_after_bytes >= 0 && !resp.chunked && req.method != "HEAD") {
+      const std::string all = Serialize(resp, /*keep_alive=*/false, /*head=*/false);
+      const size_t body_at = all.size() - resp.body.size();
+      const size_t sent = std::min<size_t>(resp.drop_after_bytes, resp.body.size());
+      SendAll(fd, absl::string_view(all).substr(0, body_at + sent));
+      break;
+    }
     if (!SendAll(fd, Serialize(resp, keep_alive, req.method == "HEAD")) || !keep_alive) break;
   }
   std::lock_guard<std::mutex> lock(mu_);

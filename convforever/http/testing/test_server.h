@@ -2,9 +2,10 @@
 //
 // Register handlers by method and path prefix (the longest matching prefix wins; method "*"
 // matches any); a handler gets the parsed request and returns the status, headers and body to
-// send, optionally after a delay, chunked, with the connection closed afterwards, or with the
-// connection dropped instead of answered. Requests without a handler get 404. Every request is
-// logged for assertions (method, path with query, headers, body, connection id).
+// send, optionally after a delay, chunked, with the connection closed afterwards, with the
+// connection dropped instead of answered, or dropped after part of the body (drop_after_bytes).
+// Requests without a handler get 404. Every request is logged for assertions (method, path with
+// query, headers, body, connection id).
 // Supports keep-alive, `Expect: 100-continue`, and Content-Length or chunked request bodies; a
 // HEAD answer sends the headers of the handler's response (Content-Length of its body), no body.
 // One thread per connection; handlers may run concurrently and must be thread-safe. Stop() (or
@@ -47,6 +48,9 @@ struct ServerResponse {
   bool drop_connection = false;  // close the socket without answering
   bool chunked = false;          // Transfer-Encoding: chunked instead of Content-Length
   bool close_connection = false; // "Connection: close", then close
+  // >= 0: send the headers (announcing the whole body) and only this many body bytes, then
+  // close the connection, as a link that drops mid-transfer does. Not with `chunked`.
+  int64_t drop_after_bytes = -1;
 
   static ServerResponse Json(int status, std::string body);
   static ServerResponse Text(int status, std::string body);
