@@ -33,8 +33,9 @@ using testing::TempDir;
 using testing::Wait;
 using testing::With;
 
-// dir/shard-00000{0,1}.tar (256 samples each: a 28x28 PNG and a .cls label in [0, 4)) and
-// dir/classes.txt. Returns the shards' bytes.
+// dir/shard-00000{0,1}.tar (256 samples each: a 28x28 PNG and a .cls label in [0, 4)),
+// dir/classes.txt, and a held-out shard dir/test-000000.tar (64 samples). Returns the training
+// shards' bytes.
 std::vector<std::string> WriteShards(const std::string& dir) {
   data::testing::WriteFile(dir + "/classes.txt", "cat\ndog\nbird\nfish\n");
   std::vector<std::string> bytes;
@@ -49,14 +50,23 @@ std::vector<std::string> WriteShards(const std::string& dir) {
     bytes.push_back(data::testing::TarBytes(m));
     data::testing::WriteFile(absl::StrFormat("%s/shard-%06d.tar", dir, s), bytes.back());
   }
+  std::vector<std::pair<std::string, std::string>> test;
+  for (int i = 0; i < 64; ++i) {
+    const std::string key = absl::StrFormat("t%06d", i);
+    test.push_back({key + ".png", *data::EncodePng(data::testing::PatternImage(28, 28, 3, (i % 4) * 7 + 1))});
+    test.push_back({key + ".cls", absl::StrCat(i % 4)});
+  }
+  data::testing::WriteFile(dir + "/test-000000.tar", data::testing::TarBytes(test));
   return bytes;
 }
 
-// The user's command (data flags as given), with a small model so the test is quick.
+// The user's command (data flags as given, and the held-out shard the trainer asks for), with a
+// small model so the test is quick.
 std::vector<std::string> UserCommand(const std::string& dir, const std::string& run_dir) {
   return {"--data=wds",
           "--data_dir=" + dir + "/shard-{000000..000001}.tar",
           "--class_list=" + dir + "/classes.txt",
+          "--eval_data_dir=" + dir + "/test-000000.tar",
           "--max_steps=20",
           "--lr_scheduler_type=cosine",
           "--warmup_epochs=2",
@@ -94,6 +104,8 @@ TEST_F(WdsTrainTest, UsersCommandTrainsWithCosineWarmupAndCachesTheCount) {
   // 512 samples / micro-batch 128 = 4 steps per epoch; 2 warmup epochs = 8 of the 20 steps.
   EXPECT_NE(r.output.find("data: 512 training samples, 4 classes, 4 steps/epoch, 20 steps"), std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find("test-000000.tar (--eval_data_dir)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(64 images)"), std::string::npos) << r.output;  // the held-out shard, whole
   const auto losses = StepLosses(dir + "/run");
   ASSERT_EQ(losses.size(), 20u);
   EXPECT_EQ(losses.rbegin()->first, 20);
