@@ -73,9 +73,10 @@ absl::StatusOr<std::unique_ptr<Source>> OpenSource(const DatasetSpec& spec) {
   if (spec.kind == "folder") return OpenFolderSource(spec);
   if (spec.kind == "imagenet") return OpenImageNetSource(spec);
   if (spec.kind == "jsonl") return OpenJsonlSource(spec);
+  if (spec.kind == "parquet") return OpenParquetSource(spec);
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown dataset kind '", spec.kind,
-      "' (expected idx, fashion_mnist, cifar10, cifar100, folder, imagenet, jsonl or synthetic)"));
+      "' (expected idx, fashion_mnist, cifar10, cifar100, folder, imagenet, jsonl, parquet or synthetic)"));
 }
 
 }  // namespace cf::data

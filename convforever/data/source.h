@@ -27,8 +27,8 @@
 namespace cf::data {
 
 struct DatasetSpec {
-  std::string kind;   // idx | fashion_mnist (idx + its class names) | cifar10 | cifar100 | folder | imagenet | jsonl | wds | synthetic
-  std::string path;   // directory, file, (jsonl) the .jsonl file, (wds) shard pattern or URL
+  std::string kind;   // idx | fashion_mnist (idx + its class names) | cifar10 | cifar100 | folder | imagenet | jsonl | wds | parquet (parquet_source.h) | synthetic
+  std::string path;   // directory, file, (jsonl) the .jsonl file, (wds, parquet) shard pattern or URL
   std::string split = "train";  // train | val | test ("test" and "val" are the same for idx/cifar)
   int64_t subset = 0;           // > 0: keep this many samples, evenly strided (quick runs)
   // A held-out split by sample key (holdout.h): which part of the data this spec reads, and the

@@ -15,6 +15,8 @@ absl::StatusOr<std::unique_ptr<Source>> OpenSyntheticSource(const DatasetSpec& s
 absl::StatusOr<std::unique_ptr<Source>> OpenFolderSource(const DatasetSpec& spec);
 absl::StatusOr<std::unique_ptr<Source>> OpenImageNetSource(const DatasetSpec& spec);
 absl::StatusOr<std::unique_ptr<Source>> OpenJsonlSource(const DatasetSpec& spec);
+// parquet_source.cc, with DefaultParquetSourceOptions(spec).
+absl::StatusOr<std::unique_ptr<Source>> OpenParquetSource(const DatasetSpec& spec);
 
 }  // namespace cf::data
 

@@ -29,15 +29,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "convforever/data/shard_pattern.h"  // ExpandBraces
 #include "convforever/data/source.h"
 
 struct archive;  // libarchive's opaque reader
 
 namespace cf::data {
-
-// Expands every {a..b} numeric range and {x,y,z} list; error on unbalanced braces or a range
-// that expands to more than 10^6 names.
-absl::StatusOr<std::vector<std::string>> ExpandBraces(const std::string& pattern);
 
 class WdsSource {
  public:

@@ -25,7 +25,7 @@ DEFINE_double(layer_scale_init, 1e-6, "ConvNeXt layer scale init");
 DEFINE_bool(enable_gradient_checkpointing, false, "recompute activations per stage in backward");
 DEFINE_bool(channels_last, false, "NHWC memory format");
 // Data
-DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|synthetic");
+DEFINE_string(data, "fashion_mnist", "fashion_mnist|idx|cifar10|cifar100|folder|imagenet|jsonl|wds|parquet|synthetic (parquet: a Hugging Face dataset's Parquet files: repo folder, file, pattern or URL)");
 DEFINE_string(data_dir, "", "dataset root, file or URL pattern (default per --data)");
 DEFINE_string(eval_data_dir, "", "separate evaluation data location (default: the data's test split)");
 DEFINE_double(eval_fraction, 0, "evaluate on this fraction (0 < F < 1) of --data_dir, held out from "

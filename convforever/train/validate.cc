@@ -23,7 +23,7 @@ absl::Status OneOf(absl::string_view flag, const std::string& value,
 
 absl::Status ValidateData(const TrainerOptions& o) {
   if (absl::Status s = OneOf("data", o.data, {"fashion_mnist", "idx", "cifar10", "cifar100",
-                                              "folder", "imagenet", "jsonl", "wds", "synthetic"});
+                                              "folder", "imagenet", "jsonl", "wds", "parquet", "synthetic"});
       !s.ok()) {
     return s;
   }
