@@ -1,6 +1,7 @@
 // pack: any source -> WebDataset tars read back by wds.h and by the real `webdataset`, and ->
 // Parquet read back by parquet_source.h and by the real `datasets` (testing/hf_datasets_tool.py).
 #include "convforever/data/pack.h"
+#include "convforever/data/test_split.h"
 
 #include <atomic>
 #include <filesystem>
@@ -201,6 +202,29 @@ TEST(PackTest, EncodedFilesToParquetReadBackByteExactByOurSourceAndDatasets) {
     EXPECT_EQ(rows[i][0], absl::BytesToHexString(want[i].encoded)) << i;
     EXPECT_EQ(rows[i][1], want[i].label) << i;
   }
+}
+
+// A packed Hugging Face directory with a test split beside the training one is data with its own
+// test split (the trainer evaluates on it); with only the training split it is not.
+TEST(PackTest, ParquetDirectoryWithATestSplitHasItsOwnTestSplit) {
+  const std::string folder = MakeFolder("pack_split_src");
+  auto source = FolderSource(folder);
+  ASSERT_NE(source, nullptr);
+  PackOptions o;
+  o.out_dir = TempDir("pack_split_pq");
+  o.format = "parquet";
+  ASSERT_TRUE(Pack(*source, o).ok());
+  DatasetSpec spec;
+  spec.kind = "parquet";
+  spec.path = o.out_dir;
+  EXPECT_EQ(OwnTestSplit(spec), "");
+  o.split = "test";
+  ASSERT_TRUE(Pack(*source, o).ok());
+  EXPECT_EQ(OwnTestSplit(spec), "parquet test split of " + o.out_dir);
+  spec.split = "test";
+  auto test = OpenSource(spec);
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ((*test)->size(), 21);
 }
 
 // Parquet rows have keys ("<file>:<row>"): a folder packed whole, then split by key.

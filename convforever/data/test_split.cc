@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/data/parquet_source.h"
 
 namespace cf::data {
 
@@ -29,7 +30,12 @@ std::string OwnTestSplit(const DatasetSpec& spec) {
     const FolderSplits s = FindFolderSplits(spec.path);
     if (s.has_splits()) return "image folder " + s.test;
   }
-  return "";  // jsonl, wds, parquet, a flat folder
+  // A local Hugging Face dataset directory that holds a test split beside the training one.
+  if (k == "parquet" && !IsHttpUrl(spec.path) && std::filesystem::is_directory(spec.path)) {
+    absl::StatusOr<std::vector<std::string>> test = ListParquetFiles(spec.path, "test");
+    if (test.ok() && !test->empty()) return absl::StrCat("parquet test split of ", spec.path);
+  }
+  return "";  // jsonl, wds, parquet files or URLs without a test split, a flat folder
 }
 
 }  // namespace cf::data

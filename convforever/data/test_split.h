@@ -2,10 +2,11 @@
 //
 // IDX (Fashion-MNIST), CIFAR and synthetic data have a test split by construction, ImageNet its
 // val/ folder, and an image folder one when it is laid out as <root>/train/<class>/... beside
-// <root>/val/<class>/... (or test/). A flat image folder, a JSONL list, WebDataset shards and
-// Parquet files have none: the trainer then needs a separate evaluation location or a held-out
+// <root>/val/<class>/... (or test/), a local Hugging Face Parquet directory its test split (the
+// `datasets` layouts of parquet_source.h). A flat image folder, a JSONL list, WebDataset shards and
+// Parquet files or URLs without a test split have none: the trainer then needs a separate evaluation location or a held-out
 // fraction (holdout.h). Pure functions; FindFolderSplits and OwnTestSplit only look at directory
-// names.
+// and file names.
 #ifndef CONVFOREVER_DATA_TEST_SPLIT_H_
 #define CONVFOREVER_DATA_TEST_SPLIT_H_
 
