@@ -1,10 +1,9 @@
 """Shards written by webdataset.TarWriter (PNG + .cls, the way users write them) train in our
 trainer (--data=wds) with the default recipe's flags, and a checkpoint comes out.
 
-The trainer takes integer .cls labels with a --class_list (the class count comes from it).
-Streamed shards have no known epoch length: without --wds_epoch_samples the trainer saw
--1 steps per epoch and looped over empty epochs forever, so the run passes it (and --max_steps),
-under a timeout that turns a hang into a failure.
+The trainer takes integer .cls labels with a --class_list (the class count comes from it), counts
+the shards' samples for its epoch length (nothing to pass), and evaluates on a separate held-out
+shard (--eval_data_dir), written from Fashion-MNIST's test set; a timeout turns a hang into a failure.
 
 Usage: wds_check.py TRAIN_BINARY RECIPE
 """
@@ -23,13 +22,13 @@ FASHION = "/usr/share/datasets/fashion-mnist"
 NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
-def write_shards(out, shards, per_shard):
-    with gzip.open(os.path.join(FASHION, "train-images-idx3-ubyte.gz")) as f:
+def write_shards(out, shards, per_shard, split="train", prefix="shard"):
+    with gzip.open(os.path.join(FASHION, f"{'t10k' if split == 'test' else 'train'}-images-idx3-ubyte.gz")) as f:
         images = f.read()
-    with gzip.open(os.path.join(FASHION, "train-labels-idx1-ubyte.gz")) as f:
+    with gzip.open(os.path.join(FASHION, f"{'t10k' if split == 'test' else 'train'}-labels-idx1-ubyte.gz")) as f:
         labels = f.read()
     for s in range(shards):
-        with wds.TarWriter(os.path.join(out, f"shard-{s:06d}.tar")) as sink:
+        with wds.TarWriter(os.path.join(out, f"{prefix}-{s:06d}.tar")) as sink:
             for j in range(per_shard):
                 i = s * per_shard + j
                 img = Image.frombytes("L", (28, 28), images[16 + i * 784:16 + (i + 1) * 784])
@@ -41,15 +40,18 @@ def main():
     base = common.tmpdir("wds")
     shards = common.tmpdir("wds/shards")
     write_shards(shards, shards=2, per_shard=192)
+    write_shards(shards, shards=1, per_shard=64, split="test", prefix="test")
     class_list = os.path.join(base, "classes.txt")
     with open(class_list, "w") as f:
         f.write("\n".join(NAMES) + "\n")
     pattern = os.path.join(shards, "shard-{000000..000001}.tar")
     run_dir = os.path.join(base, "run")
-    common.run([train_bin, f"--flagfile={recipe}", f"--run_dir={run_dir}", "--data=wds", f"--data_dir={pattern}",
-                f"--eval_data_dir={pattern}", f"--class_list={class_list}", "--wds_epoch_samples=384",
+    _, out = common.run([train_bin, f"--flagfile={recipe}", f"--run_dir={run_dir}", "--data=wds", f"--data_dir={pattern}",
+                f"--eval_data_dir={os.path.join(shards, 'test-000000.tar')}", f"--class_list={class_list}",
                 "--max_steps=4", "--warmup_steps=0"],  # the recipe's 200 warmup steps would not fit in 4
                timeout=300)
+    if "test-000000.tar (--eval_data_dir)" not in out or "(64 images)" not in out:
+        sys.exit(f"FAIL: the evaluation did not read the held-out shard:\n{out[-3000:]}")
     done = glob.glob(os.path.join(run_dir, "checkpoints", "step-*", "DONE"))
     if not done:
         sys.exit(f"FAIL: no complete checkpoint in {run_dir}")
