@@ -6,8 +6,12 @@
 #include <deque>
 #include <mutex>
 
+#include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "convforever/http/headers.h"
+#include "convforever/http/retry.h"
 
 namespace cf::data {
 namespace {
@@ -19,9 +23,18 @@ struct Transfer {
   int attempt = 0;
   Clock::time_point not_before;
   std::string body;
+  http::Headers headers;  // of the last response (a redirect's are replaced by the next one's)
   bool too_big = false;
   CURL* easy = nullptr;
 };
+
+size_t HeaderCb(char* ptr, size_t size, size_t nitems, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const absl::string_view line(ptr, size * nitems);
+  if (absl::StartsWith(line, "HTTP/")) t->headers = http::Headers();  // a new response begins
+  http::AddHeaderLine(line, &t->headers);
+  return size * nitems;
+}
 
 size_t WriteCb(char* ptr, size_t size, size_t nmemb, void* user) {
   auto* pair = static_cast<std::pair<Transfer*, int64_t>*>(user);
@@ -40,11 +53,24 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-bool Retryable(CURLcode rc, long code) {
-  if (rc == CURLE_OK) return code == 408 || code == 429 || code >= 500;
-  return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_COULDNT_CONNECT ||
-         rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING ||
-         rc == CURLE_PARTIAL_FILE || rc == CURLE_COULDNT_RESOLVE_HOST;
+// What one attempt gave, in the terms of convforever/http's retry policy: the response (status
+// and headers, for Retry-After and the other server hints) or the transport error, classified as
+// the HTTP client classifies it (UNAVAILABLE: refused, reset or cut connections; DEADLINE_EXCEEDED:
+// timeouts; anything else is final).
+absl::StatusOr<http::Response> Outcome(CURLcode rc, long code, const Transfer& t) {
+  if (rc == CURLE_OK) {
+    http::Response r;
+    r.status = static_cast<int>(code);
+    r.headers = t.headers;
+    return r;
+  }
+  const std::string what = curl_easy_strerror(rc);
+  if (rc == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(what);
+  if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
+      rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE || rc == CURLE_COULDNT_RESOLVE_HOST) {
+    return absl::UnavailableError(what);
+  }
+  return absl::InternalError(what);
 }
 
 }  // namespace
@@ -61,6 +87,10 @@ std::vector<HttpFetchResult> HttpFetchAll(const std::vector<std::string>& urls,
     cb_data[i] = {&transfers[i], o.max_bytes};
     pending.push_back(i);
   }
+  http::RetryPolicy policy;  // the project's one policy: statuses, transport errors, server hints
+  policy.max_attempts = o.retries + 1;
+  policy.base_delay = absl::Milliseconds(o.backoff_ms);
+  absl::BitGen rng;
   CURLM* multi = curl_multi_init();
   int in_flight = 0;
   size_t done = 0;
@@ -73,11 +103,14 @@ std::vector<HttpFetchResult> HttpFetchAll(const std::vector<std::string>& urls,
       Transfer& t = transfers[i];
       if (t.not_before > now) { pending.push_back(i); continue; }
       t.body.clear();
+      t.headers = http::Headers();
       t.too_big = false;
       t.easy = curl_easy_init();
       curl_easy_setopt(t.easy, CURLOPT_URL, urls[i].c_str());
       curl_easy_setopt(t.easy, CURLOPT_WRITEFUNCTION, WriteCb);
       curl_easy_setopt(t.easy, CURLOPT_WRITEDATA, &cb_data[i]);
+      curl_easy_setopt(t.easy, CURLOPT_HEADERFUNCTION, HeaderCb);
+      curl_easy_setopt(t.easy, CURLOPT_HEADERDATA, &t);
       curl_easy_setopt(t.easy, CURLOPT_PRIVATE, &t);
       curl_easy_setopt(t.easy, CURLOPT_FOLLOWLOCATION, 1L);
       curl_easy_setopt(t.easy, CURLOPT_MAXREDIRS, 10L);
@@ -112,8 +145,10 @@ std::vector<HttpFetchResult> HttpFetchAll(const std::vector<std::string>& urls,
         ++done;
         continue;
       }
-      if (!t->too_big && Retryable(rc, code) && t->attempt <= o.retries) {
-        t->not_before = Clock::now() + std::chrono::milliseconds(o.backoff_ms << (t->attempt - 1));
+      const absl::StatusOr<http::Response> outcome = Outcome(rc, code, *t);
+      if (!t->too_big && t->attempt < policy.max_attempts && http::ShouldRetry(policy, outcome)) {
+        const absl::Duration wait = http::RetryDelay(policy, t->attempt - 1, outcome, absl::Now(), rng);
+        t->not_before = Clock::now() + absl::ToChronoNanoseconds(wait);
         pending.push_back(t->index);
         continue;
       }

@@ -2,14 +2,17 @@
 // (JSONL records with a url, WebDataset shards over http).
 //
 // FetchAll downloads many URLs with up to `max_in_flight` transfers at once; each gets a total
-// timeout, and transient failures (connection errors, timeouts, HTTP 408/429/5xx) are retried
-// with exponential backoff up to `retries` times. Other 4xx answers (404, 403) are final at once.
+// timeout, and transient failures are retried up to `retries` times by convforever/http's retry
+// policy (retry.h: connection errors, timeouts, HTTP 408/409/429/5xx; the wait is the server's
+// hint when it gives one (Retry-After, retry-after-ms, rate-limit headers), else exponential
+// backoff from `backoff_ms` with jitter). Other 4xx answers (404, 403) are final at once.
 // A result is either the body or a status naming the URL, the last HTTP code or curl error, and
 // the number of attempts. Redirects are followed (Hugging Face `resolve` URLs answer 302).
 // Thread-safe: each call uses its own multi handle.
 //
-// This is an internal stop-gap inside convforever/data; the project's general client is
-// convforever/http, which may replace it.
+// It stays on its own multi handle rather than http::MultiClient for the per-body size cap
+// (`max_bytes`), which a URL image list needs and MultiClient does not have; errors name the URL
+// redacted (http::RedactUrl).
 #ifndef CONVFOREVER_DATA_HTTP_FETCH_H_
 #define CONVFOREVER_DATA_HTTP_FETCH_H_
 

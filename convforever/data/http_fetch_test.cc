@@ -27,7 +27,8 @@ namespace {
 
 // Routes: /img/<n>.png (200, a PNG), /missing (404), /always500 (500), /flaky/<k>/<name> (503 for
 // the first k requests of that path, then a PNG), /slow (answers after 3 s), /redirect (302 to
-// /img/1.png). One thread per connection; all joined by the destructor.
+// /img/1.png), /limited/<name> (429 with "Retry-After: 1" the first time, then a PNG). Arrival
+// times are recorded per path. One thread per connection; all joined by the destructor.
 class TestServer {
  public:
   TestServer() {
@@ -63,6 +64,10 @@ class TestServer {
     std::lock_guard<std::mutex> lock(mu_);
     return hits_[path];
   }
+  std::vector<std::chrono::steady_clock::time_point> Arrivals(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return arrivals_[path];
+  }
 
  private:
   void AcceptLoop() {
@@ -89,6 +94,7 @@ class TestServer {
     {
       std::lock_guard<std::mutex> lock(mu_);
       hit = ++hits_[path];
+      arrivals_[path].push_back(std::chrono::steady_clock::now());
       if (auto it = files_.find(path); it != files_.end()) {
         have_file = true;
         body = it->second;
@@ -111,6 +117,13 @@ class TestServer {
       if (hit <= k) code = 503; else body = *EncodePng(testing::PatternImage(12, 10, 3, 7));
     } else if (path == "/slow") {
       for (int i = 0; i < 30 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } else if (absl::StartsWith(path, "/limited/")) {
+      if (hit == 1) {
+        code = 429;
+        extra = "Retry-After: 1\r\n";
+      } else {
+        body = *EncodePng(testing::PatternImage(12, 10, 3, 5));
+      }
     } else if (path == "/redirect") {
       code = 302;
       extra = "Location: /img/1.png\r\n";
@@ -136,6 +149,7 @@ class TestServer {
   std::mutex mu_;
   std::vector<std::thread> conns_;
   std::map<std::string, int> hits_;
+  std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> arrivals_;
   std::map<std::string, std::string> files_;
 };
 
@@ -168,6 +182,23 @@ TEST(HttpFetchTest, RetriesTransientFailuresOnlyAndReportsTheUrl) {
   EXPECT_FALSE(r[4].body.ok());  // timed out every time
   EXPECT_EQ(r[4].attempts, 3);
   ASSERT_TRUE(r[5].body.ok()) << r[5].body.status();
+}
+
+// The server's Retry-After is honoured (the project's retry policy), not the 10 ms backoff; a URL's
+// credentials never reach an error message.
+TEST(HttpFetchTest, RetryAfterIsHonouredAndErrorsAreRedacted) {
+  TestServer server;
+  const std::string limited = "/limited/a";
+  auto r = HttpFetchAll({server.Url(limited), server.Url("/missing?token=s3cret")}, FastOptions());
+  ASSERT_TRUE(r[0].body.ok()) << r[0].body.status();
+  EXPECT_EQ(r[0].attempts, 2);
+  const auto arrivals = server.Arrivals(limited);
+  ASSERT_EQ(arrivals.size(), 2u);
+  EXPECT_GE(arrivals[1] - arrivals[0], std::chrono::milliseconds(990));  // Retry-After: 1
+  ASSERT_FALSE(r[1].body.ok());
+  const std::string message(r[1].body.status().message());
+  EXPECT_EQ(message.find("s3cret"), std::string::npos) << message;
+  EXPECT_NE(message.find("/missing"), std::string::npos) << message;
 }
 
 TEST(HttpFetchTest, ManyInFlightAndOversizedBodies) {
