@@ -4,6 +4,7 @@
 // restores the parts. This class builds them and does the mechanics of a micro-batch (to the
 // device, forward, loss scaling, backward) and of evaluation; the rest it hands to one class
 // each and forwards to:
+//   run_data.h           the training and evaluation loaders, the held-out set, class names;
 //   distributed_setup.h  joining the ranks, the initial broadcast, how gradients travel, AnyRank;
 //   optimizer_step.h     one optimizer step (sync, unscale, skip, reduce, clip, step, EMA, DiLoCo);
 //   run_recorder.h       metrics records, the progress line, the Hub uploader, comm byte counts.
