@@ -317,7 +317,10 @@ int64_t Loader::batches_in_epoch(int64_t epoch) const {
 }
 
 int64_t Loader::num_samples() const {
-  if (stream_) return spec_.wds_epoch_samples > 0 ? spec_.wds_epoch_samples * opts_.world_size : -1;
+  if (stream_) {
+    if (!opts_.train) return stream_eval_samples_;
+    return spec_.wds_epoch_samples > 0 ? spec_.wds_epoch_samples * opts_.world_size : -1;
+  }
   return subset_map_.empty() ? source_->size() : static_cast<int64_t>(subset_map_.size());
 }
 

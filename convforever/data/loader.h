@@ -30,7 +30,8 @@
 // DatasetSpec::wds_epoch_samples, else wds_train_samples / world_size, else the shards' count
 // (wds_count.h); a rank whose shards run out first cycles through them again. An evaluation
 // stream (`train` false) reads this rank's shards once, in order, and yields every sample of its
-// holdout part once; its batches_per_epoch() and num_samples() are -1 (unknown), and Next()
+// holdout part once; its batches_per_epoch() is -1 (unknown), num_samples() is the set's size
+// over all ranks, counted at creation like a training stream's (wds_count.h, cached), and Next()
 // returns nullopt after its last batch.
 #ifndef CONVFOREVER_DATA_LOADER_H_
 #define CONVFOREVER_DATA_LOADER_H_
@@ -209,6 +210,7 @@ class Loader {
   std::map<int64_t, Produced> ready_;
   std::map<int64_t, std::vector<FetchResult>> raw_;  // stream batches cut by the feeder, not yet built
   int64_t stream_total_ = -1;                        // batches the feeder cut this epoch, once done
+  int64_t stream_eval_samples_ = -1;                 // an evaluation stream's counted size, all ranks
   std::thread feeder_;
   std::atomic<bool> feeder_cancel_{false};
   bool stop_ = false;

@@ -34,7 +34,15 @@ absl::StatusOr<std::unique_ptr<Loader>> Loader::CreateStream(const DatasetSpec& 
                                                      ") are fewer than world_size ", o.world_size));
     }
   }
+  // An evaluation stream reads its shards once; its size (all ranks) is counted the same way,
+  // so the log and the eval count can name it.
+  int64_t eval_samples = -1;
+  if (!o.train) {
+    ASSIGN_OR_RETURN(WdsTrainSamples total, ResolveWdsTrainSamples(*stream, o.should_stop, "evaluation"));
+    eval_samples = total.samples;
+  }
   std::unique_ptr<Loader> loader(new Loader(nullptr, std::move(stream), {}, o, s));
+  loader->stream_eval_samples_ = eval_samples;
   if (loader->MakePlan(0)->num_batches == 0) {
     return absl::InvalidArgumentError("wds_epoch_samples smaller than one batch with drop_last");
   }

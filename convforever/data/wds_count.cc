@@ -114,13 +114,14 @@ std::string WdsCountCacheDir() {
 }
 
 absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
-                                                       const std::function<bool()>& should_stop) {
+                                                       const std::function<bool()>& should_stop,
+                                                       const std::string& what) {
   const DatasetSpec& spec = source.spec();
   WdsTrainSamples out;
   if (spec.wds_train_samples > 0) {
     out.samples = spec.wds_train_samples;
     out.how = "given";
-    LOG(INFO) << "wds: " << out.samples << " training samples (given)";
+    LOG(INFO) << "wds: " << out.samples << " " << what << " samples (given)";
     return out;
   }
   absl::StatusOr<std::string> key = CacheKeyText(source, spec);
@@ -136,7 +137,7 @@ absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
         j.contains("samples") && j["samples"].is_number_integer() && j["samples"].get<int64_t>() >= 0) {
       out.samples = j["samples"].get<int64_t>();
       out.how = "from cache";
-      LOG(INFO) << "wds: " << out.samples << " training samples (from cache " << out.cache_file << ")";
+      LOG(INFO) << "wds: " << out.samples << " " << what << " samples (from cache " << out.cache_file << ")";
       return out;
     }
     LOG(WARNING) << "wds: ignoring unreadable sample count cache " << out.cache_file << "; counting again";
@@ -153,7 +154,7 @@ absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
                  << n->first_failure.message() << "); the count is not cached";
     out.how = absl::StrCat("counted, ", n->failed_shards, " shard(s) unreadable");
     out.cache_file.clear();
-    LOG(INFO) << "wds: " << out.samples << " training samples (" << out.how << ")";
+    LOG(INFO) << "wds: " << out.samples << " " << what << " samples (" << out.how << ")";
     return out;
   }
   const nlohmann::json record = {{"samples", out.samples},
@@ -164,7 +165,7 @@ absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
   fs::create_directories(WdsCountCacheDir(), ec);
   absl::Status written = base::WriteFileAtomically(out.cache_file, record.dump() + "\n");
   if (!written.ok()) LOG(WARNING) << "wds: sample count not cached: " << written;
-  LOG(INFO) << "wds: " << out.samples << " training samples (counted in "
+  LOG(INFO) << "wds: " << out.samples << " " << what << " samples (counted in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() << " s"
             << (written.ok() ? ", cached in " + out.cache_file : "") << ")";
   return out;

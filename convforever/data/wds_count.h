@@ -37,8 +37,10 @@ struct WdsTrainSamples {
 
 // `should_stop` (may be empty) is polled while counting; when it turns true the count is
 // abandoned with CANCELLED.
+// `what` names the set in the log line ("wds: N training samples (counted ...)").
 absl::StatusOr<WdsTrainSamples> ResolveWdsTrainSamples(const WdsSource& source,
-                                                       const std::function<bool()>& should_stop = {});
+                                                       const std::function<bool()>& should_stop = {},
+                                                       const std::string& what = "training");
 
 // The directory cache files go to (not created).
 std::string WdsCountCacheDir();
