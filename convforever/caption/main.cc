@@ -20,6 +20,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
+#include "convforever/base/cli_help.h"
 #include "convforever/base/signals.h"
 #include "convforever/caption/categories.h"
 #include "convforever/caption/classifier.h"
@@ -90,7 +91,9 @@ absl::StatusOr<std::string> ReadApiKey() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("label caption records with an LLM: classify --input X.jsonl --output Y.jsonl");
+  constexpr char kUsage[] = "label caption records with an LLM: classify --input X.jsonl --output Y.jsonl";
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/caption/main.cc")) return 0;
+  gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convforever/base/cli_help.h"
 #include "convforever/data/pack.h"
 #include "convforever/data/source.h"
 #include "gflags/gflags.h"
@@ -60,8 +61,10 @@ absl::StatusOr<cf::data::PackSummary> Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("packs a dataset into WebDataset or Parquet shards.\n"
-                          "  pack --data=KIND [--data_dir=...] --out=DIR --format=wds|parquet [--shard_size=N]");
+  constexpr char kUsage[] = "packs a dataset into WebDataset or Parquet shards.\n"
+                            "  pack --data=KIND [--data_dir=...] --out=DIR --format=wds|parquet [--shard_size=N]";
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/data/pack_main.cc")) return 0;
+  gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc > 1) {
     std::fprintf(stderr, "pack: unexpected argument '%s' (flags look like --name=value)\n", argv[1]);

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/base/cli_help.h"
 #include "convforever/hub/hub_client.h"
 #include "convforever/hub/upload_folder.h"
 #include "gflags/gflags.h"
@@ -72,6 +73,7 @@ int Upload(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/hub/main.cc")) return 0;
   gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   google::InitGoogleLogging(argv[0]);

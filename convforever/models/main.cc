@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "absl/status/status.h"
+#include "convforever/base/cli_help.h"
 #include "convforever/models/interop.h"
 #include "convforever/models/registry.h"
 #include "gflags/gflags.h"
@@ -59,7 +60,9 @@ absl::Status Run(const std::string& command, const std::string& model) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("models [export|forward NAME --flags]");
+  constexpr char kUsage[] = "models [export|forward NAME --flags]";
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/models/main.cc")) return 0;
+  gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   if (argc == 1) {
     PrintRegistry();

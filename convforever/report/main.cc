@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "convforever/base/cli_help.h"
 #include "convforever/report/report.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
@@ -23,6 +24,7 @@ constexpr char kUsage[] = "usage: report RUN_DIR... | SWEEP_DIR [--out FILE.html
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/report/main.cc")) return 0;
   gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   google::InitGoogleLogging(argv[0]);

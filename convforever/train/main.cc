@@ -11,6 +11,7 @@
 #include "convforever/train/flags_config.h"
 #include "convforever/train/lr_finder.h"
 #include "convforever/train/trainer.h"
+#include "convforever/base/cli_help.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -351,12 +352,51 @@ int FindLearningRate(const cf::train::TrainerOptions& options) {
   return 0;
 }
 
+// `train --help`: the flags in the README's groups.
+const std::vector<cf::base::FlagGroup>& HelpGroups() {
+  static const auto* groups = new std::vector<cf::base::FlagGroup>{
+      {"Model", {"model", "depth", "widths", "width_multiplier", "stem_stride", "drop_path_rate",
+       "layer_scale_init", "enable_gradient_checkpointing", "channels_last"}},
+      {"Data", {"data", "data_dir", "eval_data_dir", "eval_fraction", "eval_cache_mb", "class_list",
+       "train_samples", "wds_epoch_samples", "subset", "synthetic_samples", "synthetic_classes",
+       "image_size", "channels", "crop_pct", "progressive_resize", "num_workers",
+       "prefetch_batches"}},
+      {"Augmentation", {"random_crop_padding", "random_resized_crop", "hflip", "color_jitter",
+       "randaugment", "random_erasing", "mixup", "cutmix", "mixup_prob", "mixup_switch_prob",
+       "label_smoothing"}},
+      {"Optimization", {"optimizer", "lr", "min_lr", "weight_decay", "beta1", "beta2", "eps",
+       "momentum", "nesterov", "layer_decay", "lr_scheduler_type", "warmup_epochs", "warmup_steps",
+       "onecycle_pct_start", "onecycle_div_factor", "onecycle_final_div_factor",
+       "step_decay_epochs", "step_decay_rate", "micro_batch_size", "gradient_accumulation_steps",
+       "epochs", "max_steps", "gradient_clipping", "ema_decay", "ema_warmup_gamma",
+       "ema_warmup_power", "ema_warmup_steps", "precision", "max_nonfinite_steps",
+       "deepspeed_config"}},
+      {"Fine-tuning and evaluation", {"init_from", "eval_only", "checkpoint", "eval_ema"}},
+      {"LR range test", {"lr_finder", "lr_finder_steps", "lr_finder_start_lr", "lr_finder_end_lr"}},
+      {"Run", {"run_dir", "run_name", "log_every_steps", "eval_every_steps",
+       "checkpoint_every_steps", "keep_checkpoints", "resume", "seed", "threads", "device",
+       "tensorboard", "trackio_project", "hub_repo", "upload_every", "hub_private"}},
+      {"Distributed", {"dist_backend", "dist_timeout_s", "zero_stage", "zero_offload_optimizer"}},
+      {"Slow links", {"sync", "powersgd_rank", "powersgd_start_iter", "powersgd_warm_start",
+       "powersgd_min_compression_rate", "powersgd_error_feedback", "diloco_inner_steps",
+       "diloco_outer_lr", "diloco_outer_momentum", "diloco_outer_nesterov", "diloco_dtype",
+       "diloco_int8_chunk", "diloco_fragments", "diloco_overlap", "dist_link_mbps",
+       "dist_link_latency_ms"}},
+      {"Planning (--estimate)", {"estimate", "gpu", "gpus", "price_per_hour", "gpu_table",
+       "samples", "eval_samples", "depths", "calibrate", "calibrate_steps", "calibrate_gpu",
+       "link_gbps", "utilization", "format", "estimate_json"}},
+  };
+  return *groups;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  constexpr char kUsage[] =
       "trains an image classifier.\n  tools/cf train [--recipe=NAME] [--flag=value ...]\n"
-      "Recipes are flagfiles in convforever/train/recipes/ (--flagfile=...).");
+      "Recipes are flagfiles in convforever/train/recipes/ (--flagfile=...).";
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/train/main.cc", HelpGroups())) return 0;
+  gflags::SetUsageMessage(kUsage);
   gflags::ParseCommandLineFlags(&argc, &argv, /*remove_flags=*/true);
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
