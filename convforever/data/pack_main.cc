@@ -25,13 +25,11 @@ DEFINE_string(prefix, "", "wds shard name prefix (default: the split)");
 
 namespace {
 
-constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
-
 absl::StatusOr<cf::data::PackSummary> Run() {
   if (FLAGS_out.empty()) return absl::InvalidArgumentError("--out is required");
   cf::data::DatasetSpec spec;
   spec.kind = FLAGS_data;
-  spec.path = FLAGS_data_dir.empty() && FLAGS_data == "fashion_mnist" ? kFashionMnistDir : FLAGS_data_dir;
+  spec.path = FLAGS_data_dir.empty() && FLAGS_data == "fashion_mnist" ? cf::data::kFashionMnistDir : FLAGS_data_dir;
   spec.split = FLAGS_split;
   spec.class_list_path = FLAGS_class_list;
   spec.num_classes = FLAGS_num_classes;

@@ -26,6 +26,9 @@
 
 namespace cf::data {
 
+// Where Debian's fashion-mnist package puts the dataset: --data=fashion_mnist's default location.
+inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
+
 struct DatasetSpec {
   std::string kind;   // idx | fashion_mnist (idx + its class names) | cifar10 | cifar100 | folder | imagenet | jsonl | wds | parquet (parquet_source.h) | synthetic
   std::string path;   // directory, file, (jsonl) the .jsonl file, (wds, parquet) shard pattern or URL

@@ -11,8 +11,6 @@
 namespace cf::train {
 namespace {
 
-constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
-
 absl::StatusOr<std::vector<data::ProgressiveStage>> ParseProgressive(const std::string& text) {
   std::vector<data::ProgressiveStage> stages;
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
@@ -35,7 +33,7 @@ data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
   data::DatasetSpec spec;
   spec.kind = o.data;
   spec.path = o.data_dir;
-  if (o.data == "fashion_mnist" && spec.path.empty()) spec.path = kFashionMnistDir;
+  if (o.data == "fashion_mnist" && spec.path.empty()) spec.path = data::kFashionMnistDir;
   if (!train && !o.eval_data_dir.empty()) spec.path = o.eval_data_dir;
   spec.split = train ? "train" : "test";
   spec.subset = train ? o.subset : 0;
