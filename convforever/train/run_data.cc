@@ -103,11 +103,15 @@ absl::StatusOr<RunData> BuildRunData(const TrainerOptions& options, int rank, in
   ASSIGN_OR_RETURN(data::LoaderOptions train_opts, MakeLoaderOptions(options, /*train=*/true));
   train_opts.rank = rank;
   train_opts.world_size = world_size;
+  // Several ranks stop together at a step all of them agree on (RunSetup::AnyRank); a loader that
+  // gave up on its own at a signal would leave this rank out of that step's checkpoint.
+  if (world_size > 1) train_opts.should_stop = nullptr;
   ASSIGN_OR_RETURN(d.train, data::Loader::Create(train_spec, train_opts));
   ASSIGN_OR_RETURN(data::LoaderOptions eval_opts, MakeLoaderOptions(options, /*train=*/false));
   eval_opts.channels = d.train->channels();
   eval_opts.rank = rank;  // each rank evaluates its part; the evaluation sums the counts
   eval_opts.world_size = world_size;
+  if (world_size > 1) eval_opts.should_stop = nullptr;
   ASSIGN_OR_RETURN(d.eval, data::Loader::Create(eval_spec, eval_opts));
   RETURN_IF_ERROR(CheckSameClasses(*d.train, *d.eval, eval_what));
   const int64_t eval_n = d.eval->num_samples();
