@@ -137,10 +137,11 @@ std::string HelpText() {
   estimate [--recipe=NAME] [flags...]   GPU-hours, dollars and per-GPU memory of a run
   preflight [--recipe=NAME] [flags...] [--hostfile F]
                                         the checks before paying for GPUs; one table, non-zero on failure
-  launch -n N [--master_port P] -- [--recipe=NAME] [trainer flags...]
-                                        N local ranks with torchrun's variables, output prefixed [rank K];
-                                        on several hosts, start one container per host with RANK,
-                                        WORLD_SIZE, MASTER_ADDR, MASTER_PORT set and run `train`
+  launch -n N [--nnodes K --node_rank I --master_addr HOST --master_port P] -- [--recipe=NAME] [flags...]
+                                        N ranks here with torchrun's variables, output prefixed [rank K];
+                                        several nodes: one container per node, the same command with
+                                        its --node_rank (or set RANK, WORLD_SIZE, MASTER_ADDR,
+                                        MASTER_PORT per container and run `train`)
   classify [flags...]                   label captions with an LLM (OpenAI-compatible endpoint)
   hub upload PATH --repo ORG/NAME | hub whoami
                                         the Hugging Face Hub (token from HF_TOKEN or a mounted file)

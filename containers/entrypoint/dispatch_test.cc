@@ -140,6 +140,21 @@ TEST(LocalLaunch, RanksGetTorchrunsVariablesAndPrefixedOutput) {
   EXPECT_THAT(r.out, HasSubstr("[rank 0] no-newline\n"));
 }
 
+TEST(LocalLaunch, SecondNodeOfTwoNumbersItsRanksAfterTheFirstNodes) {
+  CfRun r = RunCf("launch -n 2 --nnodes=2 --node_rank=1 --master_addr=10.0.0.5 --master_port 29500 -- "
+                  "/bin/sh -c 'echo \"rank=$RANK of $WORLD_SIZE local=$LOCAL_RANK/$LOCAL_WORLD_SIZE "
+                  "node=$GROUP_RANK at $MASTER_ADDR:$MASTER_PORT\"'");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("[rank 0] rank=2 of 4 local=0/2 node=1 at 10.0.0.5:29500"));
+  EXPECT_THAT(r.out, HasSubstr("[rank 1] rank=3 of 4 local=1/2 node=1 at 10.0.0.5:29500"));
+  CfRun no_master = RunCf("launch -n 2 --nnodes=2 --node_rank=1 -- /bin/true");
+  EXPECT_EQ(no_master.code, 2);
+  EXPECT_THAT(no_master.out, HasSubstr("--nnodes > 1 needs --master_addr and --master_port"));
+  CfRun past = RunCf("launch --nnodes=2 --node_rank=2 --master_addr=h --master_port=1 -- /bin/true");
+  EXPECT_EQ(past.code, 2);
+  EXPECT_THAT(past.out, HasSubstr("--node_rank 2 is not below --nnodes 2"));
+}
+
 TEST(LocalLaunch, AFailedRankStopsTheOthersAndGivesItsCode) {
   // Rank 1 fails at once; rank 0 would print "finished" after a minute unless it is stopped, and
   // says so when SIGTERM (not the later SIGKILL) reaches it.

@@ -74,19 +74,22 @@ int ExitCode(int status) {
 }
 
 // The child side of fork(): environment, output, exec. Never returns.
-[[noreturn]] void ExecRank(const LaunchOptions& o, int rank, int port, int write_fd) {
+[[noreturn]] void ExecRank(const LaunchOptions& o, int local_rank, int port, int write_fd) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   setpgid(0, 0);  // a group per rank, so a stop reaches what the rank started too
   dup2(write_fd, STDOUT_FILENO);
   dup2(write_fd, STDERR_FILENO);
   close(write_fd);
-  const std::string r = std::to_string(rank), w = std::to_string(o.nprocs), p = std::to_string(port);
-  setenv("RANK", r.c_str(), 1);
-  setenv("LOCAL_RANK", r.c_str(), 1);
-  setenv("WORLD_SIZE", w.c_str(), 1);
-  setenv("LOCAL_WORLD_SIZE", w.c_str(), 1);
-  setenv("GROUP_RANK", "0", 1);
-  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  const std::string rank = std::to_string(o.node_rank * o.nprocs + local_rank);
+  const std::string local = std::to_string(local_rank), world = std::to_string(o.nnodes * o.nprocs);
+  const std::string local_world = std::to_string(o.nprocs), group = std::to_string(o.node_rank);
+  const std::string p = std::to_string(port);
+  setenv("RANK", rank.c_str(), 1);
+  setenv("LOCAL_RANK", local.c_str(), 1);
+  setenv("WORLD_SIZE", world.c_str(), 1);
+  setenv("LOCAL_WORLD_SIZE", local_world.c_str(), 1);
+  setenv("GROUP_RANK", group.c_str(), 1);
+  setenv("MASTER_ADDR", o.master_addr.empty() ? "127.0.0.1" : o.master_addr.c_str(), 1);
   setenv("MASTER_PORT", p.c_str(), 1);
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(o.program.c_str()));
@@ -115,19 +118,37 @@ absl::Status ParseLaunchArgs(const std::vector<std::string>& args, LaunchOptions
     } else if (i + 1 < args.size()) {
       value = args[i + 1];
     }
+    if (name == "--master_addr") {
+      if (value.empty()) return absl::InvalidArgumentError("launch: --master_addr needs a host");
+      o->master_addr = value;
+      if (eq == std::string::npos) ++i;
+      continue;
+    }
     int* target = nullptr;
     if (name == "-n" || name == "--nproc_per_node" || name == "--nprocs") target = &o->nprocs;
     if (name == "--master_port") target = &o->master_port;
+    if (name == "--nnodes") target = &o->nnodes;
+    if (name == "--node_rank") target = &o->node_rank;
     if (target == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(
           "launch: unknown option '", args[i],
-          "' (have -n N, --master_port P; the trainer's flags go after --; several hosts: one "
-          "container per host with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set, running train)"));
+          "' (have -n N, --master_port P, --nnodes K, --node_rank I, --master_addr HOST; the "
+          "trainer's flags go after --)"));
     }
-    if (!absl::SimpleAtoi(value, target) || *target < (target == &o->nprocs ? 1 : 0)) {
+    const int least = (target == &o->nprocs || target == &o->nnodes) ? 1 : 0;
+    if (!absl::SimpleAtoi(value, target) || *target < least) {
       return absl::InvalidArgumentError(absl::StrCat("launch: ", name, " needs a number, got '", value, "'"));
     }
     if (eq == std::string::npos) ++i;
+  }
+  if (o->nnodes > 1 && (o->master_addr.empty() || o->master_port == 0)) {
+    return absl::InvalidArgumentError(
+        "launch: --nnodes > 1 needs --master_addr and --master_port (the same on every node: node 0's "
+        "address and a port open between the nodes)");
+  }
+  if (o->node_rank >= o->nnodes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("launch: --node_rank ", o->node_rank, " is not below --nnodes ", o->nnodes));
   }
   return absl::OkStatus();
 }

@@ -20,9 +20,13 @@
 # Exit codes: the failed rank's code; 2 for a usage or hostfile error; 130/143 when interrupted.
 set -uo pipefail
 
-usage() {
-  sed -n '2,/^# Exit codes/p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+usage() {  # usage [exit code]: --help prints it on stdout and exits 0, a usage error on stderr with 2
+  if [[ "${1:-2}" == 0 ]]; then
+    sed -n '2,/^# Exit codes/p' "$0" | sed 's/^# \{0,1\}//'
+  else
+    sed -n '2,/^# Exit codes/p' "$0" | sed 's/^# \{0,1\}//' >&2
+  fi
+  exit "${1:-2}"
 }
 die() {
   echo "tools/launch: $*" >&2
@@ -51,7 +55,7 @@ while [[ $# -gt 0 ]]; do
     --dry_run) dry_run=1; shift ;;
     --master_addr) master_addr="${2:-}"; shift 2 || usage ;;
     --master_port) master_port="${2:-}"; shift 2 || usage ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     --) shift; break ;;
     *) die "unknown option '$1' (the command goes after --; see tools/launch --help)" ;;
   esac

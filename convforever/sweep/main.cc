@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "convforever/base/cli_help.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/sweep/plan.h"
 #include "convforever/sweep/plan_report.h"
@@ -90,10 +91,12 @@ absl::StatusOr<cf::sweep::SweepPlan> Prepare(const cf::sweep::SweepOptions& opti
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage(
+  constexpr char kUsage[] =
       "trains one run per row of a sweep table.\n  tools/cf sweep FILE.csv [--recipe=NAME] "
       "[--out DIR] [--parallel N | --launch \"-n 2\" | --slurm] [--dry_run] "
-      "[--scale_column COL=FACTOR] [-- trainer flags for every row]");
+      "[--scale_column COL=FACTOR] [-- trainer flags for every row]";
+  if (cf::base::PrintHelpIfAsked(argc, argv, kUsage, "convforever/sweep/main.cc")) return 0;
+  gflags::SetUsageMessage(kUsage);
   // Everything after the first "--" belongs to the trainer; gflags never sees it.
   std::vector<std::string> overrides;
   int own = argc;

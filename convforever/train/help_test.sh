@@ -18,6 +18,7 @@ check convforever/data/pack format >/dev/null
 check convforever/hub/hub repo >/dev/null
 check convforever/models/models weights >/dev/null
 check convforever/report/report out >/dev/null
+check convforever/sweep/sweep parallel >/dev/null
 train=$(check convforever/train/train lr)
 grep -q "^Other flags:" <<<"$train" && { echo "FAIL: train flags outside the README's groups:"; sed -n '/^Other flags:/,$p' <<<"$train"; fail=1; }
 for group in Model Data Augmentation Optimization "Slow links" "Planning (--estimate)"; do
@@ -25,5 +26,9 @@ for group in Model Data Augmentation Optimization "Slow links" "Planning (--esti
 done
 # -h works too, and a flag after -- is not a request for help.
 convforever/train/train -h >/dev/null 2>&1 || { echo "FAIL: train -h"; fail=1; }
+# The container image's entrypoint: its help, and a command's help is the command's own.
+containers/entrypoint/cf help | grep -q "^  preflight" || { echo "FAIL: cf help does not list preflight"; fail=1; }
+CF_BIN_DIR="$PWD/convforever/sweep" containers/entrypoint/cf sweep --help | grep -q -- "--parallel (" \
+  || { echo "FAIL: cf sweep --help is not sweep's own help"; fail=1; }
 [ "$fail" -eq 0 ] && echo "PASS"
 exit "$fail"
