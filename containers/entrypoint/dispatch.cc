@@ -63,13 +63,6 @@ absl::StatusOr<std::vector<std::string>> RecipeArgs(const std::vector<std::strin
   return out;
 }
 
-bool HasFlag(const std::vector<std::string>& args, const std::string& name) {
-  for (const std::string& a : args) {
-    if (a == "--" + name || absl::StartsWith(a, "--" + name + "=")) return true;
-  }
-  return false;
-}
-
 std::vector<std::string> Tail(const std::vector<std::string>& args) {
   return std::vector<std::string>(args.begin() + 1, args.end());
 }
@@ -87,10 +80,6 @@ absl::StatusOr<Plan> PlanTrainer(const TrainerCommand& command, const std::vecto
   absl::StatusOr<std::vector<std::string>> recipe = RecipeArgs(args, paths);
   if (!recipe.ok()) return recipe.status();
   plan.args.insert(plan.args.end(), recipe->begin(), recipe->end());
-  // The estimator's GPU table is a relative path by default (the checkout's); the image's is here.
-  if (std::string(command.name) == "estimate" && !HasFlag(args, "gpu_table")) {
-    plan.args.push_back("--gpu_table=" + paths.share_dir + "/gpus.csv");
-  }
   return plan;
 }
 
@@ -156,7 +145,7 @@ std::string HelpText() {
 
 `<command> --help` prints that command's own flags. Volumes: /data (inputs), /runs (run dirs; the
 default --run_dir runs/NAME lands there), /cache/huggingface (HF_HOME). Secrets come from the
-environment (HF_TOKEN, OPENAI_API_KEY, ...) or mounted files, never from flags.
+environment (HF_TOKEN, OPENROUTER_API_KEY) or mounted files (--api_key_file, HF_TOKEN_PATH), never flags.
 )";
 }
 

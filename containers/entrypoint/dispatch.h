@@ -5,8 +5,10 @@
 // arguments (a pure function of the arguments and the image's paths, tested without an image).
 //
 // Layout it expects (containers/image/ builds it): the binaries in `bin_dir` (train, classify,
-// hub, models, report, sweep, pack and this one, `cf`), the recipes' gflags flagfiles in
-// `recipes_dir` (NAME.flags), and `share_dir` with gpus.csv (the estimator's GPU table).
+// hub, models, report, sweep, pack and this one, `cf`) and the recipes' gflags flagfiles in
+// `recipes_dir` (NAME.flags). The image's working directory is laid out like a checkout's root
+// for the files the programs read by relative path (the recipes, the 50 categories, the GPU
+// table), so their defaults hold there too.
 #ifndef CONVFOREVER_CONTAINERS_ENTRYPOINT_DISPATCH_H_
 #define CONVFOREVER_CONTAINERS_ENTRYPOINT_DISPATCH_H_
 
@@ -19,8 +21,7 @@ namespace cf::entrypoint {
 
 struct Paths {
   std::string bin_dir;      // /opt/convforever/bin in the image
-  std::string recipes_dir;  // /opt/convforever/recipes
-  std::string share_dir;    // /opt/convforever/share
+  std::string recipes_dir;  // /opt/convforever/convforever/train/recipes
 };
 
 // What to do for one invocation.

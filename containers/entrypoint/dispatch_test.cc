@@ -17,7 +17,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-Paths TestPaths() { return {"/img/bin", "convforever/train/recipes", "/img/share"}; }
+Paths TestPaths() { return {"/img/bin", "convforever/train/recipes"}; }
 
 TEST(PlanCommand, TrainPutsTheRecipeFirstSoFlagsOverrideIt) {
   auto plan = PlanCommand({"train", "--recipe=fashion_mnist_cnn", "--max_steps=3"}, TestPaths());
@@ -43,11 +43,7 @@ TEST(PlanCommand, ModesOfTheTrainer) {
                                       "--checkpoint=best"));
   auto estimate = PlanCommand({"estimate", "--recipe=convforever_depth"}, TestPaths());
   ASSERT_TRUE(estimate.ok());
-  EXPECT_THAT(estimate->args, ElementsAre("--estimate", "--flagfile=convforever/train/recipes/convforever_depth.flags",
-                                          "--gpu_table=/img/share/gpus.csv"));
-  auto own_table = PlanCommand({"estimate", "--gpu_table=/data/g.csv"}, TestPaths());
-  ASSERT_TRUE(own_table.ok());
-  EXPECT_THAT(own_table->args, ::testing::Not(::testing::Contains(HasSubstr("/img/share"))));
+  EXPECT_THAT(estimate->args, ElementsAre("--estimate", "--flagfile=convforever/train/recipes/convforever_depth.flags"));
   auto preflight = PlanCommand({"preflight", "--hostfile=/data/hosts"}, TestPaths());
   ASSERT_TRUE(preflight.ok());
   EXPECT_EQ(preflight->args.front(), "--preflight");

@@ -25,8 +25,7 @@ cf::entrypoint::Paths ImagePaths() {
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   const std::string bin = ec ? std::string("/opt/convforever/bin") : exe.parent_path().string();
   const std::string prefix = std::filesystem::path(bin).parent_path().string();
-  return {EnvOr("CF_BIN_DIR", bin), EnvOr("CF_RECIPES_DIR", prefix + "/recipes"),
-          EnvOr("CF_SHARE_DIR", prefix + "/share")};
+  return {EnvOr("CF_BIN_DIR", bin), EnvOr("CF_RECIPES_DIR", prefix + "/convforever/train/recipes")};
 }
 
 }  // namespace
