@@ -189,6 +189,11 @@ def build(o: Options, log=print) -> Result:
         path = debs.fetch(p, o.cache_dir)
         debs.verify(p, path)
         add_deb(fs, path, p, 1)
+    for alt in lock["alternatives"]:
+        origin = f"alternative {alt['link']} of deb {alt['package']}"
+        if fs.resolve(alt["target"]) is None:
+            raise BuildError(f"{origin}: its target {alt['target']} is in no package of the lock")
+        fs.symlink(alt["link"], alt["target"], 1, origin)
     if o.debug:
         fs.symlink("/bin/sh", "busybox", 1, "image --debug")
     add_etc(fs, 1)

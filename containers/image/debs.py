@@ -39,6 +39,19 @@ def _run(cmd: List[str], what: str) -> str:
     return p.stdout
 
 
+def via_alternatives(path: str) -> bool:
+    """Whether a symlink on the way from path to its file is an update-alternatives link: a
+    maintainer script made it, so it is in no package's data tar."""
+    p, hops = path, 0
+    while os.path.islink(p) and hops < 40:
+        target = os.readlink(p)
+        p = os.path.normpath(os.path.join(os.path.dirname(p), target))
+        if p.startswith("/etc/alternatives/"):
+            return True
+        hops += 1
+    return False
+
+
 def _aliases(path: str) -> List[str]:
     """The names dpkg may have recorded for a file: merged /usr makes /lib/x the same as /usr/lib/x."""
     out = [path, os.path.realpath(path)]
@@ -58,8 +71,9 @@ def _aliases(path: str) -> List[str]:
     return uniq
 
 
-def owners(paths: Iterable[str]) -> Dict[str, str]:
-    """host path -> "package:arch" (or "package" for Architecture: all) owning it."""
+def owners(paths: Iterable[str]) -> Dict[str, Tuple[str, str]]:
+    """host path -> ("package:arch" (or "package" for Architecture: all) owning it, the path as
+    dpkg recorded it)."""
     paths = sorted(set(paths))
     candidates: Dict[str, List[str]] = {}
     for p in paths:
@@ -67,13 +81,13 @@ def owners(paths: Iterable[str]) -> Dict[str, str]:
             candidates.setdefault(a, []).append(p)
     proc = subprocess.run(["dpkg-query", "-S", *candidates], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
-    found: Dict[str, str] = {}
+    found: Dict[str, Tuple[str, str]] = {}
     for line in proc.stdout.splitlines():
         pkgs, sep, p = line.partition(": ")
         if not sep or p not in candidates or pkgs.startswith("diversion "):
             continue
         for original in candidates[p]:
-            found.setdefault(original, pkgs.split(", ")[0])
+            found.setdefault(original, (pkgs.split(", ")[0], p))
     missing = [p for p in paths if p not in found]
     if missing:
         raise DebError("no installed Debian package owns " + ", ".join(missing) +

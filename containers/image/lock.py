@@ -5,7 +5,9 @@ library found in a wheel folder of the venv becomes a wheel file pinned by the s
 RECORD (checked against the installed file), under the wheel's version and its sha256 pinned in
 tools/python/requirements.lock; each library found in a system folder becomes the Debian package
 that owns it, pinned by version and the sha256 of its .deb on the mirror. Every ELF of such a
-package is walked too, so the image's completeness check sees nothing the lock did not. A fixed
+package is walked too, so the image's completeness check sees nothing the lock did not. A library
+reached through an update-alternatives link (libblas.so.3) records that link ("alternatives"):
+maintainer scripts never run in the image, so the builder makes it. A fixed
 base list (BASE_PACKAGES) is always in; DEBUG_PACKAGES are pinned for --debug images only.
 The JSON is deterministic: sorted keys, 2-space indent, trailing newline.
 """
@@ -61,11 +63,14 @@ def make_lock(flavor: str, bin_dir: str, site_packages: str, requirements_lock: 
     r = closure.Resolver(flavor, wheel_lib_dirs(site_packages))
     r.add(bin_files(bin_dir))
     packages: Dict[str, str] = {}  # "pkg:arch" -> reason
+    alternatives: Dict[str, Dict] = {}  # link -> the file update-alternatives would point it at
     while True:
         owned = debs.owners(r.closure.system_files)
-        new = sorted({p for p in owned.values() if p not in packages})
-        for path, pkg in sorted(owned.items()):
+        new = sorted({p for p, _ in owned.values() if p not in packages})
+        for path, (pkg, recorded) in sorted(owned.items()):
             packages.setdefault(pkg, f"provides {path}")
+            if debs.via_alternatives(path):
+                alternatives[path] = {"link": path, "target": recorded, "package": pkg.split(":")[0]}
         if not new:
             break
         for pkg in new:  # every ELF the package ships goes into the image, so walk them all
@@ -109,6 +114,7 @@ def make_lock(flavor: str, bin_dir: str, site_packages: str, requirements_lock: 
         "flavor": flavor,
         "host_provided": sorted(r.closure.host_provided),
         "debian": [deb_pins[k] for k in sorted(deb_pins)],
+        "alternatives": [alternatives[k] for k in sorted(alternatives)],
         "debian_debug": debug_pins,
         "wheels": [by_dist[k] for k in sorted(by_dist, key=wheels.normalize)],
     }
@@ -136,7 +142,7 @@ def load(path: str, flavor: str) -> Dict:
         raise LockError(f"lock {path}: format {lock.get('format')}, this builder reads format {FORMAT}")
     if lock.get("flavor") != flavor:
         raise LockError(f"lock {path} is for flavor {lock.get('flavor')}, not --flavor {flavor}")
-    for key in ("debian", "debian_debug", "wheels"):
+    for key in ("debian", "debian_debug", "alternatives", "wheels"):
         if not isinstance(lock.get(key), list):
             raise LockError(f"lock {path}: no list '{key}'")
     return lock

@@ -6,6 +6,7 @@ config -> layers all exist with the digests, sizes and media types the spec asks
 import filecmp
 import gzip
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -24,7 +25,7 @@ class ReproducibleTest(testlib.TestCase):
         a, b = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
         self.build_ok(a)
         self.build_ok(b)
-        da, db = open(f"{a}/digest.txt").read(), open(f"{b}/digest.txt").read()
+        da, db = testlib.slurp(f"{a}/digest.txt"), testlib.slurp(f"{b}/digest.txt")
         self.assertEqual(da, db)
         self.assertTrue(da.startswith("sha256:"))
         cmp = filecmp.dircmp(os.path.join(a, "oci", "blobs", "sha256"), os.path.join(b, "oci", "blobs", "sha256"))
@@ -39,14 +40,14 @@ class ReproducibleTest(testlib.TestCase):
         with open(os.path.join(self.fx.repo, "convforever", "train", "recipes", "tiny.flags"), "a") as f:
             f.write("--epochs=2\n")
         self.build_ok(os.path.join(self.tmp, "c"))
-        digests = {open(os.path.join(self.tmp, d, "digest.txt")).read() for d in "abc"}
+        digests = {testlib.slurp(os.path.join(self.tmp, d, "digest.txt")) for d in "abc"}
         self.assertEqual(len(digests), 3)
 
     def test_layer_tars_are_normalized(self):
         out = os.path.join(self.tmp, "a")
         self.build_ok(out, epoch="1234567890")
         layout = os.path.join(out, "oci")
-        index = json.loads(open(os.path.join(layout, "index.json")).read())
+        index = json.loads(testlib.slurp(os.path.join(layout, "index.json")))
         manifest = json.loads(read_blob(layout, index["manifests"][0]["digest"]))
         self.assertEqual(len(manifest["layers"]), 3)
         for layer in manifest["layers"]:
@@ -54,7 +55,7 @@ class ReproducibleTest(testlib.TestCase):
             blob = read_blob(layout, layer["digest"])
             self.assertEqual(blob[4:8], b"\0\0\0\0", "gzip header mtime must be 0")
             self.assertEqual(blob[3] & 0x08, 0, "gzip header must carry no file name")
-            with tarfile.open(fileobj=__import__("io").BytesIO(raw)) as tar:
+            with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
                 members = tar.getmembers()
                 names = [m.name.rstrip("/") for m in members]
                 self.assertEqual(names, sorted(names, key=lambda p: p.split("/")), "entries sorted by path")
@@ -69,7 +70,7 @@ class ReproducibleTest(testlib.TestCase):
                     self.assertFalse(set(m.pax_headers) & {"mtime", "atime", "ctime"}, m.name)
         by_name = {}
         for layer in manifest["layers"]:
-            with tarfile.open(fileobj=__import__("io").BytesIO(gzip.decompress(read_blob(layout, layer["digest"])))) as t:
+            with tarfile.open(fileobj=io.BytesIO(gzip.decompress(read_blob(layout, layer["digest"])))) as t:
                 by_name.update({m.name.rstrip("/"): m for m in t.getmembers()})
         self.assertEqual(by_name["tmp"].mode, 0o1777)
         for d in ("data", "runs", "cache/huggingface", "home/cf"):
@@ -89,13 +90,13 @@ class LayoutTest(testlib.TestCase):
         out = os.path.join(self.tmp, "a")
         r = self.build_ok(out, "--tag", "convforever:test")
         layout = os.path.join(out, "oci")
-        self.assertEqual(json.load(open(os.path.join(layout, "oci-layout"))), {"imageLayoutVersion": "1.0.0"})
-        index = json.load(open(os.path.join(layout, "index.json")))
+        self.assertEqual(json.loads(testlib.slurp(os.path.join(layout, "oci-layout"))), {"imageLayoutVersion": "1.0.0"})
+        index = json.loads(testlib.slurp(os.path.join(layout, "index.json")))
         self.assertEqual(index["schemaVersion"], 2)
         self.assertEqual(index["mediaType"], "application/vnd.oci.image.index.v1+json")
         (desc,) = index["manifests"]
         self.assertEqual(desc["annotations"], {"org.opencontainers.image.ref.name": "convforever:test"})
-        self.assertEqual(open(os.path.join(out, "digest.txt")).read().strip(), desc["digest"])
+        self.assertEqual(testlib.slurp(os.path.join(out, "digest.txt")).strip(), desc["digest"])
         self.assertIn(desc["digest"], r.stdout)
 
         def blob(d):
@@ -131,15 +132,15 @@ class LayoutTest(testlib.TestCase):
             self.assertIn("index.json", names)
             self.assertIn("oci-layout", names)
             self.assertIn("blobs/sha256/" + desc["digest"].split(":")[1], names)
-            self.assertEqual(t.extractfile("index.json").read(), open(os.path.join(layout, "index.json"), "rb").read())
+            self.assertEqual(t.extractfile("index.json").read(), testlib.slurp(os.path.join(layout, "index.json"), "rb"))
 
     def test_ca_bundle_is_the_sorted_certificates(self):
         out = os.path.join(self.tmp, "a")
         self.build_ok(out)
         layout = os.path.join(out, "oci")
-        index = json.load(open(os.path.join(layout, "index.json")))
+        index = json.loads(testlib.slurp(os.path.join(layout, "index.json")))
         manifest = json.loads(read_blob(layout, index["manifests"][0]["digest"]))
-        with tarfile.open(fileobj=__import__("io").BytesIO(gzip.decompress(read_blob(layout, manifest["layers"][0]["digest"])))) as t:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(read_blob(layout, manifest["layers"][0]["digest"])))) as t:
             bundle = t.extractfile("etc/ssl/certs/ca-certificates.crt").read()
         self.assertLess(bundle.index(b"AAAA"), bundle.index(b"BBBB"))
 

@@ -79,6 +79,46 @@ class CompletenessTest(testlib.TestCase):
         self.assertIn("cuda.oci.tar", os.listdir(out))
 
 
+class AlternativesTest(testlib.TestCase):
+    """A library reached through an update-alternatives link (libblas.so.3 -> openblas) is only
+    found in the image if the builder makes the link the package's postinst would have made."""
+
+    def setUp(self):
+        super().setUp()
+        shutil.copyfile("/usr/bin/zstd", os.path.join(self.fx.bin, "zstd"))
+        deb = testlib.make_deb(self.fx.debs_dir, "cf-test-alt", "1", {
+            "/usr/lib/x86_64-linux-gnu/alt/liblzma.so.5": f"{testlib.LIBDIR}/liblzma.so.5",
+            f"{testlib.LIBDIR}/liblz4.so.1": f"{testlib.LIBDIR}/liblz4.so.1"})
+        self.lock = copy.deepcopy(self.fx.lock)
+        self.lock["debian"].append(testlib.deb_entry(deb, "cf-test-alt", "1"))
+        shutil.copyfile(deb, os.path.join(self.fx.cache, "cf-test-alt_1_amd64.deb"))
+
+    def test_without_the_link_the_library_is_missing(self):
+        self.fx.write_lock(self.lock)
+        err = self.build_fails()
+        self.assertIn("/opt/convforever/bin/zstd (bin", err)
+        self.assertIn("needs liblzma.so.5", err)
+        self.assertNotIn("needs liblz4.so.1", err)
+
+    def test_the_link_is_made(self):
+        self.lock["alternatives"] = [{"link": f"{testlib.LIBDIR}/liblzma.so.5", "package": "cf-test-alt",
+                                      "target": "/usr/lib/x86_64-linux-gnu/alt/liblzma.so.5"}]
+        self.fx.write_lock(self.lock)
+        out = os.path.join(self.tmp, "a")
+        self.build_ok(out)
+        names, _ = image_paths(out)
+        link = names[f"{testlib.LIBDIR}/liblzma.so.5".lstrip("/")]
+        self.assertTrue(link.issym())
+        self.assertEqual(link.linkname, "/usr/lib/x86_64-linux-gnu/alt/liblzma.so.5")
+
+    def test_a_link_to_nothing_is_an_error(self):
+        self.lock["alternatives"] = [{"link": f"{testlib.LIBDIR}/liblzma.so.5", "package": "cf-test-alt",
+                                      "target": "/usr/lib/x86_64-linux-gnu/elsewhere/liblzma.so.5"}]
+        self.fx.write_lock(self.lock)
+        err = self.build_fails()
+        self.assertIn("its target /usr/lib/x86_64-linux-gnu/elsewhere/liblzma.so.5 is in no package", err)
+
+
 class NoShellTest(testlib.TestCase):
     def test_no_shell_without_debug(self):
         out = os.path.join(self.tmp, "a")

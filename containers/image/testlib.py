@@ -24,6 +24,11 @@ import lock as lockmod  # noqa: E402
 LIBDIR = "/lib/x86_64-linux-gnu"
 
 
+def slurp(path: str, mode: str = "r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
 def sha256(path: str) -> str:
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -78,7 +83,7 @@ def make_dist(site: str, name: str, version: str, files: dict) -> dict:
         p = os.path.join(site, rel)
         os.makedirs(os.path.dirname(p), exist_ok=True)
         shutil.copyfile(src, p)
-        digest = hashlib.sha256(open(p, "rb").read()).digest()
+        digest = hashlib.sha256(slurp(p, "rb")).digest()
         rows.append(f"{rel},sha256={base64.urlsafe_b64encode(digest).decode().rstrip('=')},{os.path.getsize(p)}")
         entries.append({"path": rel, "sha256": digest.hex(), "size": os.path.getsize(p)})
     rows.append(f"{name}-{version}.dist-info/RECORD,,")
@@ -124,7 +129,7 @@ class Fixture:
         self.lock = {
             "_regenerate": "test fixture", "format": lockmod.FORMAT, "flavor": "cpu", "host_provided": [],
             "debian": [deb_entry(libc, "cf-test-libc", "1.0-1"), deb_entry(ca, "cf-test-ca", "2.0", "all")],
-            "debian_debug": [deb_entry(busybox, "cf-test-busybox", "1")],
+            "debian_debug": [deb_entry(busybox, "cf-test-busybox", "1")], "alternatives": [],
             "wheels": [make_dist(self.site, "fakewheel", "1.0", {"fakewheel/lib/libz.so.1": f"{LIBDIR}/libz.so.1"})],
         }
         # The cache holds the fixture debs under the names `build` looks for, so nothing is fetched.
