@@ -108,8 +108,10 @@ def make_lock(flavor: str, bin_dir: str, site_packages: str, requirements_lock: 
         w["files"].sort(key=lambda f: f["path"])
 
     return {
-        "_regenerate": regenerate or f"containers/image/build_image.py lock --flavor {flavor} --bin-dir DIR"
-                                     f" --out containers/lock/{flavor}.json",
+        "_regenerate": regenerate or (
+            f"Generated; do not edit. Regenerate with: containers/image/build_image.py lock --flavor {flavor}"
+            f" --bin-dir DIR --out containers/lock/{flavor}.json (DIR: the image's binaries, built for"
+            f" {flavor}; see containers/image/README.md)"),
         "format": FORMAT,
         "flavor": flavor,
         "host_provided": sorted(r.closure.host_provided),
