@@ -12,9 +12,7 @@ import datetime
 import os
 import posixpath
 import shutil
-import subprocess
-import tarfile
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import debs
 import lock as lockmod

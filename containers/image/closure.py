@@ -13,7 +13,7 @@ shim) are invisible to DT_NEEDED; DLOPEN_COMPANIONS lists them so they come alon
 import dataclasses
 import fnmatch
 import os
-from typing import Callable, Dict, Iterable, List, Set, Tuple
+from typing import Dict, Iterable, List, Set, Tuple
 
 import elf
 

@@ -6,7 +6,6 @@ pool file and sha256 of PKG=VERSION (apt-cache show), fetching the .deb into a c
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import tarfile
 import tempfile

@@ -38,11 +38,6 @@ def read(path: str) -> Optional[ElfInfo]:
         return read_stream(f, path)
 
 
-def read_bytes(data: bytes, name: str) -> Optional[ElfInfo]:
-    import io
-    return read_stream(io.BytesIO(data), name)
-
-
 def read_stream(f: BinaryIO, name: str) -> Optional[ElfInfo]:
     ident = f.read(16)
     if len(ident) < 16 or not is_elf_header(ident):

@@ -12,6 +12,7 @@ reproducible tar (an oci-archive, what `podman load -i` reads).
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import os
 import tarfile
@@ -81,7 +82,6 @@ def write_tar(entries: List[rootfs.Entry], out, mtime: int) -> None:
             if e.kind != rootfs.FILE:
                 tar.addfile(t)
             elif e.data is not None:
-                import io
                 tar.addfile(t, io.BytesIO(e.data))
             else:
                 with open(e.src, "rb") as f:

@@ -14,7 +14,7 @@ import dataclasses
 import io
 import os
 import posixpath
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional
 
 import closure
 import elf
@@ -84,7 +84,8 @@ class Rootfs:
         old = self.entries.get(e.path)
         if old is not None:
             if old.kind == DIR and e.kind == DIR:
-                if (old.mode, old.uid, old.gid) != (e.mode, e.uid, e.gid) and e.origin.startswith("image"):
+                # A folder the image itself sets up (/tmp 1777, /home/cf 1000) wins over a package's.
+                if e.origin.startswith("image"):
                     self.entries[e.path] = dataclasses.replace(e, layer=min(old.layer, e.layer))
                 return
             if not old.same_as(e):

@@ -14,7 +14,7 @@ import os
 import re
 import urllib.error
 import urllib.request
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 DEFAULT_INDEX_JSON = "https://pypi.org/simple"  # PEP 691 JSON form of the simple API
 
