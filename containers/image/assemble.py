@@ -1,5 +1,5 @@
 """Assembles an image flavor from its lock: the Debian packages and /etc files (layer 1), the
-wheel libraries (layer 2), our binaries, recipes and shared data (layer 3); checks the tree and
+wheel libraries (layer 2), our binaries and the files they read by relative path (layer 3); checks the tree and
 writes the OCI layout and archive.
 
 Every input is checked against the lock before it is used: a .deb by its sha256, a wheel file by
@@ -129,16 +129,22 @@ def add_wheels(fs: rootfs.Rootfs, lock: Dict, site_packages: str, layer: int) ->
 def add_ours(fs: rootfs.Rootfs, o: Options, layer: int) -> None:
     for p in lockmod.bin_files(o.bin_dir):
         fs.file(f"{PREFIX}/bin/{os.path.basename(p)}", layer, f"bin {p}", src=p, mode=0o755)
-    recipes = os.path.join(o.repo_root, "convforever", "train", "recipes")
-    if not os.path.isdir(recipes):
-        raise BuildError(f"no recipes folder {recipes} (is --repo-root the repository?)")
-    for n in sorted(os.listdir(recipes)):
-        if n.endswith(".flags"):
-            fs.file(f"{PREFIX}/recipes/{n}", layer, f"recipe {n}", src=os.path.join(recipes, n))
+    # The working directory (PREFIX) is laid out like a checkout's root for the files the programs
+    # read by relative path, so their defaults hold in the image: the recipes, the 50 categories
+    # (classify's default, convforever_depth's class list), the estimator's GPU table. `runs` is a
+    # link to the /runs volume, where the default --run_dir (runs/<recipe>) then lands.
+    for folder, pattern in (("convforever/train/recipes", ".flags"), ("convforever/caption/data", ".txt")):
+        src_dir = os.path.join(o.repo_root, folder)
+        if not os.path.isdir(src_dir):
+            raise BuildError(f"no folder {src_dir} (is --repo-root the repository?)")
+        for n in sorted(os.listdir(src_dir)):
+            if n.endswith(pattern):
+                fs.file(f"{PREFIX}/{folder}/{n}", layer, f"{folder}/{n}", src=os.path.join(src_dir, n))
     gpus = os.path.join(o.repo_root, "convforever", "plan", "gpus.csv")
     if not os.path.isfile(gpus):
         raise BuildError(f"no {gpus} (is --repo-root the repository?)")
-    fs.file(f"{PREFIX}/share/gpus.csv", layer, "convforever/plan/gpus.csv", src=gpus)
+    fs.file(f"{PREFIX}/convforever/plan/gpus.csv", layer, "convforever/plan/gpus.csv", src=gpus)
+    fs.symlink(f"{PREFIX}/runs", "/runs", layer, "the run directories' volume")
     for src, dest in o.extra_files:
         if not os.path.isfile(src):
             raise BuildError(f"--extra-file {src}:{dest}: {src} is not a file")
@@ -148,11 +154,10 @@ def add_ours(fs: rootfs.Rootfs, o: Options, layer: int) -> None:
 
 def config(o: Options, layers: List[oci.Layer], tag: str) -> Dict:
     created = datetime.datetime.fromtimestamp(o.source_date_epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    env = [f"PATH={PREFIX}/bin", f"LD_LIBRARY_PATH={PREFIX}/lib", "HF_HOME=/cache/huggingface",
-           f"CF_RECIPES_DIR={PREFIX}/recipes"]
+    env = [f"PATH={PREFIX}/bin", f"LD_LIBRARY_PATH={PREFIX}/lib", "HF_HOME=/cache/huggingface"]
     if o.flavor == "cuda":
         env += ["NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=compute,utility"]
-    what = ["Debian packages and /etc", "wheel libraries", "convforever binaries, recipes, share"]
+    what = ["Debian packages and /etc", "wheel libraries", "convforever binaries, recipes, categories, GPU table"]
     return {
         "created": created,
         "architecture": "amd64",
@@ -162,7 +167,7 @@ def config(o: Options, layers: List[oci.Layer], tag: str) -> Dict:
             "Env": env,
             "Entrypoint": [f"{PREFIX}/bin/cf"],
             "Cmd": ["help"],
-            "WorkingDir": "/",
+            "WorkingDir": PREFIX,
             "Volumes": {"/data": {}, "/runs": {}, "/cache/huggingface": {}},
             "Labels": {
                 "org.opencontainers.image.title": tag,

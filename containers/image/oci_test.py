@@ -79,8 +79,12 @@ class ReproducibleTest(testlib.TestCase):
         self.assertIn("usr/share/doc/cf-test-libc/copyright", by_name)
         self.assertNotIn("usr/share/doc/cf-test-libc/changelog.gz", by_name)
         self.assertNotIn("usr/share/man/man1/x.1", by_name)
-        for p in ("opt/convforever/bin/cf", "opt/convforever/lib/libz.so.1", "opt/convforever/recipes/tiny.flags",
-                  "opt/convforever/share/gpus.csv", "etc/passwd", "etc/group", "etc/nsswitch.conf",
+        self.assertTrue(by_name["opt/convforever/runs"].issym())
+        self.assertEqual(by_name["opt/convforever/runs"].linkname, "/runs")
+        for p in ("opt/convforever/bin/cf", "opt/convforever/lib/libz.so.1",
+                  "opt/convforever/convforever/train/recipes/tiny.flags",
+                  "opt/convforever/convforever/caption/data/categories.txt",
+                  "opt/convforever/convforever/plan/gpus.csv", "etc/passwd", "etc/group", "etc/nsswitch.conf",
                   "etc/ssl/certs/ca-certificates.crt"):
             self.assertIn(p, by_name)
 

@@ -108,6 +108,9 @@ class Fixture:
             os.makedirs(d, exist_ok=True)
         os.makedirs(os.path.join(self.repo, "convforever", "train", "recipes"))
         os.makedirs(os.path.join(self.repo, "convforever", "plan"))
+        os.makedirs(os.path.join(self.repo, "convforever", "caption", "data"))
+        with open(os.path.join(self.repo, "convforever", "caption", "data", "categories.txt"), "w") as f:
+            f.write("cat\ndog\n")
         with open(os.path.join(self.repo, "convforever", "train", "recipes", "tiny.flags"), "w") as f:
             f.write("--model=simple_cnn\n")
         with open(os.path.join(self.repo, "convforever", "plan", "gpus.csv"), "w") as f:
