@@ -209,6 +209,31 @@ TEST(Preflight, BadHubToken) {
   EXPECT_TRUE(absl::StrContains(LastLine(o.output), "FAILED: hub")) << o.output;
 }
 
+// A token the Hub accepts that still cannot push: read-only, or the repo in another namespace.
+TEST(Preflight, HubTokenThatCannotWrite) {
+  hub::testing::FakeHubOptions read_only;
+  read_only.token_role = "read";
+  auto hub = hub::testing::FakeHub::Start(read_only);
+  ASSERT_TRUE(hub.ok()) << hub.status();
+  const std::vector<std::string> env = {"HF_ENDPOINT=" + (*hub)->endpoint(), "HF_TOKEN=" + read_only.token};
+  Outcome o = Preflight("preflight_read_token", {Recipe("fashion_mnist"), "--data=synthetic",
+                                                 "--hub_repo=convforever/preflight-read"}, env);
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  auto rows = Rows(o.output);
+  ExpectEveryCheckRan(rows, o.output);
+  EXPECT_EQ(rows.at("hub").status, "FAIL") << o.output;
+  EXPECT_TRUE(absl::StrContains(rows.at("hub").detail, "read-only token")) << o.output;
+
+  o = Preflight("preflight_foreign_repo", {Recipe("fashion_mnist"), "--data=synthetic",
+                                           "--hub_repo=someone-else/model"}, env);
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  rows = Rows(o.output);
+  EXPECT_EQ(rows.at("hub").status, "FAIL") << o.output;
+  EXPECT_TRUE(absl::StrContains(rows.at("hub").detail, "'someone-else' is neither the user nor one of its orgs"))
+      << o.output;
+  EXPECT_FALSE(absl::StrContains(o.output, read_only.token));
+}
+
 TEST(Preflight, UnreachableHosts) {
   const std::string dir = testing::TempDir("preflight_hosts_file");
   // 192.0.2.1 is TEST-NET-1 (RFC 5737): routed nowhere; .invalid never resolves (RFC 2606).
