@@ -169,8 +169,13 @@ Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, 
     batch.images = at::randn({b, run.train_loader().channels(), o.image_size, o.image_size}, on);
     if (o.channels_last) batch.images = batch.images.contiguous(at::MemoryFormat::ChannelsLast);
     batch.targets = at::randint(run.model().num_classes(), {b}, on.dtype(at::kLong));
-    absl::Status s = run.ForwardBackward(batch, 1, *step).status();
-    if (s.ok()) s = run.ApplyGradients((*step)++, /*loss_finite=*/true).status();
+    absl::Status s;
+    try {  // the optimizer step's first allocation of its state may be the one that runs out
+      s = run.ForwardBackward(batch, 1, *step).status();
+      if (s.ok()) s = run.ApplyGradients((*step)++, /*loss_finite=*/true).status();
+    } catch (const c10::Error& e) {
+      s = absl::InternalError(e.what_without_backtrace());
+    }
     if (!s.ok()) {
       if (absl::StrContains(absl::AsciiStrToLower(s.message()), "out of memory")) {
         for (at::Tensor& p : run.model().parameters()) p.mutable_grad().reset();
@@ -243,8 +248,12 @@ CheckRow CheckMicroBatch(Context& c) {
             absl::StrFormat("--micro_batch_size=%d fits: %s %s of %s; step %.0f images/s", o.micro_batch_size,
                             what, Bytes(best->peak), budget_text, c.step_images_per_s)};
   }
-  const std::string need = absl::StrFormat("--micro_batch_size=%d does not fit: %s %s over the %s",
-                                           o.micro_batch_size, what, Bytes(last.peak), budget_text);
+  const std::string need =
+      last.error.empty()
+          ? absl::StrFormat("--micro_batch_size=%d does not fit: %s %s over the %s", o.micro_batch_size, what,
+                            Bytes(last.peak), budget_text)
+          : absl::StrFormat("--micro_batch_size=%d does not fit: micro-batch %d ran out of memory on %s (%s)",
+                            o.micro_batch_size, last.batch, run.device().str(), budget_text);
   if (!best) return {kName, CheckStatus::kFail, absl::StrCat(need, "; not even a micro-batch of 1 fits")};
   const int64_t global = o.micro_batch_size * o.gradient_accumulation_steps;
   const int64_t accum = (global + best->batch - 1) / best->batch;

@@ -122,6 +122,27 @@ TEST(Preflight, TwoLocalHostsAllReduce) {
   EXPECT_TRUE(absl::StrContains(rows.at("time").detail, "world size 2")) << o.output;
 }
 
+TEST(Preflight, InvalidFlagsAndDeepSpeedConfig) {
+  Outcome o = Preflight("preflight_flags", {Recipe("fashion_mnist_cnn"), "--data=synthetic", "--lr=-1"});
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  auto rows = Rows(o.output);
+  ExpectEveryCheckRan(rows, o.output);
+  EXPECT_EQ(rows.at("flags").status, "FAIL") << o.output;
+  EXPECT_TRUE(absl::StrContains(rows.at("flags").detail, "--lr: must be > 0")) << o.output;
+  EXPECT_EQ(rows.at("data").status, "ok") << o.output;  // the data side does not need valid flags
+
+  const std::string dir = testing::TempDir("preflight_deepspeed_file");
+  data::testing::WriteFile(dir + "/ds.json", "{\"train_micro_batch_size_per_gpu\": 64,\n");
+  o = Preflight("preflight_deepspeed", {Recipe("fashion_mnist_cnn"), "--data=synthetic",
+                                        "--deepspeed_config=" + dir + "/ds.json"});
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  rows = Rows(o.output);
+  ExpectEveryCheckRan(rows, o.output);
+  EXPECT_EQ(rows.at("flags").status, "FAIL") << o.output;
+  EXPECT_TRUE(absl::StrContains(rows.at("flags").detail, dir + "/ds.json")) << o.output;
+  EXPECT_EQ(rows.at("heldout").status, "ok") << o.output;
+}
+
 TEST(Preflight, MissingDataDirectory) {
   Outcome o = Preflight("preflight_missing_dir", {Recipe("fashion_mnist"), "--data_dir=/nonexistent/fashion-mnist"});
   EXPECT_EQ(o.exit_code, 1) << o.output;
