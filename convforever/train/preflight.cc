@@ -14,6 +14,7 @@
 #include "convforever/http/headers.h"
 #include "convforever/train/flags_config.h"
 #include "convforever/train/preflight_checks.h"
+#include "convforever/train/run_setup.h"
 #include "glog/logging.h"
 
 namespace cf::train {
@@ -68,6 +69,22 @@ CheckRow CheckFlags(Context& c) {
                                o.data, o.micro_batch_size, o.gradient_accumulation_steps,
                                o.precision, o.device));
   return {"flags", CheckStatus::kOk, absl::StrJoin(parts, "; ")};
+}
+
+// The learning-rate schedule as RunSetup builds it for the run's real step counts (which only the
+// data knows): a warmup longer than the run is found here, not after the job starts.
+CheckRow CheckSchedule(Context& c) {
+  if (!c.epoch_steps) return {"schedule", CheckStatus::kSkip, "the run's step count is unknown (data check)"};
+  absl::StatusOr<optim::ScheduleOptions> s = RunSchedule(c.options, *c.epoch_steps, c.steps_per_epoch, c.total_steps);
+  if (!s.ok()) {
+    return {"schedule", CheckStatus::kFail,
+            absl::StrCat(s.status().message(), " (", c.total_steps, " steps at world size ", c.world_size, ")")};
+  }
+  std::string warmup = "no warmup";
+  if (s->warmup_steps > 0) warmup = absl::StrCat("warmup ", s->warmup_steps, " steps");
+  if (s->warmup_epochs > 0) warmup = absl::StrCat("warmup ", s->warmup_epochs, " epochs");
+  return {"schedule", CheckStatus::kOk,
+          absl::StrFormat("%s over %d steps, %s, lr %g to %g", s->type, s->total_steps, warmup, s->base_lr, s->min_lr)};
 }
 
 // Optimizer steps x seconds per step at the measured rate (the slower of the step and the
@@ -130,6 +147,7 @@ std::vector<CheckRow> RunPreflight(const TrainerOptions& options, const Prefligh
   using Check = CheckRow (*)(preflight::Context&);
   const std::pair<const char*, Check> checks[] = {
       {"flags", preflight::CheckFlags},       {"data", preflight::CheckData},
+      {"schedule", preflight::CheckSchedule},
       {"classes", preflight::CheckClasses},   {"heldout", preflight::CheckHeldOut},
       {"microbatch", preflight::CheckMicroBatch}, {"input", preflight::CheckInput},
       {"disk", preflight::CheckDisk},         {"hub", preflight::CheckHub},

@@ -6,6 +6,8 @@
 //   flags       ValidateOptions, and the DeepSpeed config when one is given;
 //   data        the training data opens as the trainer opens it (a URL must answer within the
 //               timeout first), its sample count, and one batch read;
+//   schedule    the learning-rate schedule for the run's real step counts (RunSchedule), e.g. a
+//               warmup longer than the run;
 //   classes     the labels of the first `scan_samples` samples agree with the class list (jsonl
 //               and wds names not in --class_list, numbers outside the classes, class names the
 //               data defines differing from --class_list), naming the first offender and where;

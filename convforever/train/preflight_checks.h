@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "convforever/data/loader.h"
+#include "convforever/train/epoch_steps.h"
 #include "convforever/train/preflight.h"
 #include "convforever/train/trainer.h"
 
@@ -39,6 +41,8 @@ struct Context {
   // data
   std::unique_ptr<data::Loader> train;  // rank 0 of world_size, after one batch
   int64_t total_steps = 0;              // the run's optimizer steps (0: unknown)
+  int64_t steps_per_epoch = 0;          // of epoch 0, per rank
+  std::optional<EpochSteps> epoch_steps;  // every epoch's length (set with total_steps)
   // microbatch
   int64_t params = 0;                   // the model's parameter count (0: not built)
   int64_t step_micro_batch = 0;         // the micro-batch the step rate was measured at
@@ -49,6 +53,7 @@ struct Context {
 
 CheckRow CheckFlags(Context& c);
 CheckRow CheckData(Context& c);
+CheckRow CheckSchedule(Context& c);
 CheckRow CheckClasses(Context& c);
 CheckRow CheckHeldOut(Context& c);
 CheckRow CheckMicroBatch(Context& c);

@@ -114,7 +114,11 @@ CheckRow CheckData(Context& c) {
   }
   absl::StatusOr<EpochSteps> steps =
       EpochSteps::Count(o.epochs, accum, [&](int64_t e) { return l.batches_in_epoch(e); });
-  if (steps.ok()) c.total_steps = o.max_steps > 0 ? o.max_steps : steps->total();
+  if (steps.ok()) {
+    c.total_steps = o.max_steps > 0 ? o.max_steps : steps->total();
+    c.steps_per_epoch = l.batches_per_epoch() / accum;
+    c.epoch_steps = *steps;
+  }
   const std::string detail = absl::StrFormat(
       "%s: %d samples, %d classes; first batch %s in %.2g s; %d steps/epoch per rank, %d steps",
       where, l.num_samples(), l.num_classes(), Shape((*batch)->images), first_batch_s,

@@ -14,11 +14,13 @@
 //         after a trial counts again (an overestimate, never an underestimate).
 // The budget per rank is PreflightOptions::memory_gb, else on CUDA the GPU's total memory (shared
 // out when this machine has more ranks than GPUs), on the CPU MemAvailable over the ranks on
-// this machine. Trials stop at the first that does not fit. The second step of the largest trial
-// that fits gives the step rate (images/s) the input and time checks compare against.
+// this machine. Trials stop at the first that does not fit. The largest trial that fits is run
+// again for three timed steps, whose median gives the step rate (images/s) the input and time
+// checks compare against.
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -145,7 +147,7 @@ struct Trial {
   int64_t batch = 0;
   bool fits = false;
   double peak = 0;          // bytes
-  double step_seconds = 0;  // the second step
+  double step_seconds = 0;  // the median of the steps after the first
   std::string error;        // a failure other than running out of memory
 };
 
@@ -153,7 +155,8 @@ void Sync(const c10::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
-Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, int64_t* step) {
+// `steps` training steps (at least 2) of micro-batch `b`; the first is not timed (it allocates).
+Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, int64_t* step, int steps = 2) {
   const TrainerOptions& o = run.options();
   const c10::Device device = run.device();
   Trial t;
@@ -163,7 +166,8 @@ Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, 
 #endif
   if (device.is_cpu()) ResetPeakRss();
   const auto on = at::TensorOptions().device(device);
-  for (int i = 0; i < 2; ++i) {
+  std::vector<double> times;
+  for (int i = 0; i < std::max(2, steps); ++i) {
     const auto start = Clock::now();
     StepBatch batch;
     batch.images = at::randn({b, run.train_loader().channels(), o.image_size, o.image_size}, on);
@@ -190,8 +194,10 @@ Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, 
       return t;
     }
     Sync(device);
-    t.step_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (i > 0) times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
+  std::sort(times.begin(), times.end());
+  t.step_seconds = times[times.size() / 2];
 #ifdef CF_WITH_CUDA
   if (device.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
@@ -239,6 +245,9 @@ CheckRow CheckMicroBatch(Context& c) {
     best = last;
   }
   if (best) {
+    // The step rate from a few more steps at that size (the trials' single timed step is noisy).
+    const Trial timed = RunTrial(run, best->batch, baseline, budget, &step, /*steps=*/4);
+    if (timed.error.empty()) best->step_seconds = timed.step_seconds;
     c.step_micro_batch = best->batch;
     c.step_images_per_s = best->step_seconds > 0 ? best->batch / best->step_seconds : 0;
   }

@@ -27,8 +27,8 @@ namespace {
 
 using testing::Outcome;
 
-const std::vector<std::string> kChecks = {"flags", "data",  "classes", "heldout", "microbatch", "input",
-                                          "disk",  "hub",   "hosts",   "allreduce", "time"};
+const std::vector<std::string> kChecks = {"flags", "data", "schedule", "classes", "heldout", "microbatch",
+                                          "input", "disk", "hub",      "hosts",   "allreduce", "time"};
 
 std::string Recipe(const std::string& name) { return "--flagfile=convforever/train/recipes/" + name + ".flags"; }
 
@@ -94,15 +94,17 @@ TEST(Preflight, AllGreenOnSyntheticData) {
   ASSERT_TRUE(hub.ok()) << hub.status();
   const std::string dir = testing::TempDir("preflight_green_hosts");
   data::testing::WriteFile(dir + "/hostfile", "localhost slots=1\n127.0.0.1 slots=1\n");
+  // fashion_mnist_cnn: the default recipe's 200 warmup steps are more than its whole run on the
+  // 2,048 synthetic samples (160 steps), which the schedule check rightly fails.
   Outcome o = Preflight("preflight_green",
-                        {Recipe("fashion_mnist"), "--data=synthetic", "--hub_repo=convforever/preflight-green",
+                        {Recipe("fashion_mnist_cnn"), "--data=synthetic", "--hub_repo=convforever/preflight-green",
                          "--hostfile=" + dir + "/hostfile"},
                         {"HF_ENDPOINT=" + (*hub)->endpoint(), "HF_TOKEN=" + hub::testing::FakeHubOptions().token});
   EXPECT_EQ(o.exit_code, 0) << o.output;
   const auto rows = Rows(o.output);
   ExpectEveryCheckRan(rows, o.output);
   for (const auto& [name, row] : rows) EXPECT_EQ(row.status, "ok") << name << ": " << row.detail;
-  EXPECT_TRUE(absl::StartsWith(LastLine(o.output), "preflight: passed (11 ok")) << o.output;
+  EXPECT_TRUE(absl::StartsWith(LastLine(o.output), "preflight: passed (12 ok")) << o.output;
   EXPECT_FALSE(absl::StrContains(o.output, hub::testing::FakeHubOptions().token));
 }
 
@@ -141,6 +143,19 @@ TEST(Preflight, InvalidFlagsAndDeepSpeedConfig) {
   EXPECT_EQ(rows.at("flags").status, "FAIL") << o.output;
   EXPECT_TRUE(absl::StrContains(rows.at("flags").detail, dir + "/ds.json")) << o.output;
   EXPECT_EQ(rows.at("heldout").status, "ok") << o.output;
+}
+
+// The recipe's 200 warmup steps leave nothing of a 100-step run: RunSetup would refuse to start.
+TEST(Preflight, WarmupLongerThanTheRun) {
+  Outcome o = Preflight("preflight_schedule", {Recipe("fashion_mnist"), "--max_steps=100"});
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  const auto rows = Rows(o.output);
+  ExpectEveryCheckRan(rows, o.output);
+  EXPECT_EQ(rows.at("schedule").status, "FAIL") << o.output;
+  EXPECT_TRUE(absl::StrContains(rows.at("schedule").detail, "warmup_steps")) << o.output;
+  EXPECT_EQ(rows.at("flags").status, "ok") << o.output;
+  EXPECT_EQ(rows.at("microbatch").status, "ok") << o.output;
+  EXPECT_TRUE(absl::StrContains(LastLine(o.output), "FAILED: schedule")) << o.output;
 }
 
 TEST(Preflight, MissingDataDirectory) {
