@@ -156,7 +156,7 @@ DEFINE_double(utilization, 0, "--estimate: model FLOPs utilisation (0 = default 
 DEFINE_string(format, "table", "--estimate: table|json");
 DEFINE_string(estimate_json, "", "--estimate: also write the JSON report to this file");
 // Preflight mode (convforever/train/preflight.h): the checks to pass before paying for GPUs.
-DEFINE_bool(preflight, false, "check this run instead of training (flags, data, classes, held-out set, micro-batch memory, loader speed, disk, Hub token, hosts, time) and print a table; exit 1 when a check fails");
+DEFINE_bool(preflight, false, "check this run instead of training (flags, data, schedule, classes, held-out set, micro-batch memory, loader speed, disk, Hub token, hosts, all-reduce, time) and print a table; exit 1 when a check fails");
 DEFINE_int64(preflight_scan_samples, 2048, "--preflight: samples whose labels are checked against the classes");
 DEFINE_double(preflight_memory_gb, 0, "--preflight: memory budget per rank for the micro-batch check (0 = the GPU's memory, or MemAvailable over the ranks on this host)");
 DEFINE_double(preflight_timeout_s, 5, "--preflight: timeout of each network probe (a data URL, a host's ssh port, the all-reduce rendezvous)");

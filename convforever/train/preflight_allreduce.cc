@@ -57,7 +57,11 @@ absl::StatusOr<std::string> AllReduceRounds(double timeout_s, double megabytes) 
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
   const double bytes = 4.0 * static_cast<double>(n);
-  const double bus = w > 1 ? 2 * (w - 1) / w * bytes / median : bytes / median;
+  const double bus = 2 * (w - 1) / w * bytes / median;
+  if (c.world_size() == 1) {
+    return absl::StrFormat("preflight_allreduce: 1 rank (%s): the group forms and all-reduces; no peer to "
+                           "measure a bandwidth against", c.backend_name());
+  }
   return absl::StrFormat("preflight_allreduce: %d ranks (%s), %.3g MiB in %.3g ms, bus bandwidth %.3g GB/s",
                          c.world_size(), c.backend_name(), bytes / (1 << 20), 1e3 * median, bus / 1e9);
 }
