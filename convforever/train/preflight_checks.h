@@ -4,7 +4,7 @@
 // the training loader and the run's step count, the microbatch check the parameter count and the
 // measured step rate, the hosts check whether the all-reduce can be tried. A check that needs
 // something an earlier one could not give reports skip (or says why) instead of failing twice.
-// Each returns its rows; errors become FAIL rows naming the culprit, never exceptions.
+// Each returns its row; errors become FAIL rows naming the culprit, never exceptions.
 // Internal to the preflight; not thread-safe.
 #ifndef CONVFOREVER_TRAIN_PREFLIGHT_CHECKS_H_
 #define CONVFOREVER_TRAIN_PREFLIGHT_CHECKS_H_

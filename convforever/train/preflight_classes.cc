@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "convforever/data/http_fetch.h"
 #include "convforever/data/source.h"
 #include "convforever/data/wds.h"
 #include "convforever/http/headers.h"
