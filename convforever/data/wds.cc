@@ -76,6 +76,7 @@ struct WdsSource::Pending {
   std::string image;
   int64_t label = -1;
   bool bad_label = false;
+  std::string bad_label_text;  // the label as written, for the bad-label observer
   bool active = false;
 };
 
@@ -83,7 +84,11 @@ bool WdsSource::Flush(Pending& p, const std::function<bool(FetchResult)>& emit,
                       std::map<std::string, int64_t>* skipped) const {
   if (!p.active) return true;
   p.active = false;
-  if (p.bad_label) { ++(*skipped)["bad_label"]; return true; }
+  if (p.bad_label) {
+    ++(*skipped)["bad_label"];
+    if (bad_label_observer_) bad_label_observer_(ShardFileName(p.shard) + ":" + p.key, p.bad_label_text);
+    return true;
+  }
   if (p.image.empty() || p.label < 0) { ++(*skipped)["incomplete_sample"]; return true; }
   Record r;
   r.key = ShardFileName(p.shard) + ":" + p.key;
@@ -247,7 +252,12 @@ bool WdsSource::ReadMembers(archive* a, const std::string& shard, const std::fun
       if (auto it = class_index_.find(s); it != class_index_.end()) v = it->second;
       else if (!absl::SimpleAtoi(s, &v)) v = -1;
     }
-    if (v < 0 || v >= num_classes_) p.bad_label = true; else p.label = v;
+    if (v < 0 || v >= num_classes_) {
+      p.bad_label = true;
+      p.bad_label_text = label_json.is_string() ? label_json.get<std::string>() : text;
+    } else {
+      p.label = v;
+    }
   }
   if (rc != ARCHIVE_EOF && rc != ARCHIVE_OK && !cancel) {
     LOG(WARNING) << "shard " << http::RedactUrl(shard) << " ends early: " << archive_error_string(a);

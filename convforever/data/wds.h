@@ -57,6 +57,14 @@ class WdsSource {
   // the shard when it cannot be opened or ends early.
   absl::StatusOr<int64_t> CountSamples(const std::string& shard, const std::atomic<bool>& cancel) const;
 
+  // Called with the sample's key ("<shard file name>:<key>") and its label as written (a class
+  // name, a number, or the .json member) for every sample left out as "bad_label": a name not in
+  // the class list, a number outside [0, num_classes). For checks that name the first offender
+  // (the trainer's preflight). Set before reading; called on the reading thread.
+  void set_bad_label_observer(std::function<void(const std::string& key, const std::string& label)> f) {
+    bad_label_observer_ = std::move(f);
+  }
+
   // The most bytes a remote shard's download buffer has held so far (all shards, all threads),
   // and its capacity (DatasetSpec::wds_stream_buffer_bytes).
   int64_t stream_high_water() const { return stream_high_water_.load(); }
@@ -88,6 +96,7 @@ class WdsSource {
   std::map<std::string, int64_t> class_index_;
   int num_classes_ = 0;
   mutable std::atomic<int64_t> stream_high_water_{0};
+  std::function<void(const std::string&, const std::string&)> bad_label_observer_;
 };
 
 // The file name of a shard path or URL: what follows the last '/', without a URL's query or

@@ -210,6 +210,34 @@ TEST(WdsLoaderTest, UnsafeMembersAndIncompleteSamplesAreRejectedAndCounted) {
   EXPECT_EQ(c.skipped["decode_failed"], 1);
 }
 
+// The bad-label observer hears each left-out sample's key and its label as written: a name not in
+// the class list (.txt, .json) and a number outside the classes (.cls), and nothing else.
+TEST(WdsSourceTest, BadLabelObserverNamesTheSampleAndItsLabel) {
+  const std::string dir = TempDir("wds_bad_labels");
+  WriteFile(dir + "/classes.txt", "cat\ndog\n");
+  const std::string jpg = *EncodeJpeg(PatternImage(20, 20, 3, 1), 90);
+  WriteFile(dir + "/s-000.tar", TarBytes({{"a.jpg", jpg}, {"a.txt", "dog"},
+                                          {"b.jpg", jpg}, {"b.txt", "spaceship"},
+                                          {"c.jpg", jpg}, {"c.cls", "7"},
+                                          {"d.jpg", jpg}, {"d.json", "{\"label\": \"comet\"}"},
+                                          {"e.jpg", jpg}, {"e.cls", "1"}}));
+  DatasetSpec spec{"wds", dir + "/s-000.tar"};
+  spec.class_list_path = dir + "/classes.txt";
+  auto src = WdsSource::Open(spec);
+  ASSERT_TRUE(src.ok()) << src.status();
+  std::vector<std::pair<std::string, std::string>> heard;
+  (*src)->set_bad_label_observer([&](const std::string& key, const std::string& label) { heard.push_back({key, label}); });
+  std::map<std::string, int64_t> skipped;
+  std::atomic<bool> cancel{false};
+  int emitted = 0;
+  (*src)->ReadShards((*src)->shards(), [&](FetchResult) { ++emitted; return true; }, &skipped, cancel);
+  EXPECT_EQ(emitted, 2);
+  EXPECT_EQ(skipped["bad_label"], 3);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"s-000.tar:b", "spaceship"}, {"s-000.tar:c", "7"}, {"s-000.tar:d", "comet"}};
+  EXPECT_EQ(heard, want);
+}
+
 // A one-member ustar archive whose header claims `claimed` bytes (base-256 when it does not fit
 // the octal field, as GNU tar writes it) followed by `data`.
 std::string TarClaiming(const std::string& name, int64_t claimed, const std::string& data) {

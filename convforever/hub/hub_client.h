@@ -78,6 +78,9 @@ std::string ReadToken();
 struct WhoAmI {
   std::string name;
   std::vector<std::string> orgs;
+  // The token's role as whoami-v2 reports it (auth.accessToken.role: "read", "write",
+  // "fineGrained"); empty when the answer does not say.
+  std::string token_role;
 };
 
 struct PreuploadFile {

@@ -45,6 +45,7 @@ TEST_F(HubClientTest, WhoamiSendsTheToken) {
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->name, "tester");
   EXPECT_EQ(who->orgs, std::vector<std::string>{"convforever"});
+  EXPECT_EQ(who->token_role, "write");  // auth.accessToken.role, as the Hub answers
 }
 
 TEST_F(HubClientTest, CreateRepoTwiceIsFine) {

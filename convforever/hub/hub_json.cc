@@ -110,6 +110,13 @@ absl::StatusOr<WhoAmI> ParseWhoAmI(absl::string_view body) {
       if (auto org_name = StringField(org, "name")) who.orgs.push_back(*org_name);
     }
   }
+  auto auth = doc.find("auth");
+  if (auth != doc.end() && auth->is_object()) {
+    auto token = auth->find("accessToken");
+    if (token != auth->end() && token->is_object()) {
+      if (auto role = StringField(*token, "role")) who.token_role = *role;
+    }
+  }
   return who;
 }
 

@@ -10,6 +10,7 @@
 #include "convforever/train/estimate_mode.h"
 #include "convforever/train/flags_config.h"
 #include "convforever/train/lr_finder.h"
+#include "convforever/train/preflight.h"
 #include "convforever/train/trainer.h"
 #include "convforever/base/cli_help.h"
 #include "gflags/gflags.h"
@@ -154,6 +155,13 @@ DEFINE_double(link_gbps, 128, "--estimate: per-GPU all-reduce bandwidth, Gbit/s 
 DEFINE_double(utilization, 0, "--estimate: model FLOPs utilisation (0 = default 0.30, or calibrated)");
 DEFINE_string(format, "table", "--estimate: table|json");
 DEFINE_string(estimate_json, "", "--estimate: also write the JSON report to this file");
+// Preflight mode (convforever/train/preflight.h): the checks to pass before paying for GPUs.
+DEFINE_bool(preflight, false, "check this run instead of training (flags, data, schedule, classes, held-out set, micro-batch memory, loader speed, disk, Hub token, hosts, all-reduce, time) and print a table; exit 1 when a check fails");
+DEFINE_int64(preflight_scan_samples, 2048, "--preflight: samples whose labels are checked against the classes");
+DEFINE_double(preflight_memory_gb, 0, "--preflight: memory budget per rank for the micro-batch check (0 = the GPU's memory, or MemAvailable over the ranks on this host)");
+DEFINE_double(preflight_timeout_s, 5, "--preflight: timeout of each network probe (a data URL, a host's ssh port, the all-reduce rendezvous)");
+DEFINE_string(hostfile, "", "--preflight: DeepSpeed hostfile (\"HOST slots=N\" lines): check each host and an all-reduce between them");
+DEFINE_bool(preflight_allreduce, false, "internal: one rank of --preflight's all-reduce check (started by it with torchrun's variables)");
 
 namespace {
 
@@ -196,7 +204,8 @@ int RunEstimate(const cf::train::TrainerOptions& options) {
 
 namespace {
 
-absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
+// `apply_deepspeed` false leaves --deepspeed_config to the caller (the preflight checks it).
+absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags(bool apply_deepspeed) {
   cf::train::TrainerOptions o;
   o.model = FLAGS_model;
   o.depth = FLAGS_depth;
@@ -311,11 +320,21 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags() {
   o.diloco_overlap = FLAGS_diloco_overlap;
   o.dist_link_mbps = FLAGS_dist_link_mbps;
   o.dist_link_latency_ms = FLAGS_dist_link_latency_ms;
-  if (!FLAGS_deepspeed_config.empty()) {
+  if (apply_deepspeed && !FLAGS_deepspeed_config.empty()) {
     RETURN_IF_ERROR(cf::train::ApplyDeepSpeedConfig(FLAGS_deepspeed_config, &o));
   }
   o.config_json = cf::train::FlagsAsJson();
   return o;
+}
+
+int RunPreflight(const cf::train::TrainerOptions& options) {
+  cf::train::PreflightOptions p;
+  p.deepspeed_config = FLAGS_deepspeed_config;
+  p.scan_samples = FLAGS_preflight_scan_samples;
+  p.memory_gb = FLAGS_preflight_memory_gb;
+  p.timeout_s = FLAGS_preflight_timeout_s;
+  p.hostfile = FLAGS_hostfile;
+  return cf::train::PreflightMain(options, p);
 }
 
 int Evaluate(const cf::train::TrainerOptions& options) {
@@ -385,6 +404,8 @@ const std::vector<cf::base::FlagGroup>& HelpGroups() {
       {"Planning (--estimate)", {"estimate", "gpu", "gpus", "price_per_hour", "gpu_table",
        "samples", "eval_samples", "depths", "calibrate", "calibrate_steps", "calibrate_gpu",
        "link_gbps", "utilization", "format", "estimate_json"}},
+      {"Preflight (--preflight)", {"preflight", "preflight_scan_samples", "preflight_memory_gb",
+       "preflight_timeout_s", "hostfile", "preflight_allreduce"}},
   };
   return *groups;
 }
@@ -405,8 +426,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   cf::base::InstallStopHandlers();
+  if (FLAGS_preflight_allreduce) return cf::train::PreflightAllReduceMain(FLAGS_preflight_timeout_s, 8);
 
-  absl::StatusOr<cf::train::TrainerOptions> options = OptionsFromFlags();
+  absl::StatusOr<cf::train::TrainerOptions> options = OptionsFromFlags(/*apply_deepspeed=*/!FLAGS_preflight);
   if (!options.ok()) {
     std::fprintf(stderr, "train: %s\n", std::string(options.status().message()).c_str());
     return 2;
@@ -414,6 +436,7 @@ int main(int argc, char** argv) {
   if (FLAGS_eval_only) return Evaluate(*options);
   if (FLAGS_lr_finder) return FindLearningRate(*options);
   if (FLAGS_estimate) return RunEstimate(*options);
+  if (FLAGS_preflight) return RunPreflight(*options);
   absl::StatusOr<cf::train::TrainResult> result = cf::train::Train(*options);
   if (!result.ok()) {
     std::fprintf(stderr, "train: error: %s\n", result.status().ToString().c_str());

@@ -28,8 +28,9 @@ absl::StatusOr<std::vector<data::ProgressiveStage>> ParseProgressive(const std::
   return stages;
 }
 
-// The data kind and location for one split, with the defaults each kind has.
-data::DatasetSpec MakeSpec(const TrainerOptions& o, bool train) {
+}  // namespace
+
+data::DatasetSpec MakeDatasetSpec(const TrainerOptions& o, bool train) {
   data::DatasetSpec spec;
   spec.kind = o.data;
   spec.path = o.data_dir;
@@ -91,14 +92,12 @@ absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& o, b
   return l;
 }
 
-}  // namespace
-
 absl::StatusOr<RunData> BuildRunData(const TrainerOptions& options, int rank, int world_size) {
   RunData d;
   if (!options.class_list.empty()) {
     ASSIGN_OR_RETURN(d.class_names, data::ReadClassList(options.class_list));
   }
-  data::DatasetSpec train_spec = MakeSpec(options, true), eval_spec = MakeSpec(options, false);
+  data::DatasetSpec train_spec = MakeDatasetSpec(options, true), eval_spec = MakeDatasetSpec(options, false);
   ASSIGN_OR_RETURN(const std::string eval_what, ChooseEvalData(options, &train_spec, &eval_spec));
   ASSIGN_OR_RETURN(data::LoaderOptions train_opts, MakeLoaderOptions(options, /*train=*/true));
   train_opts.rank = rank;

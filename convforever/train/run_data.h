@@ -27,6 +27,15 @@ struct RunData {
   std::vector<std::string> class_names;  // empty when neither a class list nor the data names them
 };
 
+// The pieces BuildRunData builds the loaders from (the preflight builds them one at a time):
+// one split's dataset spec (the kind's default location, synthetic sizes, wds counts; the
+// held-out choice is applied afterwards by ChooseEvalData) and its loader options (augmentation,
+// mixing and progressive stages for training; resize + center crop for evaluation). The loader
+// options leave rank and world size at one rank; an unparsable --randaugment or
+// --progressive_resize is an error naming the flag.
+data::DatasetSpec MakeDatasetSpec(const TrainerOptions& options, bool train);
+absl::StatusOr<data::LoaderOptions> MakeLoaderOptions(const TrainerOptions& options, bool train);
+
 absl::StatusOr<RunData> BuildRunData(const TrainerOptions& options, int rank, int world_size);
 
 }  // namespace cf::train

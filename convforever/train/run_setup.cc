@@ -25,6 +25,43 @@
 
 namespace cf::train {
 
+absl::StatusOr<optim::ScheduleOptions> RunSchedule(const TrainerOptions& o, const EpochSteps& epoch_steps,
+                                                    int64_t steps_per_epoch, int64_t total_steps) {
+  optim::ScheduleOptions s;
+  s.type = o.lr_scheduler_type;
+  s.base_lr = o.lr;
+  s.min_lr = o.min_lr;
+  s.total_steps = total_steps;
+  s.steps_per_epoch = steps_per_epoch;
+  s.warmup_steps = o.warmup_steps;
+  if (o.warmup_steps == 0) s.warmup_epochs = o.warmup_epochs;
+  s.pct_start = o.onecycle_pct_start;
+  s.div_factor = o.onecycle_div_factor;
+  s.final_div_factor = o.onecycle_final_div_factor;
+  s.step_size = std::max<int64_t>(
+      1, static_cast<int64_t>(std::llround(o.step_decay_epochs * steps_per_epoch)));
+  s.gamma = o.step_decay_rate;
+  if (!epoch_steps.uniform()) {
+    // Epochs of different lengths: warmup and step decay end on the cumulative step of their epoch.
+    if (s.warmup_epochs > 0) s.warmup_steps = epoch_steps.StepAtEpoch(s.warmup_epochs);
+    s.warmup_epochs = 0;
+    for (int k = 1; s.type == "step" && o.step_decay_epochs > 0; ++k) {
+      const int64_t at = epoch_steps.StepAtEpoch(k * o.step_decay_epochs);
+      if (at >= total_steps) break;
+      if (at > 0 && (s.milestones.empty() || at > s.milestones.back())) {
+        s.milestones.push_back(at);
+      }
+    }
+  }
+  if (o.schedule_override) {
+    s = *o.schedule_override;
+    if (s.total_steps == 0) s.total_steps = total_steps;
+    s.steps_per_epoch = steps_per_epoch;
+  }
+  RETURN_IF_ERROR(optim::ValidateSchedule(s));
+  return s;
+}
+
 RunSetup::RunSetup(const TrainerOptions& options) : options_(options) {}
 
 RunSetup::~RunSetup() { Close(); }
@@ -170,37 +207,7 @@ absl::Status RunSetup::BuildOptimizer() {
     ASSIGN_OR_RETURN(optimizer_, optim::CreateOptimizer(opt, std::move(groups)));
   }
 
-  schedule_.type = options_.lr_scheduler_type;
-  schedule_.base_lr = options_.lr;
-  schedule_.min_lr = options_.min_lr;
-  schedule_.total_steps = total_steps_;
-  schedule_.steps_per_epoch = steps_per_epoch_;
-  schedule_.warmup_steps = options_.warmup_steps;
-  if (options_.warmup_steps == 0) schedule_.warmup_epochs = options_.warmup_epochs;
-  schedule_.pct_start = options_.onecycle_pct_start;
-  schedule_.div_factor = options_.onecycle_div_factor;
-  schedule_.final_div_factor = options_.onecycle_final_div_factor;
-  schedule_.step_size = std::max<int64_t>(
-      1, static_cast<int64_t>(std::llround(options_.step_decay_epochs * steps_per_epoch_)));
-  schedule_.gamma = options_.step_decay_rate;
-  if (!epoch_steps_.uniform()) {
-    // Epochs of different lengths: warmup and step decay end on the cumulative step of their epoch.
-    if (schedule_.warmup_epochs > 0) schedule_.warmup_steps = epoch_steps_.StepAtEpoch(schedule_.warmup_epochs);
-    schedule_.warmup_epochs = 0;
-    for (int k = 1; schedule_.type == "step" && options_.step_decay_epochs > 0; ++k) {
-      const int64_t at = epoch_steps_.StepAtEpoch(k * options_.step_decay_epochs);
-      if (at >= total_steps_) break;
-      if (at > 0 && (schedule_.milestones.empty() || at > schedule_.milestones.back())) {
-        schedule_.milestones.push_back(at);
-      }
-    }
-  }
-  if (options_.schedule_override) {
-    schedule_ = *options_.schedule_override;
-    if (schedule_.total_steps == 0) schedule_.total_steps = total_steps_;
-    schedule_.steps_per_epoch = steps_per_epoch_;
-  }
-  RETURN_IF_ERROR(optim::ValidateSchedule(schedule_));
+  ASSIGN_OR_RETURN(schedule_, RunSchedule(options_, epoch_steps_, steps_per_epoch_, total_steps_));
 
   if (options_.ema_decay > 0) {
     optim::EmaOptions e;

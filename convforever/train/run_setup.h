@@ -64,6 +64,13 @@ struct StepBatch {
   bool empty = false;  // every sample failed: images [0, C, H, W], a zero-gradient pass (empty_step.h)
 };
 
+// The learning-rate schedule of a run of `total_steps` optimizer steps whose epochs are
+// `epoch_steps` (`steps_per_epoch` of epoch 0): warmup, decay and milestones from the options (on
+// the cumulative steps of their epochs when epochs differ in length), or the DeepSpeed config's
+// schedule. An impossible one (warmup longer than the run) is an error naming the option.
+absl::StatusOr<optim::ScheduleOptions> RunSchedule(const TrainerOptions& options, const EpochSteps& epoch_steps,
+                                                    int64_t steps_per_epoch, int64_t total_steps);
+
 class RunSetup {
  public:
   // Builds data, model, optimizer and the checkpoint manager. Metric outputs open later, with

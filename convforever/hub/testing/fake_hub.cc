@@ -187,7 +187,11 @@ ServerResponse FakeHub::Dispatch(const ServerRequest& req) {
 ServerResponse FakeHub::Impl::Whoami(const FakeHubOptions& o) {
   json orgs = json::array();
   for (const std::string& org : o.orgs) orgs.push_back({{"name", org}});
-  return JsonResponse(200, json{{"type", "user"}, {"name", o.user}, {"orgs", orgs}});
+  return JsonResponse(200, json{{"type", "user"},
+                                {"name", o.user},
+                                {"orgs", orgs},
+                                {"auth", {{"type", "access_token"},
+                                          {"accessToken", {{"displayName", "fake"}, {"role", o.token_role}}}}}});
 }
 
 ServerResponse FakeHub::Impl::CreateRepo(const FakeHubOptions& o, const std::string& endpoint,

@@ -48,6 +48,7 @@ struct FakeHubOptions {
   std::string token = "hf_FAKEfakeFAKEfake0123456789";
   std::string user = "tester";
   std::vector<std::string> orgs = {"convforever"};
+  std::string token_role = "write";  // whoami-v2's auth.accessToken.role ("read", "write", "fineGrained")
   int64_t regular_max_size = 64 * 1024;            // larger files go to LFS
   int64_t multipart_threshold = 2 * 1024 * 1024;   // LFS objects this large go multipart
   int64_t chunk_size = 1024 * 1024;                // multipart part size
