@@ -3,6 +3,7 @@
 # podman storage of its own and runs it the way users will, with no shell in the image:
 #   - the entrypoint's help, `models`, `train --help`; no /bin/sh; runs as the non-root user;
 #   - every recipe for 3 steps on synthetic data (the overrides of //convforever/train:train_test);
+#   - the preflight: green on synthetic data, and unreachable data named;
 #   - 2 ranks over Gloo: `launch -n 2` in one container, and one container per rank joined by
 #     MASTER_ADDR/MASTER_PORT as a multi-node job is;
 #   - classify against the fake OpenAI-compatible endpoint on the host, the key from the
@@ -72,6 +73,20 @@ for flagfile in convforever/train/recipes/*.flags; do
   check "image-recipe-$recipe" run -v "$WORK/runs:/runs" "$IMAGE" train --recipe="$recipe" "${SMOKE[@]}" \
     --run_dir="/runs/$recipe" && expect "image-recipe-$recipe-3-steps" "finished after 3 steps"
 done
+
+# The preflight inside the image: green on synthetic data; unreachable data named, exit 1.
+PREFLIGHT=(--recipe=fashion_mnist_cnn --data=synthetic --data_dir= --synthetic_samples=256
+  --synthetic_classes=10 --image_size=28 --run_dir=/runs/preflight)
+check image-preflight-green run -v "$WORK/runs:/runs" "$IMAGE" preflight "${PREFLIGHT[@]}" &&
+  expect image-preflight-passed "preflight: passed"
+if run -v "$WORK/runs:/runs" "$IMAGE" preflight "${PREFLIGHT[@]}" --data=wds \
+    --data_dir='http://127.0.0.1:9/shard-{000000..000003}.tar' --train_samples=1000 --eval_fraction=0.1 \
+    >"$WORK/preflight-fail.log" 2>&1; then
+  fail_check image-preflight-unreachable-data "exit 0 with unreachable data"
+else
+  CHECK_OUT=$(cat "$WORK/preflight-fail.log")
+  expect image-preflight-unreachable-data "FAILED: data"
+fi
 
 # The checkpoint the container wrote, resumed by this checkout's trainer.
 host_log=$(mktemp /tmp/cf-smoke-build.XXXXXX)
