@@ -4,8 +4,8 @@
 #   - the entrypoint's help, `models`, `train --help`; no /bin/sh; runs as the non-root user;
 #   - every recipe for 3 steps on synthetic data (the overrides of //convforever/train:train_test);
 #   - the preflight: green on synthetic data, and unreachable data named;
-#   - 2 ranks over Gloo: `launch -n 2` in one container, and one container per rank joined by
-#     MASTER_ADDR/MASTER_PORT as a multi-node job is;
+#   - 2 ranks over Gloo: `launch -n 2` in one container (DDP, PowerSGD, DiLoCo), and one container
+#     per rank joined by MASTER_ADDR/MASTER_PORT as a multi-node job is;
 #   - classify against the fake OpenAI-compatible endpoint on the host, the key from the
 #     environment and never in the output;
 #   - a checkpoint written by the container, resumed outside it by this checkout's trainer.
@@ -108,6 +108,13 @@ rm -f "$host_log"
 check image-launch-2-ranks run -v "$WORK/runs:/runs" "$IMAGE" launch -n 2 -- --recipe=fashion_mnist_cnn \
   "${SMOKE[@]}" --dist_backend=gloo --run_dir=/runs/launch2 &&
   expect image-launch-2-ranks-rank1 "[rank 1]" && expect image-launch-2-ranks-3-steps "finished after 3 steps"
+# The slow-link modes inside the image (what a cloud job over a slow link runs).
+check image-launch-powersgd run -v "$WORK/runs:/runs" "$IMAGE" launch -n 2 -- --recipe=fashion_mnist_cnn \
+  "${SMOKE[@]}" --max_steps=4 --dist_backend=gloo --sync=powersgd --powersgd_start_iter=1 \
+  --powersgd_min_compression_rate=0 --run_dir=/runs/powersgd && expect image-launch-powersgd-4-steps "finished after 4 steps"
+check image-launch-diloco run -v "$WORK/runs:/runs" "$IMAGE" launch -n 2 -- --recipe=fashion_mnist_cnn \
+  "${SMOKE[@]}" --max_steps=4 --dist_backend=gloo --sync=diloco --diloco_inner_steps=2 \
+  --run_dir=/runs/diloco && expect image-launch-diloco-4-steps "finished after 4 steps"
 port=$((20000 + RANDOM % 20000))
 rank_env() { echo -e "RANK=$1\nLOCAL_RANK=0\nWORLD_SIZE=2\nLOCAL_WORLD_SIZE=1\nGROUP_RANK=$1\nMASTER_ADDR=127.0.0.1\nMASTER_PORT=$port"; }
 rank_env 0 >"$WORK/rank0.env"; rank_env 1 >"$WORK/rank1.env"
