@@ -7,7 +7,9 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "absl/status/statusor.h"
 #include "convforever/base/autocast.h"
+#include "convforever/base/cpu_isa.h"
 
 namespace cf::models {
 namespace {
@@ -15,17 +17,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// 16 lanes; GCC lowers the vector extension to each clone's registers (see depthwise_conv.cc).
+// 16 lanes; GCC lowers the vector extension to each variant's registers (see depthwise_conv.cc).
 typedef float VF __attribute__((vector_size(64)));
 typedef int32_t VI __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 
 #define CF_INLINE inline __attribute__((always_inline))
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CF_CLONES
-#endif
 
 CF_INLINE VF Splat(float c) {
   VF v = {};
@@ -92,7 +89,7 @@ CF_INLINE VF BackwardVec(const VF& g, const VF& x) {
   return g * (cdf + x * e * 0.39894228040143268f);  // Phi(x) + x phi(x)
 }
 
-CF_CLONES void ForwardKernel(const float* x, float* y, int64_t n) {
+CF_INLINE void ForwardBody(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) Store(y + i, ForwardVec(Load(x + i)));
   if (i < n) {  // the tail through a zero-padded vector
@@ -103,7 +100,7 @@ CF_CLONES void ForwardKernel(const float* x, float* y, int64_t n) {
   }
 }
 
-CF_CLONES void BackwardKernel(const float* g, const float* x, float* dx, int64_t n) {
+CF_INLINE void BackwardBody(const float* g, const float* x, float* dx, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) Store(dx + i, BackwardVec(Load(g + i), Load(x + i)));
   if (i < n) {
@@ -113,6 +110,33 @@ CF_CLONES void BackwardKernel(const float* g, const float* x, float* dx, int64_t
     Store(out, BackwardVec(Load(gin), Load(xin)));
     std::memcpy(dx + i, out, sizeof(float) * (n - i));
   }
+}
+
+// The bodies compiled once per level (cpu_isa.h); the helpers above are inlined into each.
+#define CF_GELU_VARIANT(level, target)                                                   \
+  target void ForwardKernel_##level(const float* x, float* y, int64_t n) {              \
+    ForwardBody(x, y, n);                                                                \
+  }                                                                                      \
+  target void BackwardKernel_##level(const float* g, const float* x, float* dx, int64_t n) { \
+    BackwardBody(g, x, dx, n);                                                           \
+  }
+CF_GELU_VARIANT(baseline, )
+CF_GELU_VARIANT(x86_64_v3, CF_TARGET_X86_64_V3)
+CF_GELU_VARIANT(x86_64_v4, CF_TARGET_X86_64_V4)
+#undef CF_GELU_VARIANT
+
+using ForwardFn = void (*)(const float*, float*, int64_t);
+using BackwardFn = void (*)(const float*, const float*, float*, int64_t);
+constexpr base::CpuIsaVariants<ForwardFn> kForward = {
+    ForwardKernel_baseline, ForwardKernel_x86_64_v3, ForwardKernel_x86_64_v4};
+constexpr base::CpuIsaVariants<BackwardFn> kBackward = {
+    BackwardKernel_baseline, BackwardKernel_x86_64_v3, BackwardKernel_x86_64_v4};
+
+// The level to run at; a bad CF_CPU_ISA is thrown here, before any work is split into threads.
+base::CpuIsa KernelIsa() {
+  const absl::StatusOr<base::CpuIsa> isa = base::ActiveCpuIsa();
+  TORCH_CHECK(isa.ok(), "GELU kernels: ", isa.status().message());
+  return *isa;
 }
 
 constexpr int64_t kGrain = 1 << 15;  // elements per parallel task
@@ -151,8 +175,9 @@ at::Tensor GeluForward(const at::Tensor& x) {
   at::Tensor y = at::empty_like(xc, LayoutOf(xc));
   const float* in = xc.data_ptr<float>();
   float* out = y.data_ptr<float>();
+  const ForwardFn kernel = kForward.For(KernelIsa());
   at::parallel_for(0, xc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    ForwardKernel(in + begin, out + begin, end - begin);
+    kernel(in + begin, out + begin, end - begin);
   });
   return y;
 }
@@ -168,8 +193,9 @@ at::Tensor GeluBackward(const at::Tensor& grad, const at::Tensor& x) {
   const float* xin = xc.data_ptr<float>();
   const float* gin = gc.data_ptr<float>();
   float* out = dx.data_ptr<float>();
+  const BackwardFn kernel = kBackward.For(KernelIsa());
   at::parallel_for(0, xc.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    BackwardKernel(gin + begin, xin + begin, out + begin, end - begin);
+    kernel(gin + begin, xin + begin, out + begin, end - begin);
   });
   return dx;
 }
