@@ -17,15 +17,19 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// 16 floats: one AVX-512 register, two AVX2 registers, four SSE registers. GCC's vector extension
-// lowers it to whatever the variant being compiled has (cpu_isa.h); aligned(4) allows unaligned loads.
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-constexpr int64_t kLanes = 16;
+// N floats in GCC's vector extension, N the register width of the level compiled for (cpu_isa.h):
+// 16 with AVX-512, 8 with AVX2, 4 with SSE2, so a kernel row's K accumulators stay in registers
+// (with 16 lanes everywhere, AVX2's 7 x 2 accumulators spilled and ran slower than SSE2).
+// aligned(4) allows unaligned loads.
+template <int N>
+struct FloatVec {
+  typedef float type __attribute__((vector_size(4 * N), aligned(4)));
+};
 
 #define CF_INLINE inline __attribute__((always_inline))
 
-// One image's contribution to the weight gradient of channels [c0, c0 + L) (L = kLanes with
-// Vec16, 1 with float): acc[ti][tj][c] += sum_{h,w} g[h][w][c] * xp[h + ti][w + tj][c], where xp
+// One image's contribution to the weight gradient of channels [c0, c0 + L) (L = N with
+// FloatVec<N>, 1 with float): acc[ti][tj][c] += sum_{h,w} g[h][w][c] * xp[h + ti][w + tj][c], where xp
 // is the image zero-padded by K/2 on each side ([H + K - 1, W + K - 1, C]) and acc is [K, K, C].
 // For one kernel row ti the K accumulators live in registers across the whole image, and each
 // gradient vector is loaded once for K multiply-adds.
@@ -57,34 +61,37 @@ CF_INLINE void AccumulateChannels(const float* xp, const float* g, int64_t H, in
   }
 }
 
-template <int K>
+template <int K, int N>
 CF_INLINE void AccumulateImage(const float* xp, const float* g, int64_t H, int64_t W, int64_t C,
                                float* acc) {
   int64_t c0 = 0;
-  for (; c0 + kLanes <= C; c0 += kLanes) AccumulateChannels<K, Vec16>(xp, g, H, W, C, c0, acc);
+  for (; c0 + N <= C; c0 += N) {
+    AccumulateChannels<K, typename FloatVec<N>::type>(xp, g, H, W, C, c0, acc);
+  }
   for (; c0 < C; ++c0) AccumulateChannels<K, float>(xp, g, H, W, C, c0, acc);
 }
 
-// One body for every kernel size, compiled once per level: AVX-512 (x86-64-v4), AVX2+FMA (v3)
-// and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (the build itself targets
-// baseline x86-64).
+// One body for every kernel size, compiled once per level at its vector width: AVX-512
+// (x86-64-v4), AVX2+FMA (v3) and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (the
+// build itself targets baseline x86-64).
+template <int N>
 CF_INLINE void AccumulateImageBody(int k, const float* xp, const float* g, int64_t H, int64_t W,
                                    int64_t C, float* acc) {
   switch (k) {
-    case 3: AccumulateImage<3>(xp, g, H, W, C, acc); break;
-    case 5: AccumulateImage<5>(xp, g, H, W, C, acc); break;
-    case 7: AccumulateImage<7>(xp, g, H, W, C, acc); break;
+    case 3: AccumulateImage<3, N>(xp, g, H, W, C, acc); break;
+    case 5: AccumulateImage<5, N>(xp, g, H, W, C, acc); break;
+    case 7: AccumulateImage<7, N>(xp, g, H, W, C, acc); break;
   }
 }
 
-#define CF_DEPTHWISE_VARIANT(level, target)                                                  \
-  target void AccumulateImageK_##level(int k, const float* xp, const float* g, int64_t H,    \
-                                       int64_t W, int64_t C, float* acc) {                   \
-    AccumulateImageBody(k, xp, g, H, W, C, acc);                                             \
+#define CF_DEPTHWISE_VARIANT(level, target, lanes)                                         \
+  target void AccumulateImageK_##level(int k, const float* xp, const float* g, int64_t H,  \
+                                       int64_t W, int64_t C, float* acc) {                 \
+    AccumulateImageBody<lanes>(k, xp, g, H, W, C, acc);                                    \
   }
-CF_DEPTHWISE_VARIANT(baseline, )
-CF_DEPTHWISE_VARIANT(x86_64_v3, CF_TARGET_X86_64_V3)
-CF_DEPTHWISE_VARIANT(x86_64_v4, CF_TARGET_X86_64_V4)
+CF_DEPTHWISE_VARIANT(baseline, , 4)
+CF_DEPTHWISE_VARIANT(x86_64_v3, CF_TARGET_X86_64_V3, 8)
+CF_DEPTHWISE_VARIANT(x86_64_v4, CF_TARGET_X86_64_V4, 16)
 #undef CF_DEPTHWISE_VARIANT
 
 using AccumulateFn = void (*)(int, const float*, const float*, int64_t, int64_t, int64_t, float*);

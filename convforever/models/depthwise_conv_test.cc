@@ -1,7 +1,7 @@
 // DepthwiseConv2d's forward and its own backward against LibTorch's convolution (which
 // torch.nn.functional.conv2d is), over the shapes ConvNeXt uses and the awkward ones: channel
-// counts that are not a multiple of the 16-lane vector, 1x1 and non-square images, NCHW inputs,
-// no bias, several threads; and the fallbacks (float64, autocast). The weight-gradient kernel's
+// counts that are not a multiple of the 16-, 8- or 4-lane vector, 1x1 and non-square images,
+// NCHW inputs, no bias, several threads; and the fallbacks (float64, autocast). The weight-gradient kernel's
 // tests run once per CPU level (baseline, x86-64-v3, x86-64-v4), each forced; a level this CPU
 // cannot run is reported as skipped.
 #include "convforever/models/depthwise_conv.h"
@@ -67,7 +67,7 @@ TEST_P(DepthwiseConvAtLevel, MatchesLibTorchOnConvNeXtShapes) {
 }
 
 TEST_P(DepthwiseConvAtLevel, MatchesLibTorchOnAwkwardShapes) {
-  ExpectMatches({3, 20, 5, 6, 7, true, true});   // 16 + 4 channels: vector then scalar tail
+  ExpectMatches({3, 20, 5, 6, 7, true, true});   // 16 + 4 channels: vectors, then a scalar tail at v4
   ExpectMatches({2, 7, 9, 4, 3, true, false});   // fewer channels than a vector, NCHW input
   ExpectMatches({2, 33, 8, 11, 5, false, false});  // no bias
   ExpectMatches({1, 16, 2, 13, 7, true, true});  // kernel larger than the image
