@@ -11,7 +11,8 @@
 //
 //   tools/cf bench kernels      (or bazel-bin/convforever/models/kernels_benchmark --threads=1)
 // Our kernels run at the CPU's best level, or the one CF_CPU_ISA names (base/cpu_isa.h), printed
-// first; LibTorch's kernels choose their own.
+// first; LibTorch's kernels choose their own, so to measure as on an AVX2-only CPU cap both:
+//   CF_CPU_ISA=x86-64-v3 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .../kernels_benchmark
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
