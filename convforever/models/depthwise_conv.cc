@@ -7,7 +7,9 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "absl/status/statusor.h"
 #include "convforever/base/autocast.h"
+#include "convforever/base/cpu_isa.h"
 
 namespace cf::models {
 namespace {
@@ -15,15 +17,19 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// 16 floats: one AVX-512 register, two AVX2 registers, four SSE registers. GCC's vector extension
-// lowers it to whatever the clone being compiled has; aligned(4) allows unaligned loads.
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
-constexpr int64_t kLanes = 16;
+// N floats in GCC's vector extension, N the register width of the level compiled for (cpu_isa.h):
+// 16 with AVX-512, 8 with AVX2, 4 with SSE2, so a kernel row's K accumulators stay in registers
+// (with 16 lanes everywhere, AVX2's 7 x 2 accumulators spilled and ran slower than SSE2).
+// aligned(4) allows unaligned loads.
+template <int N>
+struct FloatVec {
+  typedef float type __attribute__((vector_size(4 * N), aligned(4)));
+};
 
 #define CF_INLINE inline __attribute__((always_inline))
 
-// One image's contribution to the weight gradient of channels [c0, c0 + L) (L = kLanes with
-// Vec16, 1 with float): acc[ti][tj][c] += sum_{h,w} g[h][w][c] * xp[h + ti][w + tj][c], where xp
+// One image's contribution to the weight gradient of channels [c0, c0 + L) (L = N with
+// FloatVec<N>, 1 with float): acc[ti][tj][c] += sum_{h,w} g[h][w][c] * xp[h + ti][w + tj][c], where xp
 // is the image zero-padded by K/2 on each side ([H + K - 1, W + K - 1, C]) and acc is [K, K, C].
 // For one kernel row ti the K accumulators live in registers across the whole image, and each
 // gradient vector is loaded once for K multiply-adds.
@@ -55,30 +61,42 @@ CF_INLINE void AccumulateChannels(const float* xp, const float* g, int64_t H, in
   }
 }
 
-template <int K>
+template <int K, int N>
 CF_INLINE void AccumulateImage(const float* xp, const float* g, int64_t H, int64_t W, int64_t C,
                                float* acc) {
   int64_t c0 = 0;
-  for (; c0 + kLanes <= C; c0 += kLanes) AccumulateChannels<K, Vec16>(xp, g, H, W, C, c0, acc);
+  for (; c0 + N <= C; c0 += N) {
+    AccumulateChannels<K, typename FloatVec<N>::type>(xp, g, H, W, C, c0, acc);
+  }
   for (; c0 < C; ++c0) AccumulateChannels<K, float>(xp, g, H, W, C, c0, acc);
 }
 
-// The kernel, cloned for AVX-512 (x86-64-v4), AVX2+FMA (v3) and baseline x86-64, chosen at load
-// time by the CPU that runs it (the build itself targets baseline x86-64).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CF_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CF_CLONES
-#endif
-
-CF_CLONES void AccumulateImageK(int k, const float* xp, const float* g, int64_t H, int64_t W,
-                                int64_t C, float* acc) {
+// One body for every kernel size, compiled once per level at its vector width: AVX-512
+// (x86-64-v4), AVX2+FMA (v3) and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (the
+// build itself targets baseline x86-64).
+template <int N>
+CF_INLINE void AccumulateImageBody(int k, const float* xp, const float* g, int64_t H, int64_t W,
+                                   int64_t C, float* acc) {
   switch (k) {
-    case 3: AccumulateImage<3>(xp, g, H, W, C, acc); break;
-    case 5: AccumulateImage<5>(xp, g, H, W, C, acc); break;
-    case 7: AccumulateImage<7>(xp, g, H, W, C, acc); break;
+    case 3: AccumulateImage<3, N>(xp, g, H, W, C, acc); break;
+    case 5: AccumulateImage<5, N>(xp, g, H, W, C, acc); break;
+    case 7: AccumulateImage<7, N>(xp, g, H, W, C, acc); break;
   }
 }
+
+#define CF_DEPTHWISE_VARIANT(level, target, lanes)                                         \
+  target void AccumulateImageK_##level(int k, const float* xp, const float* g, int64_t H,  \
+                                       int64_t W, int64_t C, float* acc) {                 \
+    AccumulateImageBody<lanes>(k, xp, g, H, W, C, acc);                                    \
+  }
+CF_DEPTHWISE_VARIANT(baseline, , 4)
+CF_DEPTHWISE_VARIANT(x86_64_v3, CF_TARGET_X86_64_V3, 8)
+CF_DEPTHWISE_VARIANT(x86_64_v4, CF_TARGET_X86_64_V4, 16)
+#undef CF_DEPTHWISE_VARIANT
+
+using AccumulateFn = void (*)(int, const float*, const float*, int64_t, int64_t, int64_t, float*);
+constexpr base::CpuIsaVariants<AccumulateFn> kAccumulate = {
+    AccumulateImageK_baseline, AccumulateImageK_x86_64_v3, AccumulateImageK_x86_64_v4};
 
 bool SupportedKernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
 
@@ -140,6 +158,9 @@ at::Tensor DepthwiseConv2dWeightGrad(const at::Tensor& grad_out, const at::Tenso
   const at::Tensor gs = grad_out.contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t pad = kernel / 2, Hp = H + kernel - 1, Wp = W + kernel - 1;
+  const absl::StatusOr<base::CpuIsa> isa = base::ActiveCpuIsa();
+  TORCH_CHECK(isa.ok(), "DepthwiseConv2dWeightGrad: ", isa.status().message());
+  const AccumulateFn accumulate = kAccumulate.For(*isa);
   const int threads = at::get_num_threads();
   std::vector<std::vector<float>> partial(threads, std::vector<float>(kernel * kernel * C, 0.0f));
   const float* xdata = xs.data_ptr<float>();
@@ -153,7 +174,7 @@ at::Tensor DepthwiseConv2dWeightGrad(const at::Tensor& grad_out, const at::Tenso
         std::memcpy(padded.data() + ((h + pad) * Wp + pad) * C, image + h * W * C,
                     sizeof(float) * W * C);
       }
-      AccumulateImageK(static_cast<int>(kernel), padded.data(), gdata + b * H * W * C, H, W, C, acc);
+      accumulate(static_cast<int>(kernel), padded.data(), gdata + b * H * W * C, H, W, C, acc);
     }
   });
   at::Tensor sum = at::zeros({kernel * kernel, C}, x.options().memory_format(at::MemoryFormat::Contiguous));

@@ -9,8 +9,8 @@
 //   - runs forward and the input gradient through LibTorch (oneDNN) on channels_last tensors,
 //   - computes the bias gradient as a plain sum over [B, H, W],
 //   - computes the weight gradient with its own kernel: a zero-padded NHWC copy of each image and
-//     register-blocked accumulation over 16-channel groups, compiled for AVX-512, AVX2+FMA and
-//     baseline x86-64 with run-time dispatch (GCC target_clones).
+//     register-blocked accumulation over 16-, 8- or 4-channel groups, compiled for AVX-512,
+//     AVX2+FMA and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (base/cpu_isa.h).
 // Results match torch.nn.functional.conv2d's to float32 rounding (depthwise_conv_test).
 //
 // Anything else (CUDA, non-float32, autocast on, a kernel size other than 3/5/7) goes straight to

@@ -1,7 +1,9 @@
 // DepthwiseConv2d's forward and its own backward against LibTorch's convolution (which
 // torch.nn.functional.conv2d is), over the shapes ConvNeXt uses and the awkward ones: channel
-// counts that are not a multiple of the 16-lane vector, 1x1 and non-square images, NCHW inputs,
-// no bias, several threads; and the fallbacks (float64, autocast).
+// counts that are not a multiple of the 16-, 8- or 4-lane vector, 1x1 and non-square images,
+// NCHW inputs, no bias, several threads; and the fallbacks (float64, autocast). The weight-gradient kernel's
+// tests run once per CPU level (baseline, x86-64-v3, x86-64-v4), each forced; a level this CPU
+// cannot run is reported as skipped.
 #include "convforever/models/depthwise_conv.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +12,7 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "convforever/base/autocast.h"
+#include "convforever/base/cpu_isa_testing.h"
 
 namespace cf::models {
 namespace {
@@ -54,21 +57,24 @@ void ExpectMatches(const Shape& s) {
   }
 }
 
-TEST(DepthwiseConv2d, MatchesLibTorchOnConvNeXtShapes) {
+class DepthwiseConvAtLevel : public base::CpuIsaTest {};
+
+TEST_P(DepthwiseConvAtLevel, MatchesLibTorchOnConvNeXtShapes) {
   ExpectMatches({8, 48, 7, 7, 7, true, true});
   ExpectMatches({8, 96, 3, 3, 7, true, true});
   ExpectMatches({8, 192, 1, 1, 7, true, true});
   ExpectMatches({4, 32, 14, 14, 7, true, true});
 }
 
-TEST(DepthwiseConv2d, MatchesLibTorchOnAwkwardShapes) {
-  ExpectMatches({3, 20, 5, 6, 7, true, true});   // 16 + 4 channels: vector then scalar tail
+TEST_P(DepthwiseConvAtLevel, MatchesLibTorchOnAwkwardShapes) {
+  ExpectMatches({3, 20, 5, 6, 7, true, true});   // 16 + 4 channels: vectors, then a scalar tail at v4
   ExpectMatches({2, 7, 9, 4, 3, true, false});   // fewer channels than a vector, NCHW input
   ExpectMatches({2, 33, 8, 11, 5, false, false});  // no bias
   ExpectMatches({1, 16, 2, 13, 7, true, true});  // kernel larger than the image
+  ExpectMatches({2, 37, 9, 7, 7, true, true});   // 2 vectors + 5 channels, odd H and W
 }
 
-TEST(DepthwiseConv2d, SeveralThreadsGiveTheSameGradients) {
+TEST_P(DepthwiseConvAtLevel, SeveralThreadsGiveTheSameGradients) {
   const int before = at::get_num_threads();
   at::set_num_threads(1);
   std::vector<at::Tensor> one = RunConv({6, 48, 7, 7, 7, true, true}, true);
@@ -78,6 +84,9 @@ TEST(DepthwiseConv2d, SeveralThreadsGiveTheSameGradients) {
   for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(at::allclose(one[i], two[i], 1e-5, 1e-6)) << i;
   ExpectMatches({6, 48, 7, 7, 7, true, true});
 }
+
+INSTANTIATE_TEST_SUITE_P(Levels, DepthwiseConvAtLevel, base::AllCpuIsasForTesting(),
+                         base::CpuIsaTestName);
 
 TEST(DepthwiseConv2d, OtherCasesFallBackToLibTorch) {
   EXPECT_FALSE(DepthwiseConv2dUsesFastPath(at::zeros({2, 4, 5, 5}, at::kDouble),

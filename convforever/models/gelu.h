@@ -5,7 +5,9 @@
 // forward and backward alike, ~15% of a small ConvNeXt's training step. This one evaluates erf
 // with the Abramowitz & Stegun 7.1.26 rational approximation (|error| <= 1.5e-7, the same formula
 // ATen's vectorized erf uses) and exp with a degree-6 polynomial after range reduction, on
-// 16-float vectors compiled for AVX-512, AVX2+FMA and baseline x86-64 with run-time dispatch.
+// vectors of 16, 8 or 4 floats compiled for AVX-512 (x86-64-v4), AVX2+FMA (v3) and baseline
+// x86-64, the one run chosen by base::ActiveCpuIsa() (the CPU's best, or CF_CPU_ISA;
+// base/cpu_isa.h).
 // The backward shares the one exp(-x^2/2) between Phi and the normal density. Results match
 // at::gelu / at::gelu_backward to ~3e-7 absolute (gelu_test); NaN in gives NaN out.
 //

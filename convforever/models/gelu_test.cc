@@ -2,14 +2,23 @@
 // float64 as the exact reference: LibTorch 2.11's own float32 kernels are up to 1e-6 off): over a
 // dense grid of the range where it matters, large magnitudes, every tail length, autograd, and
 // NaN propagation (the trainer's non-finite-loss check relies on it); fallbacks for other dtypes.
+// The kernel tests run once per CPU level (baseline, x86-64-v3, x86-64-v4), each forced; a level
+// this CPU cannot run is reported as skipped. A bad CF_CPU_ISA makes the kernels refuse to run.
 #include "convforever/models/gelu.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
+
+#include "convforever/base/cpu_isa.h"
+#include "convforever/base/cpu_isa_testing.h"
 
 namespace cf::models {
 namespace {
@@ -35,14 +44,16 @@ at::Tensor Inputs() {
                   at::tensor({0.0f, -0.0f, 1e-30f, -1e-30f, 50.0f, -50.0f, 1e4f, -1e4f})});
 }
 
-TEST(Gelu, ForwardAndBackwardMatchLibTorch) {
+class GeluAtLevel : public base::CpuIsaTest {};
+
+TEST_P(GeluAtLevel, ForwardAndBackwardMatchLibTorch) {
   const at::Tensor x = Inputs();
   const at::Tensor g = at::randn_like(x);
   ExpectClose(GeluForward(x), RefGelu(x), "forward");
   ExpectClose(GeluBackward(g, x), RefGeluBackward(g, x), "backward");
 }
 
-TEST(Gelu, EveryTailLengthAndShape) {
+TEST_P(GeluAtLevel, EveryTailLengthAndShape) {
   for (int64_t n = 1; n <= 40; ++n) {
     const at::Tensor x = at::randn({n}) * 4;
     ExpectClose(GeluForward(x), RefGelu(x), "forward tail");
@@ -53,7 +64,7 @@ TEST(Gelu, EveryTailLengthAndShape) {
   EXPECT_EQ(GeluForward(nd).sizes(), nd.sizes());
 }
 
-TEST(Gelu, ChannelsLastKeepsItsLayout) {
+TEST_P(GeluAtLevel, ChannelsLastKeepsItsLayout) {
   const at::Tensor x = at::randn({4, 24, 5, 6}).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor y = GeluForward(x);
   EXPECT_TRUE(y.is_contiguous(at::MemoryFormat::ChannelsLast));
@@ -65,7 +76,7 @@ TEST(Gelu, ChannelsLastKeepsItsLayout) {
   ExpectClose(ga, RefGeluBackward(g, x), "channels_last autograd");
 }
 
-TEST(Gelu, AutogradMatchesLibTorch) {
+TEST_P(GeluAtLevel, AutogradMatchesLibTorch) {
   const at::Tensor base = at::randn({64, 48}) * 2;
   const at::Tensor upstream = at::randn({64, 48});
   at::Tensor a = base.clone().requires_grad_(true);
@@ -75,7 +86,7 @@ TEST(Gelu, AutogradMatchesLibTorch) {
   ExpectClose(ga, gb, "autograd");
 }
 
-TEST(Gelu, NanStaysNan) {
+TEST_P(GeluAtLevel, NanStaysNan) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const at::Tensor x = at::tensor({1.0f, nan, -2.0f});
   const at::Tensor y = GeluForward(x);
@@ -83,6 +94,54 @@ TEST(Gelu, NanStaysNan) {
   EXPECT_FALSE(std::isnan(y[0].item<float>()));
   EXPECT_TRUE(std::isnan(GeluBackward(at::ones_like(x), x)[1].item<float>()));
   EXPECT_TRUE(std::isinf(GeluForward(at::tensor({INFINITY}))[0].item<float>()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Levels, GeluAtLevel, base::AllCpuIsasForTesting(), base::CpuIsaTestName);
+
+// Runs only as the child of BadCpuIsaSettingIsRefused: the kernel's error, or that it ran.
+TEST(GeluChild, DISABLED_RunKernel) {
+  try {
+    const at::Tensor y = GeluForward(at::ones({40}));
+    std::printf("RAN[%.6f]\n", y[0].item<double>());
+  } catch (const c10::Error& e) {
+    std::printf("ERROR[%s]\n", e.what_without_backtrace());
+  }
+}
+
+// This binary run again with CF_CPU_ISA=`value`; its output.
+std::string RunChild(const std::string& value) {
+  char self[4096] = {};
+  if (::readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0) return "readlink /proc/self/exe failed";
+  const std::string command = "CF_CPU_ISA='" + value + "' '" + self +
+                              "' --gtest_also_run_disabled_tests --gtest_filter=GeluChild.* 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  ::pclose(pipe);
+  return out;
+}
+
+// The kernels throw the setting's error instead of running some other level.
+TEST(Gelu, BadCpuIsaSettingIsRefused) {
+  std::string out = RunChild("bogus");
+  EXPECT_NE(out.find("ERROR[GELU kernels: CF_CPU_ISA=bogus: not a level"), std::string::npos) << out;
+  EXPECT_EQ(out.find("RAN["), std::string::npos) << out;
+  out = RunChild("baseline");
+  EXPECT_NE(out.find("RAN[0.841345]"), std::string::npos) << out;
+  const base::CpuIsa best = base::BestCpuIsa(base::DetectedCpuFeatures());
+  if (best == base::CpuIsa::kX86_64_V4) {
+    std::printf("this CPU runs every level: no unsupported CF_CPU_ISA to refuse here (cpu_isa_test "
+                "checks the refusal on a described CPU)\n");
+    return;
+  }
+  const char* above = base::CpuIsaName(static_cast<base::CpuIsa>(static_cast<int>(best) + 1));
+  out = RunChild(above);
+  EXPECT_NE(out.find(std::string("ERROR[GELU kernels: CF_CPU_ISA=") + above + ": this CPU cannot run it"),
+            std::string::npos)
+      << out;
 }
 
 TEST(Gelu, OtherDtypesGoToLibTorch) {

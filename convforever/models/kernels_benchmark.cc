@@ -10,10 +10,14 @@
 //    same weights, LibTorch's GELU on both; kept to re-check that choice on new LibTorch releases.
 //
 //   tools/cf bench kernels      (or bazel-bin/convforever/models/kernels_benchmark --threads=1)
+// Our kernels run at the CPU's best level, or the one CF_CPU_ISA names (base/cpu_isa.h), printed
+// first; LibTorch's kernels choose their own, so to measure as on an AVX2-only CPU cap both:
+//   CF_CPU_ISA=x86-64-v3 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 .../kernels_benchmark
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -21,6 +25,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <gflags/gflags.h>
 
+#include "convforever/base/cpu_isa.h"
 #include "convforever/models/depthwise_conv.h"
 #include "convforever/models/gelu.h"
 
@@ -46,6 +51,11 @@ double MedianMs(const std::function<void()>& fn) {
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   at::set_num_threads(FLAGS_threads);
+  if (const absl::StatusOr<cf::base::CpuIsa> isa = cf::base::ActiveCpuIsa(); !isa.ok()) {
+    std::fprintf(stderr, "kernels_benchmark: %s\n", std::string(isa.status().message()).c_str());
+    return 1;
+  }
+  std::printf("CPU kernels: %s\n\n", cf::base::DescribeActiveCpuIsa().c_str());
   struct Shape { int64_t b, c, hw; };
   const std::vector<Shape> shapes = {{128, 48, 7}, {128, 96, 3}, {128, 192, 1}, {128, 48, 14},
                                      {32, 96, 16}, {32, 192, 8}, {32, 384, 4}};

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "convforever/base/allocator.h"
 #include "convforever/base/atomic_file.h"
+#include "convforever/base/cpu_isa.h"
 #include "convforever/base/progress.h"
 #include "convforever/base/signals.h"
 #include "convforever/base/status_macros.h"
@@ -48,6 +49,8 @@ void ConfigureRuntime(const TrainerOptions& o) {
   const ThreadChoice choice = ChooseIntraOpThreads(in);
   at::set_num_threads(choice.threads);
   LOG(INFO) << "LibTorch intra-op threads: " << choice.threads << " (" << choice.why << ")";
+  // The level our own CPU kernels run at (a bad CF_CPU_ISA: its error here, Train()'s error).
+  LOG(INFO) << "CPU kernels: " << base::DescribeActiveCpuIsa();
 }
 
 class Trainer {
@@ -292,6 +295,7 @@ class Trainer {
 absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,
                                               const std::string& checkpoint, bool use_ema) {
   RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(base::ActiveCpuIsa().status());
   ConfigureRuntime(options);
   ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, RunSetup::Create(options));
   std::string dir = checkpoint;
@@ -318,6 +322,7 @@ absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,
 
 absl::StatusOr<TrainResult> Train(const TrainerOptions& options) {
   RETURN_IF_ERROR(ValidateOptions(options));
+  RETURN_IF_ERROR(base::ActiveCpuIsa().status());  // CF_CPU_ISA names a level this CPU runs
   ConfigureRuntime(options);
   Trainer trainer(options);
   return trainer.Run();

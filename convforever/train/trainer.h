@@ -196,7 +196,8 @@ struct TrainResult {
 
 // Process-wide settings every mode applies first: the allocator's reuse of freed memory, and
 // LibTorch's intra-op threads (options.threads, OMP_NUM_THREADS, or this rank's share of the
-// cores among the ranks on this machine less the data workers; threads.h), logged with the reason.
+// cores among the ranks on this machine less the data workers; threads.h), logged with the reason,
+// and a log line on the CPU level our kernels use and what the CPU has (base/cpu_isa.h).
 void ConfigureRuntime(const TrainerOptions& options);
 
 // Validates every option up front; an impossible combination is an error naming the option.
