@@ -23,23 +23,10 @@ flavor="${2:-cpu}"
 WORK="${CF_SMOKE_WORK:-$ROOT/.cache/ci/smoke-$flavor}"
 rm -rf "$WORK"; mkdir -p "$WORK/runs" "$WORK/classify"
 chown 1000:1000 "$WORK/runs" "$WORK/classify" 2>/dev/null || chmod 0777 "$WORK/runs" "$WORK/classify"
-RUN="/tmp/cf-podman-$(printf '%s' "$WORK" | md5sum | cut -c1-12)"
-cat >"$WORK/containers.conf" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF="$WORK/containers.conf"
-PODMAN=(podman --root "$WORK/storage" --runroot "$RUN" --storage-driver vfs)
+podman_setup "$WORK"
 cleanup() {
-  "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
   [ -z "${fake_pid:-}" ] || kill "$fake_pid" 2>/dev/null || true
-  # vfs storage is a full copy per layer: do not leave it behind.
-  "${PODMAN[@]}" system reset -f >/dev/null 2>&1 || true
-  rm -rf "$WORK/storage" "$RUN"
+  podman_reset
 }
 trap cleanup EXIT
 

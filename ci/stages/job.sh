@@ -17,18 +17,8 @@ archive="$ROOT/.cache/image/cpu/cpu.oci.tar"
 WORK="$ROOT/.cache/ci/job"
 rm -rf "$WORK"; mkdir -p "$WORK/runs"
 chown 1000:1000 "$WORK/runs" 2>/dev/null || chmod 0777 "$WORK/runs"
-cat >"$WORK/containers.conf" <<'CONF'
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF="$WORK/containers.conf"
-RUN="/tmp/cf-podman-job-$(printf '%s' "$WORK" | md5sum | cut -c1-8)"
-PODMAN=(podman --root "$WORK/storage" --runroot "$RUN" --storage-driver vfs)
-trap '"${PODMAN[@]}" system reset -f >/dev/null 2>&1; rm -rf "$WORK/storage" "$RUN"' EXIT
+podman_setup "$WORK"
+trap podman_reset EXIT
 check job-image-load "${PODMAN[@]}" load -i "$archive" || exit 1
 image=$(sed -nE 's/^Loaded image(\(s\))?: *//p' <<<"$CHECK_OUT" | tail -1)
 

@@ -44,3 +44,28 @@ fail_check() {  # fail_check NAME WHY
   echo "FAILED $1: $2"
   STAGE_FAILED=$((STAGE_FAILED + 1))
 }
+
+# podman_setup WORK: a podman with a storage of its own under WORK (vfs, runc, no ulimits, no
+# systemd or journald: what works on the build machines), in the array PODMAN. podman_reset
+# removes that storage (vfs keeps a full copy per layer: never leave it behind).
+podman_setup() {
+  local work="$1"
+  PODMAN_WORK="$work"
+  PODMAN_RUN="/tmp/cf-podman-$(printf '%s' "$work" | md5sum | cut -c1-12)"
+  cat >"$work/containers.conf" <<'CONF'
+[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  export CONTAINERS_CONF="$work/containers.conf"
+  PODMAN=(podman --root "$work/storage" --runroot "$PODMAN_RUN" --storage-driver vfs)
+}
+
+podman_reset() {
+  "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
+  "${PODMAN[@]}" system reset -f >/dev/null 2>&1 || true
+  rm -rf "$PODMAN_WORK/storage" "$PODMAN_RUN"
+}

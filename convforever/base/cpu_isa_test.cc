@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "convforever/base/cpu_isa_testing.h"
+
 namespace cf::base {
 namespace {
 
@@ -100,19 +102,7 @@ TEST(CpuIsaChild, DISABLED_PrintActive) {
 
 // This binary run again with CF_CPU_ISA=`value`; its output.
 std::string RunChild(const std::string& value) {
-  char self[4096] = {};
-  if (::readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0) return "readlink /proc/self/exe failed";
-  const std::string command = "CF_CPU_ISA='" + value + "' '" + self +
-                              "' --gtest_also_run_disabled_tests "
-                              "--gtest_filter=CpuIsaChild.DISABLED_PrintActive 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "popen failed";
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  ::pclose(pipe);
-  return out;
+  return RunThisTestWithCpuIsa(value, "CpuIsaChild.DISABLED_PrintActive");
 }
 
 TEST(CpuIsa, EnvironmentSetting) {

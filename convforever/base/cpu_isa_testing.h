@@ -8,6 +8,9 @@
 #ifndef CONVFOREVER_BASE_CPU_ISA_TESTING_H_
 #define CONVFOREVER_BASE_CPU_ISA_TESTING_H_
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -42,6 +45,23 @@ inline std::string CpuIsaTestName(const ::testing::TestParamInfo<CpuIsa>& info) 
     if (c == '-') c = '_';
   }
   return name;
+}
+
+// This test binary run again with CF_CPU_ISA=`value` and only the tests `gtest_filter` names
+// (disabled ones included, so a child-only test can be DISABLED_ in the parent); its output,
+// stdout and stderr together. What a process-wide setting read once at start needs.
+inline std::string RunThisTestWithCpuIsa(const std::string& value, const std::string& gtest_filter) {
+  char self[4096] = {};
+  if (::readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0) return "readlink /proc/self/exe failed";
+  const std::string command = "CF_CPU_ISA='" + value + "' '" + self +
+                              "' --gtest_also_run_disabled_tests --gtest_filter=" + gtest_filter + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  std::string out;
+  char buffer[4096];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) out.append(buffer, n);
+  ::pclose(pipe);
+  return out;
 }
 
 }  // namespace cf::base

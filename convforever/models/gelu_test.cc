@@ -109,20 +109,7 @@ TEST(GeluChild, DISABLED_RunKernel) {
 }
 
 // This binary run again with CF_CPU_ISA=`value`; its output.
-std::string RunChild(const std::string& value) {
-  char self[4096] = {};
-  if (::readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0) return "readlink /proc/self/exe failed";
-  const std::string command = "CF_CPU_ISA='" + value + "' '" + self +
-                              "' --gtest_also_run_disabled_tests --gtest_filter=GeluChild.* 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return "popen failed";
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  ::pclose(pipe);
-  return out;
-}
+std::string RunChild(const std::string& value) { return base::RunThisTestWithCpuIsa(value, "GeluChild.*"); }
 
 // The kernels throw the setting's error instead of running some other level.
 TEST(Gelu, BadCpuIsaSettingIsRefused) {

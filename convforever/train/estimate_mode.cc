@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "convforever/base/allocator.h"
 #include "convforever/base/atomic_file.h"
+#include "convforever/base/scratch_dir.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/models/convnext.h"
 #include "convforever/models/registry.h"
@@ -82,23 +83,6 @@ double SecondsSinceProcessStart() {
   }
   return -1;
 }
-
-// A run directory that exists for the estimate only.
-class ScratchRunDir {
- public:
-  ScratchRunDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cf-estimate-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~ScratchRunDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // Synthetic data of the recipe's shape in place of data that is not here: image size, channels
 // and classes as the model's registry entry expects them (--class_list still names the classes),
@@ -269,7 +253,7 @@ absl::StatusOr<plan::EstimateReport> Estimate(const TrainerOptions& given,
   }
 
   ConfigureRuntime(options);  // the trainer's allocator and thread settings: what it measures
-  ScratchRunDir scratch;
+  base::ScratchDir scratch("cf-estimate");
   if (scratch.path().empty()) return absl::InternalError("cannot create a scratch run directory");
   const auto start = Clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<RunSetup> run, BuildRun(options, r, scratch.path(), &report.notes, &stand_in));

@@ -37,6 +37,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "convforever/base/scratch_dir.h"
 #include "convforever/data/source.h"
 #include "convforever/models/registry.h"
 #include "convforever/train/preflight_checks.h"
@@ -94,23 +95,6 @@ Budget MemoryBudget(const Context& c, const c10::Device& device) {
   return {available / ranks, ranks > 1 ? absl::StrCat("MemAvailable / ", ranks, " ranks on this host")
                                        : std::string("MemAvailable")};
 }
-
-// A run directory for the probe only.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cf-preflight-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // The options of the probe's run: the recipe's compute, synthetic data of the data's shape.
 TrainerOptions ProbeOptions(const Context& c, const std::string& run_dir) {
@@ -215,7 +199,7 @@ Trial RunTrial(RunSetup& run, int64_t b, double baseline, const Budget& budget, 
 CheckRow CheckMicroBatch(Context& c) {
   if (!c.flags_ok) return {kName, CheckStatus::kSkip, "the flags are invalid (flags check)"};
   const TrainerOptions& o = c.options;
-  ScratchDir scratch;
+  cf::base::ScratchDir scratch("cf-preflight");
   if (scratch.path().empty()) return {kName, CheckStatus::kFail, "cannot create a scratch run directory"};
   const TrainerOptions probe = ProbeOptions(c, scratch.path());
   ConfigureRuntime(o);  // the threads training would have (the probe has no data workers)
