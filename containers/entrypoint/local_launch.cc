@@ -102,7 +102,9 @@ int ExitCode(int status) {
 
 void SignalAll(std::vector<Rank>& ranks, int sig) {
   for (Rank& r : ranks) {
-    if (r.pid > 0) kill(-r.pid, sig);  // the rank's process group (it may have exited, its children not)
+    // The rank's process group: the rank, or children of it that still hold its output pipe. A
+    // group whose rank is reaped and whose pipe is closed is gone; its id may be reused.
+    if (r.pid > 0 && (!r.exited || r.fd >= 0)) kill(-r.pid, sig);
   }
 }
 

@@ -91,14 +91,7 @@ class LockTest(testlib.TestCase):
         self.assertEqual(testlib.slurp(again), text)
 
     def test_driver_library_host_provided_for_cuda_only(self):
-        src = os.path.join(self.tmp, "drv")
-        os.makedirs(src)
-        with open(os.path.join(src, "cuda.c"), "w") as f:
-            f.write("int cuInit(unsigned f) { return 0; }\n")
-        with open(os.path.join(src, "main.c"), "w") as f:
-            f.write("int cuInit(unsigned f);\nint main(void) { return cuInit(0); }\n")
-        subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", f"{src}/libcuda.so", f"{src}/cuda.c"], check=True)
-        subprocess.run(["cc", "-o", os.path.join(self.bin, "needs-driver"), f"{src}/main.c", f"-L{src}", "-lcuda"], check=True)
+        testlib.make_driver_binary(self.tmp, self.bin)
         r = self.lock(os.path.join(self.tmp, "cpu.json"))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("needs-driver needs libcuda.so.1", r.stderr)

@@ -5,7 +5,6 @@ import copy
 import io
 import os
 import shutil
-import subprocess
 import tarfile
 import gzip
 import json
@@ -53,21 +52,8 @@ class CompletenessTest(testlib.TestCase):
         err = self.build_fails()
         self.assertIn("ELF interpreter /lib64/ld-linux-x86-64.so.2 is not in the image", err)
 
-    def _driver_binary(self):
-        """A binary that needs libcuda.so.1, as a CUDA program linked against the driver does."""
-        src = os.path.join(self.tmp, "drv")
-        os.makedirs(src)
-        with open(os.path.join(src, "cuda.c"), "w") as f:
-            f.write("int cuInit(unsigned f) { return 0; }\n")
-        with open(os.path.join(src, "main.c"), "w") as f:
-            f.write("int cuInit(unsigned f);\nint main(void) { return cuInit(0); }\n")
-        subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", f"{src}/libcuda.so",
-                        f"{src}/cuda.c"], check=True)
-        subprocess.run(["cc", "-o", os.path.join(self.fx.bin, "needs-driver"), f"{src}/main.c", f"-L{src}",
-                        "-lcuda"], check=True)
-
     def test_driver_library_is_host_provided_for_cuda_only(self):
-        self._driver_binary()
+        testlib.make_driver_binary(self.tmp, self.fx.bin)
         err = self.build_fails()
         self.assertIn("/opt/convforever/bin/needs-driver", err)
         self.assertIn("needs libcuda.so.1", err)

@@ -93,6 +93,21 @@ def make_dist(site: str, name: str, version: str, files: dict) -> dict:
             "wheel_sha256": "0" * 64, "files": entries}
 
 
+def make_driver_binary(tmp: str, bin_dir: str) -> None:
+    """bin_dir/needs-driver: a program that needs libcuda.so.1, as a CUDA program linked against
+    the driver does (the library is built in tmp, never put in an image)."""
+    src = os.path.join(tmp, "drv")
+    os.makedirs(src)
+    with open(os.path.join(src, "cuda.c"), "w") as f:
+        f.write("int cuInit(unsigned f) { return 0; }\n")
+    with open(os.path.join(src, "main.c"), "w") as f:
+        f.write("int cuInit(unsigned f);\nint main(void) { return cuInit(0); }\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", f"{src}/libcuda.so",
+                    f"{src}/cuda.c"], check=True)
+    subprocess.run(["cc", "-o", os.path.join(bin_dir, "needs-driver"), f"{src}/main.c", f"-L{src}", "-lcuda"],
+                   check=True)
+
+
 class Fixture:
     """A small but complete image: a libc deb (the host's libc and loader), a CA deb, a wheel
     holding libz, /bin/true as `cf`, one recipe and gpus.csv."""

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <string>
 
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 

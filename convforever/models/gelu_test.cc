@@ -6,7 +6,6 @@
 // this CPU cannot run is reported as skipped. A bad CF_CPU_ISA makes the kernels refuse to run.
 #include "convforever/models/gelu.h"
 
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
