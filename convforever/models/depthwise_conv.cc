@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "absl/status/statusor.h"
@@ -153,6 +154,7 @@ at::Tensor DepthwiseConv2dWeightGrad(const at::Tensor& grad_out, const at::Tenso
   TORCH_CHECK(x.dim() == 4 && grad_out.sizes() == x.sizes() && x.scalar_type() == at::kFloat &&
                   grad_out.scalar_type() == at::kFloat && x.device().is_cpu(),
               "DepthwiseConv2dWeightGrad: want float32 CPU grad_out and x of equal [B, C, H, W]");
+  RECORD_FUNCTION("cf::depthwise_conv2d_weight_grad", std::vector<c10::IValue>());  // profile tables
   // NHWC in memory: channels_last strides of the logical [B, C, H, W] tensors.
   const at::Tensor xs = x.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor gs = grad_out.contiguous(at::MemoryFormat::ChannelsLast);

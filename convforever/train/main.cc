@@ -105,6 +105,7 @@ DEFINE_uint64(seed, 0, "random seed (data order, augmentation, init)");
 DEFINE_int32(threads, 0, "LibTorch intra-op threads (0 = OMP_NUM_THREADS if set, else this rank's share of the cores among the local ranks, less the data workers)");
 DEFINE_string(device, "cpu", "cpu|cuda");
 DEFINE_int32(max_nonfinite_steps, 5, "abort after this many non-finite steps in a row");
+DEFINE_string(profile_steps, "", "FIRST:END: profile steps [FIRST, END) with LibTorch's profiler: RUN_DIR/profile/trace.json (Chrome trace) and ops.json (self time per op), the top ops logged");
 DEFINE_bool(tensorboard, true, "write TensorBoard event files into --run_dir");
 DEFINE_string(trackio_project, "", "also log to the Trackio store of this project");
 DEFINE_string(hub_repo, "", "ORG/NAME: commit snapshots to this Hugging Face model repo (token from HF_TOKEN or ~/.cache/huggingface/token)");
@@ -285,6 +286,7 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags(bool apply_deepspeed)
   o.precision = FLAGS_precision;
   o.run_dir = FLAGS_run_dir;
   o.log_every_steps = FLAGS_log_every_steps;
+  o.profile_steps = FLAGS_profile_steps;
   o.eval_every_steps = FLAGS_eval_every_steps;
   o.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   o.keep_checkpoints = FLAGS_keep_checkpoints;
@@ -394,7 +396,7 @@ const std::vector<cf::base::FlagGroup>& HelpGroups() {
       {"LR range test", {"lr_finder", "lr_finder_steps", "lr_finder_start_lr", "lr_finder_end_lr"}},
       {"Run", {"run_dir", "run_name", "log_every_steps", "eval_every_steps",
        "checkpoint_every_steps", "keep_checkpoints", "resume", "seed", "threads", "device",
-       "tensorboard", "trackio_project", "hub_repo", "upload_every", "hub_private"}},
+       "tensorboard", "profile_steps", "trackio_project", "hub_repo", "upload_every", "hub_private"}},
       {"Distributed", {"dist_backend", "dist_timeout_s", "zero_stage", "zero_offload_optimizer"}},
       {"Slow links", {"sync", "powersgd_rank", "powersgd_start_iter", "powersgd_warm_start",
        "powersgd_min_compression_rate", "powersgd_error_feedback", "diloco_inner_steps",

@@ -180,6 +180,29 @@ TEST(TrainerSummary, CompleteRunWritesItsSummary) {
   EXPECT_FALSE(s.contains("final_eval_ema"));
 }
 
+// --profile_steps through the binary: the window's per-op times land in RUN_DIR/profile, with our
+// named regions (the data wait, the optimizer step) and LibTorch's ops; a bad window is refused
+// before any work, naming the flag.
+TEST(TrainerProfile, ProfileStepsWritesTheWindowsOps) {
+  const std::string dir = TempDir("profile");
+  Outcome r = RunTrainer(With(SmallRun(dir + "/run"), {"--max_steps=5", "--profile_steps=1:3"}), dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json ops = ReadJson(dir + "/run/profile/ops.json");
+  EXPECT_EQ(ops.value("steps", 0), 2) << ops;
+  std::map<std::string, int64_t> calls;
+  for (const auto& op : ops["ops"]) calls[op["name"]] = op["calls"];
+  EXPECT_EQ(calls["cf::next_batch"], 2);
+  EXPECT_EQ(calls["cf::optimizer_step"], 2);
+  EXPECT_GT(calls["aten::convolution_backward"], 0);
+  EXPECT_TRUE(fs::exists(dir + "/run/profile/trace.json"));
+  EXPECT_NE(r.output.find("profile of steps 1..2"), std::string::npos) << r.output;
+
+  Outcome bad = RunTrainer(With(SmallRun(dir + "/bad"), {"--max_steps=5", "--profile_steps=3:3"}), dir);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("--profile_steps=3:3"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(dir + "/bad/checkpoints"));
+}
+
 // The LR range test through the binary: the curve and the suggestion are written, the lr rises
 // geometrically from the start lr, and nothing of a training run is left behind (no checkpoint,
 // no metrics store, no summary).

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/nn/module.h>
 
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@
 #include "convforever/base/status_macros.h"
 #include "convforever/distributed/launch_env.h"
 #include "convforever/train/evaluate.h"
+#include "convforever/train/op_profile.h"
 #include "convforever/train/run_setup.h"
 #include "convforever/models/registry.h"
 #include "convforever/models/safetensors.h"
@@ -62,6 +64,13 @@ class Trainer {
     ASSIGN_OR_RETURN(run_, RunSetup::Create(o_));
     RETURN_IF_ERROR(MaybeResume());
     RETURN_IF_ERROR(run_->OpenOutputs(step_));
+    if (!o_.profile_steps.empty()) {
+      ASSIGN_OR_RETURN(ProfileWindow window, ParseProfileSteps(o_.profile_steps));
+      const std::string dir = run_->world_size() > 1
+                                  ? absl::StrCat(o_.run_dir, "/profile/rank", run_->rank())
+                                  : o_.run_dir + "/profile";
+      profiler_ = std::make_unique<OpProfiler>(window, dir);
+    }
     result_.metrics_path = run_->metrics_path();
     // Only the stop decision agreed across ranks (AnyRank) ends the loop early, never the
     // local flag: a rank that left on its own would leave the others waiting in a collective.
@@ -121,7 +130,9 @@ class Trainer {
     const int64_t first_step = step_;
     const bool fresh_epoch = run_->train_loader().state().batches_consumed == 0;
     while (step_ < run_->total_steps()) {
+      if (profiler_) profiler_->BeforeStep(step_);
       ASSIGN_OR_RETURN(bool got_step, RunOneStep());
+      if (profiler_ && got_step) RETURN_IF_ERROR(profiler_->AfterStep(step_ - 1));
       if (!got_step && fresh_epoch && step_ == first_step) {
         // Another epoch would end the same way: never loop over empty epochs.
         std::string skipped;
@@ -168,7 +179,10 @@ class Trainer {
     int64_t empty = 0;  // micro-batches whose samples all failed: a zero gradient from this rank
     bool finite = true;
     for (int64_t micro = 0; micro < accum; ++micro) {
-      absl::StatusOr<std::optional<StepBatch>> got = run_->NextBatch();
+      absl::StatusOr<std::optional<StepBatch>> got = [&] {
+        RECORD_FUNCTION("cf::next_batch", std::vector<c10::IValue>());  // named in profiles
+        return run_->NextBatch();
+      }();
       if (!got.ok()) mid_step_ = micro > 0;
       ASSIGN_OR_RETURN(std::optional<StepBatch> batch, std::move(got));
       if (!batch) {
@@ -184,7 +198,11 @@ class Trainer {
       finite = finite && std::isfinite(loss);
       loss_sum += loss;
     }
-    ASSIGN_OR_RETURN(bool applied, run_->ApplyGradients(step_, finite));
+    absl::StatusOr<bool> apply = [&] {
+      RECORD_FUNCTION("cf::optimizer_step", std::vector<c10::IValue>());
+      return run_->ApplyGradients(step_, finite);
+    }();
+    ASSIGN_OR_RETURN(bool applied, std::move(apply));
     const double mean_loss = empty < accum ? loss_sum / static_cast<double>(accum - empty)
                                            : std::numeric_limits<double>::quiet_NaN();
     if (!applied) {
@@ -283,6 +301,7 @@ class Trainer {
   TrainResult result_;
   int64_t step_ = 0;
   int nonfinite_in_a_row_ = 0;
+  std::unique_ptr<OpProfiler> profiler_;  // --profile_steps
   bool mid_step_ = false;  // data failed (a stop) after some micro-batches of a step
   int64_t evaluated_at_step_ = -1;
   int64_t saved_at_step_ = -1;

@@ -120,6 +120,7 @@ struct TrainerOptions {
   std::string device = "cpu";          // cpu|cuda
   int max_nonfinite_steps = 5;
   bool tensorboard = true;
+  std::string profile_steps;           // "A:B": per-op profile of steps [A, B) (op_profile.h)
   std::string trackio_project;         // empty = no Trackio store
   std::string run_name;
   std::string config_json;             // the flags as JSON, stored in checkpoints and metrics

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "convforever/train/op_profile.h"
 #include "convforever/train/trainer.h"
 
 namespace cf::train {
@@ -118,6 +119,9 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
   if (o.keep_checkpoints < 1) return Bad("keep_checkpoints", "must be >= 1");
   if (o.max_nonfinite_steps < 1) return Bad("max_nonfinite_steps", "must be >= 1");
   if (o.threads < 0) return Bad("threads", "must be >= 0 (0 = auto)");
+  if (!o.profile_steps.empty()) {
+    if (absl::Status s = ParseProfileSteps(o.profile_steps).status(); !s.ok()) return s;
+  }
   if (o.depth != 0 && o.depth < 4) return Bad("depth", "a ConvNeXt needs at least 4 blocks (one per stage)");
   if (o.depth > 0 && o.model != "convforever") {
     return Bad("depth", "only applies to --model=convforever");

@@ -5,10 +5,13 @@ Same data (Debian's Fashion-MNIST, normalized (x/255 - 0.5) / 0.5, shuffled, bat
 loader worker), same model (torchvision's ConvNeXt blocks: stride-4 patchify stem from 1 channel,
 3 stages of widths 48/96/192 with 2 blocks each), same optimizer (AdamW lr 1e-3, wd 0.05), same
 intra-op threads. Prints `images_per_sec <value>` measured between --warmup and --steps, data
-loading included. Run with /usr/bin/python3.
+loading included. With `--profile_steps A:B --profile_out F`, torch.profiler records steps [A, B)
+and F gets the per-op table in the trainer's `--profile_steps` ops.json format (self and total CPU
+time per op name, as key_averages() reports them). Run with /usr/bin/python3.
 """
 import argparse
 import gzip
+import json
 import time
 
 import numpy as np
@@ -43,6 +46,14 @@ class FashionMnist(torch.utils.data.Dataset):
         return (x - 0.5) / 0.5, int(self.labels[i])
 
 
+def write_ops(profiler, steps, wall_us, path):
+    ops = [{"name": e.key, "calls": e.count, "self_us": e.self_cpu_time_total,
+            "total_us": e.cpu_time_total} for e in profiler.key_averages()]
+    ops.sort(key=lambda o: -o["self_us"])
+    with open(path, "w") as f:
+        json.dump({"steps": steps, "wall_us": wall_us, "ops": ops}, f, indent=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=300)
@@ -54,7 +65,11 @@ def main():
     p.add_argument("--widths", default="48,96,192")
     p.add_argument("--hflip", action="store_true")
     p.add_argument("--label_smoothing", type=float, default=0.0)
+    p.add_argument("--profile_steps", default="")
+    p.add_argument("--profile_out", default="")
     a = p.parse_args()
+    profile_first, profile_end = (int(v) for v in a.profile_steps.split(":")) if a.profile_steps else (-1, -1)
+    profiler, profile_start = None, 0.0
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(FashionMnist(a.hflip), batch_size=a.batch, shuffle=True,
@@ -69,12 +84,26 @@ def main():
     loss_fn = nn.CrossEntropyLoss(label_smoothing=a.label_smoothing)
     step, start = 0, None
     while step < a.steps:
-        for x, y in loader:
+        batches = iter(loader)
+        while True:
+            if step == profile_first and profiler is None:
+                profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+                profiler.__enter__()
+                profile_start = time.perf_counter()
+            try:
+                with torch.profiler.record_function("next_batch"):
+                    x, y = next(batches)
+            except StopIteration:
+                break
             loss = loss_fn(model(x.contiguous(memory_format=memory_format)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
+            if step == profile_end:
+                wall_us = (time.perf_counter() - profile_start) * 1e6
+                profiler.__exit__(None, None, None)
+                write_ops(profiler, profile_end - profile_first, wall_us, a.profile_out)
             if step == a.warmup:
                 start = time.perf_counter()
             if step == a.steps:
