@@ -7,6 +7,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "convforever/data/resample.h"
+
 namespace cf::data {
 namespace {
 
@@ -16,14 +18,7 @@ cv::Mat View(const Image& img) {
   return cv::Mat(img.h, img.w, CvType(img.c), const_cast<uint8_t*>(img.data()));
 }
 
-int CvInterp(Interp i) {
-  switch (i) {
-    case Interp::kBicubic: return cv::INTER_CUBIC;
-    case Interp::kArea: return cv::INTER_AREA;
-    case Interp::kNearest: return cv::INTER_NEAREST;
-    default: return cv::INTER_LINEAR;
-  }
-}
+int CvInterp(Interp i) { return i == Interp::kArea ? cv::INTER_AREA : cv::INTER_NEAREST; }
 
 }  // namespace
 
@@ -38,6 +33,10 @@ absl::StatusOr<Interp> ParseInterp(const std::string& name) {
 
 Image ResizedCrop(const Image& img, int y, int x, int h, int w, int out_h, int out_w,
                   Interp interp) {
+  if (interp == Interp::kBilinear || interp == Interp::kBicubic) {
+    return ResampleRegion(img, y, x, h, w, out_h, out_w,
+                          interp == Interp::kBilinear ? ResampleFilter::kTriangle : ResampleFilter::kCubic);
+  }
   Image out(out_h, out_w, img.c);
   cv::Mat src = View(img)(cv::Rect(x, y, w, h));
   cv::Mat dst(out_h, out_w, CvType(img.c), out.data());
