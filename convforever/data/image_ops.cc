@@ -94,13 +94,35 @@ Image PadCrop(const Image& img, int pad, int y, int x, int h, int w) {
   return out;
 }
 
+namespace {
+
+// Row reversal with the pixel size C known at compile time (a fixed-size copy per pixel).
+template <int C>
+void ReverseRows(const Image& img, Image* out) {
+  for (int y = 0; y < img.h; ++y) {
+    const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * C;
+    uint8_t* dst = out->data() + static_cast<size_t>(y) * img.w * C + static_cast<size_t>(img.w - 1) * C;
+    for (int x = 0; x < img.w; ++x, src += C, dst -= C) {
+      for (int ch = 0; ch < C; ++ch) dst[ch] = src[ch];
+    }
+  }
+}
+
+}  // namespace
+
 Image HFlip(const Image& img) {
   Image out(img.h, img.w, img.c);
-  const int c = img.c;
-  for (int y = 0; y < img.h; ++y) {
-    const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * c;
-    uint8_t* dst = out.data() + static_cast<size_t>(y) * img.w * c;
-    for (int x = 0; x < img.w; ++x) std::memcpy(dst + (img.w - 1 - x) * c, src + x * c, c);
+  if (img.c == 3) {
+    ReverseRows<3>(img, &out);
+  } else if (img.c == 1) {
+    ReverseRows<1>(img, &out);
+  } else {
+    const int c = img.c;
+    for (int y = 0; y < img.h; ++y) {
+      const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * c;
+      uint8_t* dst = out.data() + static_cast<size_t>(y) * img.w * c;
+      for (int x = 0; x < img.w; ++x) std::memcpy(dst + (img.w - 1 - x) * c, src + x * c, c);
+    }
   }
   return out;
 }

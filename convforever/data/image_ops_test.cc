@@ -136,6 +136,19 @@ TEST(TransformsTest, RejectsBadOptions) {
   o = TransformOptions();
   o.mean = {0.5f};
   EXPECT_FALSE(ValidateTransformOptions(o).ok());
+  o = TransformOptions();
+  o.train_decode = "half";
+  EXPECT_NE(ValidateTransformOptions(o).message().find("train_decode"), std::string::npos);
+}
+
+TEST(TransformsTest, DecodeMinSideFollowsTheDecodeRule) {
+  TransformOptions o;  // train full, eval draft at floor(224 / 0.875) = 256
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 0);
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 256);
+  o.train_decode = "draft";
+  o.eval_decode = "full";
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 224);
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 0);
 }
 
 }  // namespace

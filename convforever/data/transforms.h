@@ -36,6 +36,14 @@ struct TransformOptions {
   // (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for 3 channels, 0.5 / 0.5 for 1 channel.
   std::vector<float> mean, std;
   bool channels_last = false;  // batch memory format
+  // JPEG decode size (decode.h), per split: "full" decodes at full size (torchvision's ImageFolder
+  // loader); "draft" at the largest 1/2, 1/4, 1/8 DCT reduction that keeps both sides >=
+  // DecodeMinSide's side (PIL's Image.draft rule, so a PIL pipeline can do the same). Training
+  // decodes full size by default: its random crops may be small (scale_min of the area) and would
+  // otherwise be upsampled from a reduced decode, unlike torchvision's. Evaluation drafts by
+  // default: it resizes the whole image down to that side anyway.
+  std::string train_decode = "full";
+  std::string eval_decode = "draft";
 };
 
 absl::Status ValidateTransformOptions(const TransformOptions& o);
@@ -44,7 +52,8 @@ absl::Status ValidateTransformOptions(const TransformOptions& o);
 struct CropBox { int y, x, h, w; };
 CropBox SampleRandomResizedCrop(int img_h, int img_w, const TransformOptions& o, Rng& rng);
 
-// The shorter side a JPEG may be DCT-downscaled to without hurting the pipeline's output.
+// The `min_side` DecodeImage gets: 0 (full size) where the split's *_decode is "full", else the
+// shorter side the pipeline needs (train: size; eval: floor(size / crop_pct)).
 int DecodeMinSide(const TransformOptions& o, int size, bool train);
 
 Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng& rng);
