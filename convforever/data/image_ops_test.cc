@@ -142,13 +142,14 @@ TEST(TransformsTest, RejectsBadOptions) {
 }
 
 TEST(TransformsTest, DecodeMinSideFollowsTheDecodeRule) {
-  TransformOptions o;  // train full, eval draft at floor(224 / 0.875) = 256
+  TransformOptions o;  // full size by default
   EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 0);
-  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 256);
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 0);
   o.train_decode = "draft";
-  o.eval_decode = "full";
   EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 224);
   EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 0);
+  o.eval_decode = "draft";  // eval needs the shorter side floor(224 / 0.875) = 256
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 256);
 }
 
 }  // namespace

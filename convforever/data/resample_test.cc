@@ -14,6 +14,7 @@
 #include "convforever/base/cpu_isa_testing.h"
 #include "convforever/data/image_ops.h"
 #include "convforever/data/test_util.h"
+#include "convforever/data/transforms.h"
 
 namespace cf::data {
 namespace {
@@ -111,6 +112,25 @@ TEST_P(ResampleAtLevel, WideRowsUseTheVectorBodyAndItsTail) {
   for (int x = 0; x < 37; ++x) {
     const Image col = ResampleRegion(img, 0, x, 40, 1, 13, 1, ResampleFilter::kCubic);
     for (int y = 0; y < 13; ++y) ASSERT_EQ(out.at(y, x, 0), col.at(y, 0, 0)) << y << "," << x;
+  }
+}
+
+// The whole eval transform (resize the shorter side to floor(size / crop_pct), center crop) against
+// torchvision's Resize + CenterCrop on a PIL image.
+TEST_P(ResampleAtLevel, EvalTransformMatchesTorchvision) {
+  const nlohmann::json g = LoadGolden();
+  const auto& ev = g["eval"];
+  Image img(ev["h"], ev["w"], 3);
+  img.pixels = ev["input"].get<std::vector<uint8_t>>();
+  for (const char* name : {"bilinear", "bicubic"}) {
+    TransformOptions o;
+    o.interpolation = name;
+    o.crop_pct = ev["crop_pct"];
+    const Image out = EvalTransform(img, ev["size"], o);
+    const Diff d = Compare(out, ev[name].get<std::vector<int>>());
+    EXPECT_LE(d.max, 1) << name;
+    EXPECT_LE(d.mean, 0.05) << name;
+    std::printf("  eval %s: max %d mean %.4f\n", name, d.max, d.mean);
   }
 }
 

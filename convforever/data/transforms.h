@@ -36,14 +36,15 @@ struct TransformOptions {
   // (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for 3 channels, 0.5 / 0.5 for 1 channel.
   std::vector<float> mean, std;
   bool channels_last = false;  // batch memory format
-  // JPEG decode size (decode.h), per split: "full" decodes at full size (torchvision's ImageFolder
-  // loader); "draft" at the largest 1/2, 1/4, 1/8 DCT reduction that keeps both sides >=
-  // DecodeMinSide's side (PIL's Image.draft rule, so a PIL pipeline can do the same). Training
-  // decodes full size by default: its random crops may be small (scale_min of the area) and would
-  // otherwise be upsampled from a reduced decode, unlike torchvision's. Evaluation drafts by
-  // default: it resizes the whole image down to that side anyway.
+  // JPEG decode size (decode.h), per split: "full" decodes at full size, as torchvision's
+  // ImageFolder, timm and transformers do; "draft" at the largest 1/2, 1/4, 1/8 DCT reduction that
+  // keeps both sides >= DecodeMinSide's side (PIL's Image.draft rule, so a PIL pipeline can do the
+  // same), 2-8x cheaper on images at least twice that size. Both default to "full": then the
+  // pixels a model sees are those of a PIL/torchvision pipeline (the same decoded bytes, the same
+  // antialiased resize), in training and at evaluation, whatever the image size; "draft" changes
+  // them slightly for large images (and upsamples small random crops from a reduced decode).
   std::string train_decode = "full";
-  std::string eval_decode = "draft";
+  std::string eval_decode = "full";
 };
 
 absl::Status ValidateTransformOptions(const TransformOptions& o);

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import PIL
 from PIL import Image
+import torchvision.transforms as T
 
 rng = np.random.RandomState(11)
 
@@ -54,10 +55,18 @@ def main():
             expected[name] = np.asarray(out, dtype=np.uint8).reshape(-1).tolist()
         cases.append({"h": ih, "w": iw, "c": c, "box": [by, bx, bh, bw], "out_h": oh, "out_w": ow,
                       "input": arr.reshape(-1).tolist(), "expected": expected})
+    # timm's eval transform at crop_pct 0.875 through torchvision: Resize(floor(14 / 0.875) = 16)
+    # then CenterCrop(14), bilinear and bicubic, on the first case's RGB picture.
+    ev = {"size": 14, "crop_pct": 0.875, "h": 37, "w": 53}
+    arr = picture(37, 53, 3)
+    ev["input"] = arr.reshape(-1).tolist()
+    for name, mode in (("bilinear", T.InterpolationMode.BILINEAR), ("bicubic", T.InterpolationMode.BICUBIC)):
+        tf = T.Compose([T.Resize(16, interpolation=mode), T.CenterCrop(14)])
+        ev[name] = np.asarray(tf(Image.fromarray(arr, "RGB")), dtype=np.uint8).reshape(-1).tolist()
     path = os.path.join(os.path.dirname(__file__), "..", "..", "convforever", "data", "testdata",
                         "resize_golden.json")
     with open(path, "w") as f:
-        json.dump({"made_by": "tools/golden/resize_golden.py (PIL %s)" % PIL.__version__, "cases": cases}, f,
+        json.dump({"made_by": "tools/golden/resize_golden.py (PIL %s)" % PIL.__version__, "cases": cases, "eval": ev}, f,
                   separators=(",", ":"))
     print("wrote", os.path.normpath(path), len(cases), "cases")
 
