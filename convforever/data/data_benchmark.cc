@@ -1,13 +1,27 @@
-// data_benchmark: decode + RandomResizedCrop(224) + flip + normalize + batch over ~2,000 JPEGs of
-// about 500x375 that it generates itself, with the Loader (N worker threads) side by side with
-// torchvision's ImageFolder + DataLoader(num_workers=N) measured in the same run. Prints both
-// rates and their ratio (target >= 3x). Run from the repository root (tools/cf bench does), or
-// with `bazel run`.
+// data_benchmark: the same per-image work on both sides, over ~2,000 JPEGs of about 500x375 that
+// it generates itself:
+//   decode   JPEG, accurate integer DCT + fancy upsampling (both sides libjpeg-turbo), at the size
+//            --decode says: "full", or "draft" = PIL's Image.draft("RGB", (224, 224)) rule (the
+//            largest 1/2, 1/4, 1/8 DCT reduction keeping both sides >= 224; a 500x375 picture is
+//            decoded full size either way);
+//   crop     RandomResizedCrop(224, scale (0.08, 1), ratio (3/4, 4/3)) with antialiased bilinear
+//            resampling (PIL's Image.resize(BILINEAR) on the crop);
+//   flip     horizontal with p = 0.5;
+//   batch    float32 [64, 3, 224, 224], normalized with ImageNet mean/std;
+//   threads  --threads worker threads (the Loader) vs DataLoader(num_workers=--threads) workers
+//            (torchvision ImageFolder with a loader that applies the same draft rule).
+// Both measured in the same run, rounds alternating, best of each reported with their ratio
+// (target >= 3x). --profile also times the stages one image at a time on one thread, on each side.
+// Run from the repository root (tools/cf bench does), or with `bazel run`.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -16,15 +30,20 @@
 #include <opencv2/core.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/data/batch.h"
 #include "convforever/data/decode.h"
 #include "convforever/data/loader.h"
+#include "convforever/data/image_ops.h"
 #include "convforever/data/rng.h"
+#include "convforever/data/transforms.h"
 
 DEFINE_string(dir, "/tmp/convforever_data_benchmark", "where the generated JPEG folder lives");
 DEFINE_int32(images, 2000, "number of JPEGs");
 DEFINE_int32(threads, 2, "worker threads (and torchvision DataLoader workers)");
 DEFINE_int32(batch, 64, "batch size");
 DEFINE_int32(rounds, 2, "alternating C++/Python rounds; the best of each is reported");
+DEFINE_string(decode, "full", "JPEG decode size on both sides: full, or draft (PIL's Image.draft rule at 224)");
+DEFINE_bool(profile, false, "also time decode / crop / flip / batch per image on one thread, both sides");
 DEFINE_string(python, ".venv/bin/python", "interpreter with the reference torch (the project venv, from the workspace root)");
 
 namespace {
@@ -83,6 +102,8 @@ double RunCpp(int epoch) {
   o.image_size = 224;
   o.channels = 3;
   o.transforms.train_crop = "rrc";
+  o.transforms.interpolation = "bilinear";
+  o.transforms.train_decode = FLAGS_decode;
   auto loader = cf::data::Loader::Create(cf::data::DatasetSpec{"folder", FLAGS_dir}, o);
   if (!loader.ok()) { std::fprintf(stderr, "%s\n", loader.status().ToString().c_str()); std::exit(1); }
   (void)(*loader)->StartEpoch(epoch);
@@ -102,16 +123,82 @@ double RunCpp(int epoch) {
   return n / dt;
 }
 
-double RunPython() {
+// The Python side's --draft-min-side: what DecodeMinSide gives the Loader (0 = full size).
+int DraftMinSide() {
+  cf::data::TransformOptions t;
+  t.train_decode = FLAGS_decode;
+  return cf::data::DecodeMinSide(t, 224, /*train=*/true);
+}
+
+// Per-stage time of the C++ path, one image at a time on this thread: microseconds per image.
+void ProfileCpp() {
+  std::vector<std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(FLAGS_dir)) {
+    if (e.path().extension() == ".jpg") files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  files.resize(std::min<size_t>(files.size(), 500));
+  std::vector<std::string> bytes;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    bytes.emplace_back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  cf::data::TransformOptions t;
+  std::vector<float> mean, std;
+  cf::data::ResolveNormalization(t, 3, &mean, &std);
+  // Thread CPU time, not wall time: other processes share the cores.
+  struct Clock {
+    static double now() {
+      timespec t;
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+      return t.tv_sec + t.tv_nsec * 1e-9;
+    }
+  };
+  double t_decode = 0, t_crop = 0, t_flip = 0, t_batch = 0;
+  std::vector<Image> batch;
+  at::Tensor buffer;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    auto t0 = Clock::now();
+    auto img = cf::data::DecodeImage(bytes[i], 3, DraftMinSide(), files[i]);
+    if (!img.ok()) { std::fprintf(stderr, "%s\n", img.status().ToString().c_str()); std::exit(1); }
+    auto t1 = Clock::now();
+    cf::data::Rng rng(i);
+    const cf::data::CropBox b = cf::data::SampleRandomResizedCrop(img->h, img->w, t, rng);
+    Image out = cf::data::ResizedCrop(*img, b.y, b.x, b.h, b.w, 224, 224, cf::data::Interp::kBilinear);
+    auto t2 = Clock::now();
+    if (rng.Bernoulli(0.5)) out = cf::data::HFlip(out);
+    auto t3 = Clock::now();
+    batch.push_back(std::move(out));
+    if (batch.size() == static_cast<size_t>(FLAGS_batch)) {
+      auto made = cf::data::AssembleImages(batch, mean, std, false, buffer);
+      if (!made.ok()) std::exit(1);
+      buffer = *made;
+      batch.clear();
+    }
+    auto t4 = Clock::now();
+    t_decode += t1 - t0;
+    t_crop += t2 - t1;
+    t_flip += t3 - t2;
+    t_batch += t4 - t3;
+  }
+  const double n = bytes.size() / 1e6;
+  std::printf("convforever stages (CPU us/image, 1 thread, %zu images): decode %.0f, rrc %.0f, flip %.0f, "
+              "batch+normalize %.0f, total %.0f\n", bytes.size(), t_decode / n, t_crop / n, t_flip / n,
+              t_batch / n, (t_decode + t_crop + t_flip + t_batch) / n);
+}
+
+double RunPython(bool profile = false) {
   std::string script = "tools/bench/data_benchmark.py";
   if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY")) script = std::string(ws) + "/" + script;
   const std::string cmd = absl::StrCat(FLAGS_python, " ", script, " --dir ", FLAGS_dir, " --batch ", FLAGS_batch,
-                                       " --workers ", FLAGS_threads);
+                                       " --workers ", FLAGS_threads,
+                                       " --draft-min-side ", DraftMinSide(), profile ? " --profile" : "");
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return -1;
   std::string out;
   char buf[4096];
   while (fgets(buf, sizeof(buf), p)) out += buf;
+  if (profile) std::printf("%s", out.substr(0, out.rfind('{')).c_str());
   if (pclose(p) != 0) { std::fprintf(stderr, "python reference failed: %s\n%s\n", cmd.c_str(), out.c_str()); return -1; }
   const auto j = nlohmann::json::parse(out.substr(out.rfind('{')), nullptr, false);
   return j.is_discarded() ? -1 : j["images_per_sec"].get<double>();
@@ -121,6 +208,10 @@ double RunPython() {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_decode != "full" && FLAGS_decode != "draft") {
+    std::fprintf(stderr, "--decode must be full or draft, got '%s'\n", FLAGS_decode.c_str());
+    return 1;
+  }
   // OpenCV's own thread pool would add threads beyond --threads inside each worker.
   cv::setNumThreads(0);
   if (!MakeDataset(FLAGS_dir, FLAGS_images)) return 1;
@@ -133,8 +224,13 @@ int main(int argc, char** argv) {
     best_py = std::max(best_py, py);
   }
   if (best_py <= 0) return 1;
-  std::printf("data_benchmark (%d JPEGs ~500x375, RRC 224 + flip + normalize, batch %d, %d threads)\n",
-              FLAGS_images, FLAGS_batch, FLAGS_threads);
+  if (FLAGS_profile) {
+    ProfileCpp();
+    RunPython(/*profile=*/true);
+  }
+  std::printf("data_benchmark (%d JPEGs ~500x375; decode %s (min side %d), RandomResizedCrop 224 antialiased "
+              "bilinear, hflip, normalize, float32 batch %d; %d threads vs DataLoader(num_workers=%d))\n",
+              FLAGS_images, FLAGS_decode.c_str(), DraftMinSide(), FLAGS_batch, FLAGS_threads, FLAGS_threads);
   std::printf("  convforever Loader : %8.1f images/s\n", best_cpp);
   std::printf("  torchvision        : %8.1f images/s\n", best_py);
   std::printf("  ratio              : %8.2fx (target >= 3x)\n", best_cpp / best_py);

@@ -49,18 +49,14 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
     return absl::InvalidArgumentError(absl::StrCat("corrupt JPEG header in ", what, ": ", why));
   }
   RETURN_IF_ERROR(CheckSize("JPEG", what, w, h));
-  int sw = w, sh = h;
-  if (min_side > 0) {
-    // Largest reduction whose shorter side still covers min_side.
-    for (int denom : {8, 4, 2}) {
-      const int tw = (w + denom - 1) / denom, th = (h + denom - 1) / denom;
-      if (std::min(tw, th) >= min_side) { sw = tw; sh = th; break; }
-    }
-  }
+  const int denom = JpegReduction(w, h, min_side);
+  const int sw = (w + denom - 1) / denom, sh = (h + denom - 1) / denom;
   const int pf = channels == 1 ? TJPF_GRAY : TJPF_RGB;
   Image out(sh, sw, channels == 1 ? 1 : 3);
+  // The accurate integer DCT and fancy upsampling (libjpeg-turbo's defaults, and PIL's): the same
+  // pixels as PIL decodes, which TJFLAG_FASTDCT would change by a few levels.
   if (tjDecompress2(tj, src, bytes.size(), out.data(), sw, 0, sh, pf,
-                    TJFLAG_FASTDCT | TJFLAG_STOPONWARNING) != 0) {
+                    TJFLAG_STOPONWARNING) != 0) {
     // libjpeg-turbo reports truncated data as a warning and fills the rest gray; treat any
     // problem as a bad image so a half-gray picture never reaches training (and stop at the
     // first one rather than decode the gray rest of a huge image).
@@ -107,6 +103,14 @@ absl::StatusOr<Image> DecodeWebp(std::string_view bytes, int channels, const std
 }
 
 }  // namespace
+
+int JpegReduction(int w, int h, int min_side) {
+  if (min_side <= 0) return 1;
+  for (int denom : {8, 4, 2}) {
+    if (w / min_side >= denom && h / min_side >= denom) return denom;
+  }
+  return 1;
+}
 
 ImageFormat SniffFormat(std::string_view b) {
   if (b.size() >= 3 && static_cast<uint8_t>(b[0]) == 0xFF && static_cast<uint8_t>(b[1]) == 0xD8 &&

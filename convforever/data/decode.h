@@ -2,9 +2,12 @@
 //
 // The format is sniffed from the magic bytes, not the file name. `channels` (1 or 3) is what the
 // model needs: decoders convert gray <-> RGB themselves (alpha is dropped). For JPEG, when
-// `min_side > 0` and the image is much larger, libjpeg-turbo's DCT-domain scaling (1/2, 1/4, 1/8)
-// decodes straight to the smallest size whose shorter side is still >= min_side, which is several
-// times cheaper than decoding full size and resizing. Corrupt or truncated data gives an
+// `min_side > 0` and the image is at least twice min_side on both sides, libjpeg-turbo's
+// DCT-domain scaling decodes straight to 1/2, 1/4 or 1/8 size (JpegReduction), which is several
+// times cheaper than decoding full size and resizing. The rule is PIL's
+// Image.draft("RGB", (min_side, min_side)), so a PIL pipeline can do exactly the same work: the
+// largest power-of-two reduction d with floor(W / min_side) >= d and floor(H / min_side) >= d, to
+// ceil(W / d) x ceil(H / d) pixels. Corrupt or truncated data gives an
 // InvalidArgument/DataLoss status naming `what` (a path or URL). Thread-safe.
 //
 // Sizes come from the file's header, which anyone can write: an image whose header announces more
@@ -30,6 +33,9 @@ ImageFormat SniffFormat(std::string_view bytes);
 
 absl::StatusOr<Image> DecodeImage(std::string_view bytes, int channels, int min_side,
                                   const std::string& what);
+
+// The JPEG reduction (1, 2, 4 or 8) DecodeImage uses for a W x H image and `min_side` (<= 0: 1).
+int JpegReduction(int w, int h, int min_side);
 
 // Encoders, used by tests and the benchmark to make fixtures (quality 0-100).
 absl::StatusOr<std::string> EncodeJpeg(const Image& img, int quality);

@@ -1,6 +1,10 @@
 #include "convforever/data/decode.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <webp/encode.h>
 #include <zlib.h>
 
@@ -55,6 +59,46 @@ TEST(DecodeTest, JpegDecodesCloseToSourceAndDctScales) {
   auto gray = DecodeImage(*jpg, 1, 0, "mem.jpg");
   ASSERT_TRUE(gray.ok());
   EXPECT_EQ(gray->c, 1);
+}
+
+nlohmann::json LoadDraftGolden() {
+  std::ifstream in(testing::TestdataPath("jpeg_draft_golden.json"));
+  EXPECT_TRUE(in) << testing::TestdataPath("jpeg_draft_golden.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+// The reduction rule is PIL's Image.draft("RGB", (s, s)) (tools/golden/jpeg_draft_golden.py).
+TEST(DecodeTest, JpegReductionIsPilDraft) {
+  const nlohmann::json g = LoadDraftGolden();
+  ASSERT_GE(g["sizes"].size(), 50u);
+  for (const auto& c : g["sizes"]) {
+    const int w = c["w"], h = c["h"], s = c["min_side"];
+    const int d = JpegReduction(w, h, s);
+    EXPECT_EQ((w + d - 1) / d, c["out_w"].get<int>()) << w << "x" << h << " min_side " << s;
+    EXPECT_EQ((h + d - 1) / d, c["out_h"].get<int>()) << w << "x" << h << " min_side " << s;
+  }
+  EXPECT_EQ(JpegReduction(500, 375, 0), 1);
+}
+
+// Same bytes, same pixels as PIL (accurate integer DCT and fancy upsampling, both libjpeg-turbo's
+// defaults), full size and DCT-scaled.
+TEST(DecodeTest, JpegPixelsEqualPils) {
+  const nlohmann::json g = LoadDraftGolden();
+  const auto bytes = g["jpeg"].get<std::vector<uint8_t>>();
+  const std::string jpg(bytes.begin(), bytes.end());
+  for (const char* s : {"0", "16"}) {
+    const auto& want = g["decoded"][s];
+    auto got = DecodeImage(jpg, 3, std::atoi(s), "golden.jpg");
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(got->h, want["h"].get<int>()) << "min_side " << s;
+    ASSERT_EQ(got->w, want["w"].get<int>()) << "min_side " << s;
+    const auto rgb = want["rgb"].get<std::vector<int>>();
+    int worst = 0;
+    for (size_t i = 0; i < rgb.size(); ++i) worst = std::max(worst, std::abs(got->pixels[i] - rgb[i]));
+    EXPECT_EQ(worst, 0) << "min_side " << s;
+  }
 }
 
 TEST(DecodeTest, WebpDecodes) {

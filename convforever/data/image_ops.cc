@@ -7,6 +7,8 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "convforever/data/resample.h"
+
 namespace cf::data {
 namespace {
 
@@ -16,14 +18,7 @@ cv::Mat View(const Image& img) {
   return cv::Mat(img.h, img.w, CvType(img.c), const_cast<uint8_t*>(img.data()));
 }
 
-int CvInterp(Interp i) {
-  switch (i) {
-    case Interp::kBicubic: return cv::INTER_CUBIC;
-    case Interp::kArea: return cv::INTER_AREA;
-    case Interp::kNearest: return cv::INTER_NEAREST;
-    default: return cv::INTER_LINEAR;
-  }
-}
+int CvInterp(Interp i) { return i == Interp::kArea ? cv::INTER_AREA : cv::INTER_NEAREST; }
 
 }  // namespace
 
@@ -38,6 +33,10 @@ absl::StatusOr<Interp> ParseInterp(const std::string& name) {
 
 Image ResizedCrop(const Image& img, int y, int x, int h, int w, int out_h, int out_w,
                   Interp interp) {
+  if (interp == Interp::kBilinear || interp == Interp::kBicubic) {
+    return ResampleRegion(img, y, x, h, w, out_h, out_w,
+                          interp == Interp::kBilinear ? ResampleFilter::kTriangle : ResampleFilter::kCubic);
+  }
   Image out(out_h, out_w, img.c);
   cv::Mat src = View(img)(cv::Rect(x, y, w, h));
   cv::Mat dst(out_h, out_w, CvType(img.c), out.data());
@@ -95,13 +94,35 @@ Image PadCrop(const Image& img, int pad, int y, int x, int h, int w) {
   return out;
 }
 
+namespace {
+
+// Row reversal with the pixel size C known at compile time (a fixed-size copy per pixel).
+template <int C>
+void ReverseRows(const Image& img, Image* out) {
+  for (int y = 0; y < img.h; ++y) {
+    const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * C;
+    uint8_t* dst = out->data() + static_cast<size_t>(y) * img.w * C + static_cast<size_t>(img.w - 1) * C;
+    for (int x = 0; x < img.w; ++x, src += C, dst -= C) {
+      for (int ch = 0; ch < C; ++ch) dst[ch] = src[ch];
+    }
+  }
+}
+
+}  // namespace
+
 Image HFlip(const Image& img) {
   Image out(img.h, img.w, img.c);
-  const int c = img.c;
-  for (int y = 0; y < img.h; ++y) {
-    const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * c;
-    uint8_t* dst = out.data() + static_cast<size_t>(y) * img.w * c;
-    for (int x = 0; x < img.w; ++x) std::memcpy(dst + (img.w - 1 - x) * c, src + x * c, c);
+  if (img.c == 3) {
+    ReverseRows<3>(img, &out);
+  } else if (img.c == 1) {
+    ReverseRows<1>(img, &out);
+  } else {
+    const int c = img.c;
+    for (int y = 0; y < img.h; ++y) {
+      const uint8_t* src = img.data() + static_cast<size_t>(y) * img.w * c;
+      uint8_t* dst = out.data() + static_cast<size_t>(y) * img.w * c;
+      for (int x = 0; x < img.w; ++x) std::memcpy(dst + (img.w - 1 - x) * c, src + x * c, c);
+    }
   }
   return out;
 }

@@ -1,8 +1,8 @@
 // Pure geometric and channel kernels on uint8 HWC images (see image.h): input image in, new
 // image out, no state, no randomness (callers pass the random parameters), thread-safe.
 //
-// Resizing uses OpenCV's cv::resize with the interpolation named here; "bilinear" and "bicubic"
-// follow PIL/torchvision naming. Coordinates are (y, x) of the top-left corner, sizes (h, w);
+// "bilinear" and "bicubic" resize as PIL and torchvision do, antialiased when downscaling
+// (resample.h); "area" and "nearest" use OpenCV's cv::resize INTER_AREA / INTER_NEAREST. Coordinates are (y, x) of the top-left corner, sizes (h, w);
 // crops are clamped to the image.
 #ifndef CONVFOREVER_DATA_IMAGE_OPS_H_
 #define CONVFOREVER_DATA_IMAGE_OPS_H_

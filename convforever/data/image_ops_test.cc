@@ -136,6 +136,20 @@ TEST(TransformsTest, RejectsBadOptions) {
   o = TransformOptions();
   o.mean = {0.5f};
   EXPECT_FALSE(ValidateTransformOptions(o).ok());
+  o = TransformOptions();
+  o.train_decode = "half";
+  EXPECT_NE(ValidateTransformOptions(o).message().find("train_decode"), std::string::npos);
+}
+
+TEST(TransformsTest, DecodeMinSideFollowsTheDecodeRule) {
+  TransformOptions o;  // full size by default
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 0);
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 0);
+  o.train_decode = "draft";
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/true), 224);
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 0);
+  o.eval_decode = "draft";  // eval needs the shorter side floor(224 / 0.875) = 256
+  EXPECT_EQ(DecodeMinSide(o, 224, /*train=*/false), 256);
 }
 
 }  // namespace

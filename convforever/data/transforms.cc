@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "convforever/data/augment.h"
@@ -13,6 +14,12 @@ absl::Status ValidateTransformOptions(const TransformOptions& o) {
   const std::string& c = o.train_crop;
   if (c != "auto" && c != "rrc" && c != "pad_crop" && c != "none") {
     return absl::InvalidArgumentError("train_crop must be auto, rrc, pad_crop or none, got '" + c + "'");
+  }
+  for (const auto& [name, v] : {std::pair<const char*, const std::string&>{"train_decode", o.train_decode},
+                                {"eval_decode", o.eval_decode}}) {
+    if (v != "full" && v != "draft") {
+      return absl::InvalidArgumentError(absl::StrCat(name, " must be full or draft, got '", v, "'"));
+    }
   }
   if (!ParseInterp(o.interpolation).ok()) return ParseInterp(o.interpolation).status();
   if (!(o.scale_min > 0 && o.scale_min <= o.scale_max && o.scale_max <= 1.0)) {
@@ -58,6 +65,7 @@ CropBox SampleRandomResizedCrop(int H, int W, const TransformOptions& o, Rng& rn
 }
 
 int DecodeMinSide(const TransformOptions& o, int size, bool train) {
+  if ((train ? o.train_decode : o.eval_decode) == "full") return 0;
   if (train) return size;
   return static_cast<int>(std::floor(size / o.crop_pct));
 }

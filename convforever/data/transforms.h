@@ -36,6 +36,15 @@ struct TransformOptions {
   // (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) for 3 channels, 0.5 / 0.5 for 1 channel.
   std::vector<float> mean, std;
   bool channels_last = false;  // batch memory format
+  // JPEG decode size (decode.h), per split: "full" decodes at full size, as torchvision's
+  // ImageFolder, timm and transformers do; "draft" at the largest 1/2, 1/4, 1/8 DCT reduction that
+  // keeps both sides >= DecodeMinSide's side (PIL's Image.draft rule, so a PIL pipeline can do the
+  // same), 2-8x cheaper on images at least twice that size. Both default to "full": then the
+  // pixels a model sees are those of a PIL/torchvision pipeline (the same decoded bytes, the same
+  // antialiased resize), in training and at evaluation, whatever the image size; "draft" changes
+  // them slightly for large images (and upsamples small random crops from a reduced decode).
+  std::string train_decode = "full";
+  std::string eval_decode = "full";
 };
 
 absl::Status ValidateTransformOptions(const TransformOptions& o);
@@ -44,7 +53,8 @@ absl::Status ValidateTransformOptions(const TransformOptions& o);
 struct CropBox { int y, x, h, w; };
 CropBox SampleRandomResizedCrop(int img_h, int img_w, const TransformOptions& o, Rng& rng);
 
-// The shorter side a JPEG may be DCT-downscaled to without hurting the pipeline's output.
+// The `min_side` DecodeImage gets: 0 (full size) where the split's *_decode is "full", else the
+// shorter side the pipeline needs (train: size; eval: floor(size / crop_pct)).
 int DecodeMinSide(const TransformOptions& o, int size, bool train);
 
 Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng& rng);

@@ -7,9 +7,9 @@
 // floor(size / crop_pct) and center-crops `size`, as our EvalTransform does. Data whose images
 // all come at the training size (IDX, CIFAR, synthetic) are passed through unchanged by our eval
 // transform, so the processor gets crop_pct 1.0 (a resize to the same size is the identity in
-// PIL and torchvision). For other data the processor resizes like ours, except that PIL and
-// torchvision antialias when downscaling and our bilinear resize does not: such images differ
-// (see README "Interop").
+// PIL and torchvision). For other data the processor resizes like ours: our bilinear resize is
+// PIL's antialiased one (data/resample.h) and our JPEG decode gives PIL's pixels (decode.h) at the
+// default full-size decode (TransformOptions::eval_decode).
 #ifndef CONVFOREVER_TRAIN_PREPROCESSOR_CONFIG_H_
 #define CONVFOREVER_TRAIN_PREPROCESSOR_CONFIG_H_
 
