@@ -12,6 +12,7 @@
 // Usage: bazel run -c opt //convforever/distributed:dist_benchmark -- [--steps=10 --batch=16 ...]
 // The parent re-executes itself as each rank (--role=rank) with torchrun's variables.
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/base/allocator.h"
 #include "convforever/distributed/communicator.h"
 #include "convforever/distributed/data_parallel.h"
 #include "convforever/distributed/launch_env.h"
@@ -47,6 +49,7 @@ DEFINE_int32(repeats, 5, "2-rank runs of ours and of PyTorch DDP, alternating");
 DEFINE_bool(overlap, true, "rank role: all-reduce from hooks");
 DEFINE_bool(python, true, "also measure PyTorch DDP (tools/bench/dist_reference.py)");
 DEFINE_string(out, "", "rank role: rank 0 writes 'step_ms bytes' here");
+DEFINE_bool(phases, false, "rank 0 prints the median time of each phase of its step to stderr");
 
 namespace cf::distributed {
 namespace {
@@ -74,7 +77,62 @@ struct BenchNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(BenchNet);
 
+// Wall and CPU (process, all threads) time of each phase of a step; medians over kept steps.
+class PhaseTimes {
+ public:
+  void Start() { last_wall_ = Wall(); last_cpu_ = Cpu(); step_.clear(); }
+  void Mark(const std::string& name) {
+    double wall = Wall(), cpu = Cpu();
+    step_.push_back({name, wall - last_wall_, cpu - last_cpu_});
+    last_wall_ = wall;
+    last_cpu_ = cpu;
+  }
+  void Keep() { kept_.push_back(step_); }
+  // Median over kept steps of the step's CPU time (all phases).
+  double StepCpuMedian() const {
+    std::vector<double> c;
+    for (const auto& s : kept_) {
+      double sum = 0;
+      for (const Phase& p : s) sum += p.cpu;
+      c.push_back(sum);
+    }
+    std::sort(c.begin(), c.end());
+    return c.empty() ? -1 : c[c.size() / 2];
+  }
+  void Print(std::ostream& os) const {
+    if (kept_.empty()) return;
+    double total_wall = 0, total_cpu = 0;
+    for (size_t i = 0; i < kept_[0].size(); ++i) {
+      std::vector<double> w, c;
+      for (auto& s : kept_) w.push_back(s[i].wall), c.push_back(s[i].cpu);
+      std::sort(w.begin(), w.end());
+      std::sort(c.begin(), c.end());
+      os << "  phase " << kept_[0][i].name << ": wall " << 1000 * w[w.size() / 2] << " ms, cpu "
+         << 1000 * c[c.size() / 2] << " ms\n";
+      total_wall += w[w.size() / 2];
+      total_cpu += c[c.size() / 2];
+    }
+    os << "  phases total: wall " << 1000 * total_wall << " ms, cpu " << 1000 * total_cpu << " ms\n";
+  }
+
+ private:
+  struct Phase { std::string name; double wall, cpu; };
+  static double Wall() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  static double Cpu() {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+  }
+  double last_wall_ = 0, last_cpu_ = 0;
+  std::vector<Phase> step_;
+  std::vector<std::vector<Phase>> kept_;
+};
+
 int RunRank() {
+  // As the trainer configures its process (train/trainer.cc): steps reuse freed heap memory.
+  base::KeepFreedMemoryForReuse();
   at::set_num_threads(FLAGS_threads);
   auto env = ReadLaunchEnv({});
   if (!env.ok()) return (std::cerr << env.status() << "\n", 3);
@@ -93,25 +151,35 @@ int RunRank() {
   at::Tensor x = at::randn({FLAGS_batch, 3, 32, 32});
   at::Tensor y = at::randint(10, {FLAGS_batch}, at::kLong);
   std::vector<double> times;
+  PhaseTimes phases;
   for (int step = 0; step < FLAGS_warmup + FLAGS_steps; ++step) {
     auto start = std::chrono::steady_clock::now();
+    phases.Start();
     for (auto& [name, p] : params) p.mutable_grad().reset();
-    at::nll_loss(at::log_softmax(net->forward(x), 1), y).backward();
+    at::Tensor loss = at::nll_loss(at::log_softmax(net->forward(x), 1), y);
+    phases.Mark("forward");
+    loss.backward();
+    phases.Mark("backward");
     if (auto s = dp.FinishGradientSync(); !s.ok()) return (std::cerr << s << "\n", 3);
+    phases.Mark("sync wait");
     {
       at::NoGradGuard no_grad;
       for (auto& [name, p] : params) p.add_(p.grad(), -0.01);
     }
+    phases.Mark("update");
     if (step >= FLAGS_warmup) {
       times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      phases.Keep();
     }
   }
+  if ((*comm)->rank() == 0 && FLAGS_phases) phases.Print(std::cerr);
   if ((*comm)->rank() == 0 && !FLAGS_out.empty() && !times.empty()) {
     double mean = 0;
     for (double t : times) mean += t / times.size();
     std::sort(times.begin(), times.end());  // the upper median, as dist_reference.py
     std::ofstream(FLAGS_out) << 1000 * times[times.size() / 2] << " " << 1000 * mean << " "
-                             << dp.bytes_reduced_last_step() << " " << dp.num_buckets() << "\n";
+                             << dp.bytes_reduced_last_step() << " " << dp.num_buckets() << " "
+                             << 1000 * phases.StepCpuMedian() << "\n";
   }
   return (*comm)->Barrier().ok() ? 0 : 3;
 }
@@ -121,6 +189,7 @@ struct Measured {
   double mean_ms = -1;
   long long bytes = 0;
   int buckets = 0;
+  double cpu_ms = -1;  // rank 0's CPU time per step (all its threads), median
 };
 
 // Runs `world` copies of this binary as ranks and returns rank 0's figures.
@@ -142,7 +211,8 @@ Measured RunJob(int world, bool overlap, double bucket_mb) {
           absl::StrCat("--warmup=", FLAGS_warmup), absl::StrCat("--batch=", FLAGS_batch),
           absl::StrCat("--threads=", FLAGS_threads), absl::StrCat("--bucket_mb=", bucket_mb),
           absl::StrCat("--first_bucket_mb=", FLAGS_first_bucket_mb),
-          absl::StrCat("--overlap=", overlap ? "true" : "false"), "--out=" + out};
+          absl::StrCat("--overlap=", overlap ? "true" : "false"), "--out=" + out,
+          absl::StrCat("--phases=", FLAGS_phases ? "true" : "false")};
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -159,24 +229,35 @@ Measured RunJob(int world, bool overlap, double bucket_mb) {
   }
   Measured m;
   std::ifstream in(out);
-  if (ok) in >> m.step_ms >> m.mean_ms >> m.bytes >> m.buckets;
+  if (ok) in >> m.step_ms >> m.mean_ms >> m.bytes >> m.buckets >> m.cpu_ms;
   std::remove(out.c_str());
   return m;
 }
 
-double PythonDdp(int world) {
+// glibc's malloc in the PyTorch reference set as KeepFreedMemoryForReuse() sets ours
+// (base/allocator.h): the control that tells the allocator's share of the ratio from the rest.
+constexpr char kOurMalloc[] =
+    "GLIBC_TUNABLES=glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824 ";
+
+// PyTorch DDP's rank-0 step time (median, ms) and CPU time per step; step_ms -1 on failure.
+Measured PythonDdp(int world, bool our_malloc = false) {
+  Measured m;
   std::string cmd = absl::StrCat(
-      ".venv/bin/python tools/bench/dist_reference.py --world ", world, " --steps ", FLAGS_steps,
+      our_malloc ? kOurMalloc : "", ".venv/bin/python tools/bench/dist_reference.py --world ", world, " --steps ", FLAGS_steps,
       " --warmup ", FLAGS_warmup, " --batch ", FLAGS_batch, " --threads ", FLAGS_threads,
       " --bucket_mb ", FLAGS_bucket_mb, " --first_bucket_mb ", FLAGS_first_bucket_mb, " --out /tmp/cf_dist_reference_", getpid(), ".json");
   FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return -1;
+  if (pipe == nullptr) return m;
   char buf[512];
   std::string text;
   while (fgets(buf, sizeof(buf), pipe) != nullptr) text += buf;
-  if (pclose(pipe) != 0) return -1;
+  if (pclose(pipe) != 0) return m;
   size_t at = text.find("\"step_ms\":");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + 10));
+  size_t cpu = text.find("\"cpu_ms\":");
+  if (at == std::string::npos || cpu == std::string::npos) return m;
+  m.step_ms = std::stod(text.substr(at + 10));
+  m.cpu_ms = std::stod(text.substr(cpu + 9));
+  return m;
 }
 
 double Median(std::vector<double> v) {
@@ -194,25 +275,42 @@ int Drive() {
               FLAGS_batch, FLAGS_threads, FLAGS_steps, FLAGS_bucket_mb, FLAGS_first_bucket_mb);
   Measured one = RunJob(1, true, FLAGS_bucket_mb);
   Measured flat = RunJob(2, false, 1e9);  // one bucket, all-reduced after backward
-  // Ours and PyTorch's 2-rank jobs alternate, so that a burst of load elsewhere hits both.
-  std::vector<double> ours, theirs;
+  // Ours, PyTorch's and PyTorch's with our malloc settings take turns, who goes first rotating,
+  // so that a burst of load elsewhere hits all alike.
+  std::vector<double> ours, ours_cpu, theirs, theirs_cpu, tuned, tuned_cpu;
   Measured two;
-  for (int i = 0; i < std::max(1, FLAGS_repeats); ++i) {
-    // Who goes first alternates too.
-    if (FLAGS_python && i % 2 == 1) theirs.push_back(PythonDdp(2));
-    two = RunJob(2, true, FLAGS_bucket_mb);
-    if (two.step_ms <= 0) break;
-    ours.push_back(two.step_ms);
-    if (FLAGS_python && i % 2 == 0) theirs.push_back(PythonDdp(2));
-    std::printf("  repeat %d: ours %.1f ms/step", i + 1, two.step_ms);
+  bool failed = false;
+  for (int i = 0; i < std::max(1, FLAGS_repeats) && !failed; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      const int which = (i + k) % 3;
+      if (which == 0) {
+        two = RunJob(2, true, FLAGS_bucket_mb);
+        failed = failed || two.step_ms <= 0;
+        ours.push_back(two.step_ms);
+        ours_cpu.push_back(two.cpu_ms);
+      } else if (FLAGS_python) {
+        Measured m = PythonDdp(2, /*our_malloc=*/which == 2);
+        failed = failed || m.step_ms <= 0;
+        (which == 1 ? theirs : tuned).push_back(m.step_ms);
+        (which == 1 ? theirs_cpu : tuned_cpu).push_back(m.cpu_ms);
+      }
+    }
+    if (failed) break;
+    std::printf("  repeat %d: ours %.1f ms/step (cpu %.1f)", i + 1, ours.back(), ours_cpu.back());
     if (FLAGS_python) {
-      std::printf(", PyTorch DDP %.1f ms/step, ratio %.2f", theirs.back(), two.step_ms / theirs.back());
+      std::printf(", PyTorch DDP %.1f (cpu %.1f), ratio %.2f; PyTorch DDP with our malloc %.1f "
+                  "(cpu %.1f), ratio %.2f",
+                  theirs.back(), theirs_cpu.back(), ours.back() / theirs.back(), tuned.back(),
+                  tuned_cpu.back(), ours.back() / tuned.back());
     }
     std::printf("\n");
     std::fflush(stdout);
   }
-  if (one.step_ms <= 0 || flat.step_ms <= 0 || ours.size() < static_cast<size_t>(std::max(1, FLAGS_repeats))) {
-    std::fprintf(stderr, "a run failed\n");
+  if (failed || one.step_ms <= 0 || flat.step_ms <= 0) {
+    std::fprintf(stderr, "a run failed%s\n",
+                 FLAGS_python ? " (the PyTorch reference needs the project venv: tools/cf setup; "
+                                "run from the workspace)"
+                              : "");
     return 1;
   }
   const double two_ms = Median(ours);
@@ -226,16 +324,25 @@ int Drive() {
   std::printf("ratio no-overlap/bucketed step time (2 ranks):   %.2f (> 1: overlap helps)\n",
               flat.step_ms / two_ms);
   if (FLAGS_python) {
-    double py1 = PythonDdp(1), py2 = Median(theirs);
-    if (py1 > 0 && *std::min_element(theirs.begin(), theirs.end()) > 0) {
-      std::printf("%-52s %10.1f ms/step\n", "PyTorch 1 rank", py1);
-      std::printf("%-52s %10.1f ms/step\n", "PyTorch DDP 2 ranks (gloo)", py2);
-      std::printf("ratio ours/PyTorch, 2 ranks:                     %.2f (< 1: ours faster; medians of %d)\n",
-                  two_ms / py2, static_cast<int>(ours.size()));
-      std::printf("ratio ours/PyTorch, 1 rank:                      %.2f\n", one.step_ms / py1);
-    } else {
-      std::printf("PyTorch reference failed (needs the project venv: tools/cf setup; run from the workspace)\n");
+    Measured py1 = PythonDdp(1);
+    if (py1.step_ms <= 0) {
+      std::printf("PyTorch 1-rank reference failed\n");
+      return 1;
     }
+    const int n = static_cast<int>(ours.size());
+    std::printf("%-52s %10.1f ms/step\n", "PyTorch 1 rank", py1.step_ms);
+    std::printf("%-52s %10.1f ms/step\n", "PyTorch DDP 2 ranks (gloo)", Median(theirs));
+    std::printf("%-52s %10.1f ms/step\n", "PyTorch DDP 2 ranks (gloo), our malloc settings",
+                Median(tuned));
+    std::printf("ratio ours/PyTorch, 2 ranks:                     %.2f (< 1: ours faster; medians of %d)\n",
+                two_ms / Median(theirs), n);
+    std::printf("  CPU time per step, rank 0:                     %.2f (%.1f vs %.1f ms)\n",
+                Median(ours_cpu) / Median(theirs_cpu), Median(ours_cpu), Median(theirs_cpu));
+    std::printf("ratio ours/PyTorch with our malloc, 2 ranks:     %.2f (the engines alone)\n",
+                two_ms / Median(tuned));
+    std::printf("  CPU time per step, rank 0:                     %.2f (%.1f vs %.1f ms)\n",
+                Median(ours_cpu) / Median(tuned_cpu), Median(ours_cpu), Median(tuned_cpu));
+    std::printf("ratio ours/PyTorch, 1 rank:                      %.2f\n", one.step_ms / py1.step_ms);
   }
   return 0;
 }

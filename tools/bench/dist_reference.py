@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch reference for //convforever/distributed:dist_benchmark: DistributedDataParallel over Gloo on
 127.0.0.1 with the benchmark's model, per-rank batch, threads and buckets. Prints one JSON line
-{"world": W, "step_ms": median step time of rank 0, "mean_ms": mean}. Run with the project venv's
+{"world": W, "step_ms": median step time of rank 0, "mean_ms": mean, "cpu_ms": median CPU time
+of rank 0's process (all its threads) per step}. Run with the project venv's
 python (the LibTorch our side links).
 
 Configured as ConvForever's DataParallel works: buckets of --bucket_mb with a first bucket of
@@ -13,6 +14,7 @@ import argparse
 import json
 import os
 import socket
+import sys
 import time
 
 import torch
@@ -51,17 +53,36 @@ def run(rank, args, port, out):
     x = torch.randn(args.batch, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch,))
     times = []
+    phases = []  # per step: (name, wall s, process cpu s) for --phases
     for step in range(args.warmup + args.steps):
         start = time.perf_counter()
+        marks = [(start, time.process_time())]
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
+        loss = F.cross_entropy(model(x), y)
+        marks.append((time.perf_counter(), time.process_time()))
+        loss.backward()  # DDP waits for its all-reduces at the end of backward
+        marks.append((time.perf_counter(), time.process_time()))
         opt.step()
+        marks.append((time.perf_counter(), time.process_time()))
         times.append(time.perf_counter() - start)
+        phases.append([(n, b[0] - a[0], b[1] - a[1]) for n, a, b in
+                       zip(("forward", "backward+sync wait", "update"), marks, marks[1:])])
+    if rank == 0 and args.phases:
+        kept = phases[args.warmup:]
+        med = lambda v: sorted(v)[len(v) // 2]
+        tw = tc = 0
+        for i, (name, _, _) in enumerate(kept[0]):
+            w, c = med([s[i][1] for s in kept]), med([s[i][2] for s in kept])
+            tw, tc = tw + w, tc + c
+            print(f"  phase {name}: wall {1000 * w:.2f} ms, cpu {1000 * c:.2f} ms", file=sys.stderr)
+        print(f"  phases total: wall {1000 * tw:.2f} ms, cpu {1000 * tc:.2f} ms", file=sys.stderr)
     if rank == 0:
         with open(out, "w") as f:
             timed = sorted(times[args.warmup:])
+            cpu = sorted(sum(c for _, _, c in step) for step in phases[args.warmup:])
             json.dump({"world": args.world, "step_ms": 1000 * timed[len(timed) // 2],
-                       "mean_ms": 1000 * sum(timed) / len(timed)}, f)
+                       "mean_ms": 1000 * sum(timed) / len(timed),
+                       "cpu_ms": 1000 * cpu[len(cpu) // 2]}, f)
     if args.world > 1:
         dist.destroy_process_group()
 
@@ -77,6 +98,8 @@ def main():
     p.add_argument("--first_bucket_mb", type=float, default=1.0)
     p.add_argument("--gradient_as_bucket_view", type=int, default=1)
     p.add_argument("--static_graph", type=int, default=0)
+    p.add_argument("--phases", type=int, default=0,
+                   help="rank 0 prints the median time of each phase of its step to stderr")
     p.add_argument("--out", default="/tmp/cf_dist_reference.json")
     args = p.parse_args()
     s = socket.socket()
