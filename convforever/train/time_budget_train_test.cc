@@ -32,13 +32,15 @@ constexpr double kLr = 0.01, kMinLr = 1e-4;
 // recipe (200), so every step's lr is the planned schedule's.
 constexpr int64_t kWarmup = 40;
 
-// Synthetic data, epochs of 256 steps, a cap far past what the budget allows; every step logged.
+// Synthetic data, epochs of 256 steps, a cap (--max_steps=20000; --epochs=1000 is longer) far past
+// what the budget allows (a run that ignored its plan ends there, not after 1000 epochs); every
+// step logged.
 std::vector<std::string> BudgetRun(const std::string& run_dir, const std::string& budget) {
   return {"--data=synthetic",        "--synthetic_samples=2048", "--synthetic_classes=4",
           "--image_size=16",         "--micro_batch_size=8",     "--num_workers=1",
           "--threads=1",             "--log_every_steps=1",      "--tensorboard=false",
           "--model=simple_cnn",      "--run_dir=" + run_dir,     "--seed=7",
-          "--epochs=1000",           "--optimizer=adamw",        "--lr=0.01",
+          "--epochs=1000",           "--max_steps=20000",        "--optimizer=adamw",        "--lr=0.01",
           "--min_lr=1e-4",           "--lr_scheduler_type=cosine", "--warmup_steps=40",
           "--checkpoint_every_steps=200", "--keep_checkpoints=1000",
           "--time_budget=" + budget};
