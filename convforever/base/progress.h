@@ -38,6 +38,8 @@ class ProgressLine {
   void Finish(absl::string_view extra = "");
 
   double rate() const { return rate_; }  // units per second (smoothed)
+  // A new total (a run whose length is planned after it started: --time_budget).
+  void set_total(int64_t total) { options_.total = total; }
 
   // Formats seconds as H:MM:SS or M:SS. Exposed for tests.
   static std::string FormatDuration(double seconds);

@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "convforever/base/status_macros.h"
 #include "convforever/base/autocast.h"
 #include "convforever/train/loss.h"
@@ -56,6 +57,31 @@ absl::StatusOr<EvalCounts> EvaluateModel(models::Model& model, data::Loader& loa
   model.train(was_training);
   RETURN_IF_ERROR(status);
   return counts;
+}
+
+absl::StatusOr<double> TimeEvalForward(models::Model& model, const EvaluateOptions& options,
+                                       int64_t batch, int64_t channels, int64_t size) {
+  const bool was_training = model.is_training();
+  model.eval();
+  absl::StatusOr<double> seconds;
+  try {
+    at::NoGradGuard no_grad;
+    base::AutocastGuard autocast(options.device.type(),
+                                 options.precision == "fp16" ? at::kHalf : at::kBFloat16,
+                                 /*enabled=*/options.precision != "fp32");
+    at::Tensor images = at::zeros({batch, channels, size, size}, at::TensorOptions().device(options.device));
+    if (options.channels_last) images = images.contiguous(at::MemoryFormat::ChannelsLast);
+    // .item() waits for the device, so each pass is timed to its end.
+    (void)model.forward(images).to(at::kFloat).sum().item<double>();
+    constexpr int kTimed = 2;
+    const absl::Time start = absl::Now();
+    for (int i = 0; i < kTimed; ++i) (void)model.forward(images).to(at::kFloat).sum().item<double>();
+    seconds = absl::ToDoubleSeconds(absl::Now() - start) / kTimed;
+  } catch (const c10::Error& e) {
+    seconds = absl::InternalError(absl::StrCat("timing an evaluation pass failed: ", e.what_without_backtrace()));
+  }
+  model.train(was_training);
+  return seconds;
 }
 
 absl::StatusOr<EvalCounts> SumOverRanks(const EvalCounts& counts, distributed::Communicator* comm) {

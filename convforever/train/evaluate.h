@@ -41,6 +41,13 @@ absl::StatusOr<EvalCounts> EvaluateModel(models::Model& model, data::Loader& loa
 // scalars (every rank gets the same sums, those of a one-rank evaluation). `comm` null: `counts`.
 absl::StatusOr<EvalCounts> SumOverRanks(const EvalCounts& counts, distributed::Communicator* comm);
 
+// Seconds of one evaluation forward pass of a batch of `batch` images [batch, channels, size, size]
+// (zeros, in `options`' precision and memory format; the mean of 2 timed passes after 1 untimed),
+// for the --time_budget plan. The model is in eval mode meanwhile (restored after); no gradient,
+// no random number is drawn, so the run's state is unchanged.
+absl::StatusOr<double> TimeEvalForward(models::Model& model, const EvaluateOptions& options,
+                                       int64_t batch, int64_t channels, int64_t size);
+
 }  // namespace cf::train
 
 #endif  // CONVFOREVER_TRAIN_EVALUATE_H_

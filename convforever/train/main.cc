@@ -11,6 +11,7 @@
 #include "convforever/train/flags_config.h"
 #include "convforever/train/lr_finder.h"
 #include "convforever/train/preflight.h"
+#include "convforever/train/time_budget.h"
 #include "convforever/train/trainer.h"
 #include "convforever/base/cli_help.h"
 #include "gflags/gflags.h"
@@ -63,6 +64,7 @@ DEFINE_int64(micro_batch_size, 128, "samples per forward/backward per rank (the 
 DEFINE_int64(gradient_accumulation_steps, 1, "micro-batches per optimizer step");
 DEFINE_double(epochs, 1, "training epochs (fractional allowed)");
 DEFINE_int64(max_steps, 0, "stop after this many optimizer steps (0 = by --epochs)");
+DEFINE_string(time_budget, "", "wall-clock budget of the whole run, over resumes (90s, 8m, 1h30m, 1.5h): the first steps are timed and the run's length planned so that training, evaluations, checkpoints and the final evaluation end within it, with the complete lr schedule over the planned steps; --epochs / --max_steps stay the cap (the shorter wins); empty = off");
 DEFINE_string(optimizer, "adamw", "adamw|sgd|lion|lamb");
 DEFINE_double(lr, 1e-3, "peak learning rate (the sweep tables' learning_rate)");
 DEFINE_double(min_lr, 0.0, "final learning rate of the cosine schedule");
@@ -255,6 +257,9 @@ absl::StatusOr<cf::train::TrainerOptions> OptionsFromFlags(bool apply_deepspeed)
   o.gradient_accumulation_steps = FLAGS_gradient_accumulation_steps;
   o.epochs = FLAGS_epochs;
   o.max_steps = FLAGS_max_steps;
+  if (!FLAGS_time_budget.empty()) {
+    ASSIGN_OR_RETURN(o.time_budget_s, cf::train::ParseTimeBudget(FLAGS_time_budget));
+  }
   o.optimizer = FLAGS_optimizer;
   o.lr = FLAGS_lr;
   o.min_lr = FLAGS_min_lr;
@@ -389,7 +394,7 @@ const std::vector<cf::base::FlagGroup>& HelpGroups() {
        "momentum", "nesterov", "layer_decay", "lr_scheduler_type", "warmup_epochs", "warmup_steps",
        "onecycle_pct_start", "onecycle_div_factor", "onecycle_final_div_factor",
        "step_decay_epochs", "step_decay_rate", "micro_batch_size", "gradient_accumulation_steps",
-       "epochs", "max_steps", "gradient_clipping", "ema_decay", "ema_warmup_gamma",
+       "epochs", "max_steps", "time_budget", "gradient_clipping", "ema_decay", "ema_warmup_gamma",
        "ema_warmup_power", "ema_warmup_steps", "precision", "max_nonfinite_steps",
        "deepspeed_config"}},
       {"Fine-tuning and evaluation", {"init_from", "eval_only", "checkpoint", "eval_ema"}},

@@ -68,6 +68,8 @@ class OptimizerStep {
   // Steps 1-7 above for optimizer step `step` (0-based) with learning rate `lr`. `loss_finite`:
   // whether this rank's loss was finite in every micro-batch.
   absl::StatusOr<StepOutcome> Apply(int64_t step, double lr, bool loss_finite);
+  // The run's length changed (a --time_budget plan): DiLoCo's final synchronisation moves with it.
+  void set_total_steps(int64_t total_steps) { p_.total_steps = total_steps; }
 
  private:
   absl::StatusOr<double> ReduceAndClip();

@@ -65,6 +65,11 @@ class RunRecorder {
   // The Trackio run logged to (empty without Trackio): set before Open() to continue a run.
   const std::string& trackio_run_id() const { return trackio_run_id_; }
   void set_trackio_run_id(std::string id) { trackio_run_id_ = std::move(id); }
+  // The run's planned length changed (--time_budget): the progress line and the last step's record.
+  void set_total_steps(int64_t total_steps) {
+    total_steps_ = total_steps;
+    if (progress_) progress_->set_total(total_steps);
+  }
 
  private:
   void AppendCommScalars(int64_t step, Scalars* scalars);
@@ -72,7 +77,7 @@ class RunRecorder {
   const TrainerOptions options_;
   distributed::Communicator* comm_;
   std::function<data::Counters()> data_counters_;
-  const int64_t total_steps_;
+  int64_t total_steps_;
   const int64_t images_per_step_;
   std::unique_ptr<RunSinks> sinks_;
   std::unique_ptr<HubSync> hub_;

@@ -125,6 +125,7 @@ absl::Status RunSetup::BuildData() {
   ASSIGN_OR_RETURN(epoch_steps_, EpochSteps::Count(options_.epochs, options_.gradient_accumulation_steps,
                                                    [&](int64_t e) { return train_loader_->batches_in_epoch(e); }));
   total_steps_ = options_.max_steps > 0 ? options_.max_steps : epoch_steps_.total();
+  cap_steps_ = total_steps_;
   images_per_step_ = options_.micro_batch_size * options_.gradient_accumulation_steps;
   LOG(INFO) << "data: " << train_loader_->num_samples() << " training samples, "
             << train_loader_->num_classes() << " classes, " << steps_per_epoch_
@@ -317,6 +318,45 @@ absl::StatusOr<double> RunSetup::ForwardBackward(const StepBatch& batch, int64_t
 }
 
 double RunSetup::LearningRate(int64_t step) const { return optim::LearningRate(schedule_, step); }
+
+absl::Status RunSetup::ApplyBudgetPlan(const BudgetPlan& plan) {
+  TrainerOptions o = options_;
+  if (plan.warmup_steps != warmup_steps()) {
+    o.warmup_steps = plan.warmup_steps;
+    o.warmup_epochs = 0;
+    if (o.schedule_override) {
+      o.schedule_override->warmup_steps = plan.warmup_steps;
+      o.schedule_override->warmup_epochs = 0;
+    }
+  }
+  if (o.schedule_override) o.schedule_override->total_steps = 0;  // the plan's
+  ASSIGN_OR_RETURN(optim::ScheduleOptions s, RunSchedule(o, epoch_steps_, steps_per_epoch_, plan.total_steps));
+  schedule_ = s;
+  total_steps_ = plan.total_steps;
+  step_->set_total_steps(total_steps_);
+  recorder_->set_total_steps(total_steps_);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<double> RunSetup::EstimateEvalSeconds() {
+  const int64_t samples = eval_loader_->num_samples();
+  if (samples <= 0) return 0.0;
+  const int64_t mine = (samples + world_size() - 1) / world_size();
+  const int64_t batch = std::max<int64_t>(1, std::min(options_.micro_batch_size, mine));
+  EvaluateOptions e;
+  e.device = device_;
+  e.precision = options_.precision;
+  e.channels_last = options_.channels_last;
+  ASSIGN_OR_RETURN(double per_batch, TimeEvalForward(*model_, e, batch, train_loader_->channels(),
+                                                     options_.image_size));
+  const double batches = std::ceil(static_cast<double>(mine) / static_cast<double>(batch));
+  return batches * per_batch * (ema_ ? 2.0 : 1.0);
+}
+
+absl::Status RunSetup::MaxOverRanks(std::vector<double>* values) {
+  if (!comm_) return absl::OkStatus();
+  return comm_->AllReduceScalars(*values, distributed::ReduceOp::kMax);
+}
 
 absl::StatusOr<EvalResult> RunSetup::Evaluate(bool use_ema) {
   EvaluateOptions e;

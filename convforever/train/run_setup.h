@@ -52,6 +52,7 @@
 #include "convforever/train/optimizer_step.h"
 #include "convforever/train/run_recorder.h"
 #include "convforever/train/sharded_optimizer.h"
+#include "convforever/train/time_budget.h"
 #include "convforever/train/trainer.h"
 
 namespace cf::train {
@@ -91,6 +92,20 @@ class RunSetup {
   int64_t epoch() const { return epoch_; }
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   int64_t total_steps() const { return total_steps_; }
+  // The length --epochs / --max_steps give (total_steps() until a --time_budget plan changes it).
+  int64_t cap_steps() const { return cap_steps_; }
+  int64_t warmup_steps() const { return optim::WarmupSteps(schedule_); }
+  int64_t images_per_step() const { return images_per_step_ * world_size(); }  // all ranks
+  // --time_budget: the run becomes `plan.total_steps` long, and the schedule is rebuilt over it
+  // with the plan's warmup (time_budget.h); the loop, DiLoCo's final sync and the progress line
+  // follow. Every rank applies the same plan. Errors name the option (an impossible schedule).
+  absl::Status ApplyBudgetPlan(const BudgetPlan& plan);
+  // Seconds of one evaluation pass of this rank's part of the eval set (both passes with EMA),
+  // from a timed forward pass of a micro-batch of zeros (the eval loader is not touched, the
+  // weights and RNG states are unchanged). 0 when the eval set's size is unknown (streamed).
+  absl::StatusOr<double> EstimateEvalSeconds();
+  // Each value replaced by its maximum over the ranks (unchanged with one rank): a collective.
+  absl::Status MaxOverRanks(std::vector<double>* values);
   int64_t eval_samples() const { return eval_loader_->num_samples(); }  // one evaluation pass
 
   // --- one optimizer step ---
@@ -196,6 +211,7 @@ class RunSetup {
   int64_t steps_per_epoch_ = 0;  // of epoch 0; epoch_steps_ has every epoch's
   EpochSteps epoch_steps_{{}, 0.0};
   int64_t total_steps_ = 0;
+  int64_t cap_steps_ = 0;
   int64_t images_per_step_ = 0;
   double last_grad_norm_ = 0;  // of the last ApplyGradients, for RecordTrainStep
 };

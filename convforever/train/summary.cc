@@ -42,6 +42,12 @@ nlohmann::json RunSummaryJson(const TrainerOptions& o, const TrainResult& r) {
       {"best_top1", JsonNumberOrString(r.best_top1)},
       {"final_train_loss", nullptr},
   };
+  if (o.time_budget_s > 0 || r.budget_plan) {
+    // The plan the run followed; none when the cap ended the run before the plan was made.
+    j["time_budget"] = r.budget_plan ? BudgetPlanJson(*r.budget_plan) : nlohmann::json::object();
+    j["time_budget"]["budget_seconds"] = r.budget_plan ? r.budget_plan->budget_seconds : o.time_budget_s;
+    j["time_budget"]["planned"] = r.budget_plan.has_value();
+  }
   if (r.final_eval_ema.samples > 0) j["final_eval_ema"] = EvalJson(r.final_eval_ema);
   if (!r.comm_bytes.empty()) {
     nlohmann::json by_kind = nlohmann::json::object();

@@ -12,7 +12,9 @@
 // last <= 50 steps this process ran; null when it ran none), and with several ranks
 // communication {sync, payload_sent_bytes, payload_received_bytes, ring_sent_bytes,
 // ring_received_bytes, by_kind {<kind>: {...}}}: rank 0's collectives in this process
-// (convforever/distributed/byte_ledger.h). Non-finite numbers are strings
+// (convforever/distributed/byte_ledger.h), and with --time_budget time_budget {budget_seconds,
+// planned (false when --epochs/--max_steps ended the run before the plan), and the plan's fields
+// (time_budget.h's BudgetPlanJson: total_steps, images_per_sec, expected_seconds, ...)}. Non-finite numbers are strings
 // ("NaN"), as in metrics.jsonl.
 #ifndef CONVFOREVER_TRAIN_SUMMARY_H_
 #define CONVFOREVER_TRAIN_SUMMARY_H_

@@ -52,6 +52,7 @@ absl::Status WriteCheckpointFiles(const std::string& dir, const LoopState& loop,
                 {"train_seconds", loop.train_seconds},
                 {"world_size", run->world_size()},  // whose rng_rank<r>.bin files these are
                 {"rng", absl::Base64Escape(EncodeRngState(rng))}};
+  if (loop.budget_plan) state["time_budget"] = BudgetPlanJson(*loop.budget_plan);
   if (run->zero() != nullptr) {
     // The optimizer state is in the ranks' zero_rank<r>_of<W>.pt files (SaveShardedTrainState).
     state["zero"] = {{"stage", run->options().zero_stage}, {"world_size", run->world_size()}};
@@ -360,6 +361,13 @@ absl::StatusOr<std::optional<LoopState>> LoadTrainState(const std::string& resum
     const Json& best = state.at("best_metric");
     loop.best_metric = best.is_number() ? best.get<double>() : 0.0;
     loop.train_seconds = state.value("train_seconds", 0.0);
+    if (state.contains("time_budget")) {
+      absl::StatusOr<BudgetPlan> plan = BudgetPlanFromJson(state.at("time_budget"));
+      if (!plan.ok()) {
+        return absl::DataLossError(absl::StrCat(dir, "/trainer_state.json: ", plan.status().message()));
+      }
+      loop.budget_plan = *plan;
+    }
     return std::optional<LoopState>(loop);
   } catch (const Json::exception& e) {
     return absl::DataLossError(absl::StrCat(dir, "/trainer_state.json: ", e.what()));

@@ -18,8 +18,8 @@
 //                          optimizer state, error feedback and weights (diloco_state.h)
 //   ema.safetensors        EMA shadow weights (when EMA is on)
 //   trainer_state.json     format_version, step, epoch, data-loader position, optimizer/EMA meta,
-//                          loss-scaler state, RNG states, best metric, the run's flags, and
-//                          the world size, and {"zero": {"stage", "world_size"}} for a ZeRO
+//                          loss-scaler state, RNG states, best metric, the run's flags, the
+//                          --time_budget plan (time_budget.h) once made, and the world size, and {"zero": {"stage", "world_size"}} for a ZeRO
 //                          checkpoint
 // Rank 0 writes everything but the other ranks' parts. Under ZeRO, PowerSGD and DiLoCo every rank takes part in
 // SaveTrainState (two barriers around rank 0's writer; see train_state.cc); a rank that dies
@@ -47,6 +47,8 @@ struct LoopState {
   int64_t step = 0;
   double best_metric = 0;    // best held-out top-1 so far (raw or EMA), what best.json points at
   double train_seconds = 0;  // training-loop wall time of this run so far, over all its resumes
+  // --time_budget: the plan once made ("time_budget" in trainer_state.json); a resumed run keeps it.
+  std::optional<BudgetPlan> budget_plan;
 };
 
 // Writes a checkpoint of `run` at `loop.step`; returns its directory (plain data parallel: "" on

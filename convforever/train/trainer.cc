@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "convforever/base/allocator.h"
 #include "convforever/base/atomic_file.h"
 #include "convforever/base/cpu_isa.h"
@@ -71,6 +72,7 @@ class Trainer {
                                   : o_.run_dir + "/profile";
       profiler_ = std::make_unique<OpProfiler>(window, dir);
     }
+    RETURN_IF_ERROR(StartBudget());
     result_.metrics_path = run_->metrics_path();
     // Only the stop decision agreed across ranks (AnyRank) ends the loop early, never the
     // local flag: a rank that left on its own would leave the others waiting in a collective.
@@ -98,6 +100,7 @@ class Trainer {
     // "best" whatever its accuracy, and rotation would then delete the real best checkpoint.
     result_.best_top1 = resumed->best_metric;
     seconds_before_resume_ = resumed->train_seconds;
+    plan_ = resumed->budget_plan;
     LOG(INFO) << "resumed at step " << step_ << " (epoch " << run_->epoch() << "), best top-1 so far "
               << absl::StrFormat("%.2f%%", 100 * result_.best_top1);
     if (!o_.init_from.empty()) {
@@ -131,7 +134,10 @@ class Trainer {
     const bool fresh_epoch = run_->train_loader().state().batches_consumed == 0;
     while (step_ < run_->total_steps()) {
       if (profiler_) profiler_->BeforeStep(step_);
+      const bool timed = window_ && window_->Times(step_);
+      const absl::Time step_start = absl::Now();
       ASSIGN_OR_RETURN(bool got_step, RunOneStep());
+      if (got_step && timed) window_->Add(absl::ToDoubleSeconds(absl::Now() - step_start));
       if (profiler_ && got_step) RETURN_IF_ERROR(profiler_->AfterStep(step_ - 1));
       if (!got_step && fresh_epoch && step_ == first_step) {
         // Another epoch would end the same way: never loop over empty epochs.
@@ -150,6 +156,7 @@ class Trainer {
         if (o_.checkpoint_every_steps == 0) RETURN_IF_ERROR(SaveCheckpoint());
         return absl::OkStatus();
       }
+      if (window_ && window_->timed() > 0) RETURN_IF_ERROR(MaybePlanBudget());
       if (o_.eval_every_steps > 0 && step_ % o_.eval_every_steps == 0) {
         RETURN_IF_ERROR(RunEvaluation());
       }
@@ -222,6 +229,97 @@ class Trainer {
     return true;
   }
 
+  // --time_budget (time_budget.h). A resumed run with a plan continues it; otherwise the steps of
+  // a window from here on are timed and the plan made once they suffice.
+  absl::Status StartBudget() {
+    if (plan_ && o_.time_budget_s <= 0) {
+      LOG(WARNING) << "the checkpoint's run was planned by --time_budget=" << FormatBudget(plan_->budget_seconds)
+                   << " (" << plan_->total_steps << " steps); without --time_budget this run goes to "
+                   << run_->total_steps() << " steps with that length's schedule";
+      plan_.reset();
+      return absl::OkStatus();
+    }
+    if (o_.time_budget_s <= 0) return absl::OkStatus();
+    if (!plan_) {
+      window_.emplace(step_, o_.time_budget_s);
+      LOG(INFO) << "time budget " << FormatBudget(o_.time_budget_s) << ": timing steps from step "
+                << window_->first_timed_step() + 1 << ", then planning the run's length (cap "
+                << run_->cap_steps() << " steps)";
+      return absl::OkStatus();
+    }
+    if (plan_->budget_seconds != o_.time_budget_s) {
+      LOG(WARNING) << "--time_budget=" << FormatBudget(o_.time_budget_s) << " ignored: the resumed run "
+                   << "keeps the plan of its checkpoint (" << FormatBudget(plan_->budget_seconds)
+                   << "), so its schedule stays the same";
+    }
+    // This run's cap (its own --epochs / --max_steps) over the plan's budgeted steps: the same
+    // length when the flags are the same.
+    const int64_t total = std::min(plan_->budget_steps, run_->cap_steps());
+    if (total != plan_->total_steps) {
+      LOG(INFO) << "time budget: the cap is now " << run_->cap_steps() << " steps: the plan's "
+                << plan_->total_steps << " steps become " << total << " (the budget allows "
+                << plan_->budget_steps << ")";
+      plan_->total_steps = total;
+      plan_->capped = run_->cap_steps() < plan_->budget_steps;
+      plan_->cap_steps = run_->cap_steps();
+    }
+    RETURN_IF_ERROR(run_->ApplyBudgetPlan(*plan_));
+    const double left = PredictSeconds(BudgetInputsNow(plan_->step_seconds, plan_->eval_seconds,
+                                                       plan_->checkpoint_seconds), plan_->total_steps);
+    LOG(INFO) << absl::StrFormat(
+        "time budget %s: resuming the plan of %d steps (made at step %d, %.0f images/s); %s spent "
+        "before this resume; expected end %s (%s of the budget)",
+        FormatBudget(plan_->budget_seconds), plan_->total_steps, plan_->planned_at_step,
+        plan_->images_per_sec, FormatBudget(seconds_before_resume_), EndClock(left),
+        FormatBudget(left));
+    return absl::OkStatus();
+  }
+
+  // What PlanBudget needs, as of now, with the measured costs.
+  BudgetInputs BudgetInputsNow(double step_seconds, double eval_seconds, double checkpoint_seconds) const {
+    BudgetInputs in;
+    in.budget_seconds = plan_ ? plan_->budget_seconds : o_.time_budget_s;
+    in.elapsed_seconds = TrainSeconds();
+    in.steps_done = step_;
+    in.step_seconds = step_seconds;
+    in.images_per_step = run_->images_per_step();
+    in.eval_seconds = eval_seconds;
+    in.checkpoint_seconds = checkpoint_seconds;
+    in.cap_steps = run_->cap_steps();
+    in.eval_every_steps = o_.eval_every_steps;
+    in.checkpoint_every_steps = o_.checkpoint_every_steps;
+    in.steps_per_epoch = run_->steps_per_epoch();
+    in.warmup_steps = run_->warmup_steps();
+    if (o_.sync == "diloco" && run_->world_size() > 1) in.multiple_of = o_.diloco_inner_steps;
+    return in;
+  }
+
+  // The wall-clock time `seconds_from_start` after this run's start (resumes included), as HH:MM:SS.
+  std::string EndClock(double seconds_from_start) const {
+    const absl::Time end = absl::Now() + absl::Seconds(seconds_from_start - TrainSeconds());
+    return absl::FormatTime("%H:%M:%S", end, absl::LocalTimeZone());
+  }
+
+  // Every rank calls this after the same steps (the window is counted in steps, the decision is
+  // agreed by AnyRank), and plans from the slowest rank's figures, so all get the same plan.
+  absl::Status MaybePlanBudget() {
+    ASSIGN_OR_RETURN(bool enough, run_->AnyRank(window_->Enough()));
+    if (!enough) return absl::OkStatus();
+    ASSIGN_OR_RETURN(double eval_seconds, run_->EstimateEvalSeconds());
+    std::vector<double> costs = {window_->seconds_per_step(), eval_seconds, TrainSeconds()};
+    RETURN_IF_ERROR(run_->MaxOverRanks(&costs));
+    BudgetInputs in = BudgetInputsNow(costs[0], costs[1],
+                                      CheckpointSecondsGuess(models::CountParameters(run_->model())));
+    in.elapsed_seconds = costs[2];
+    const int64_t timed = window_->timed();
+    window_.reset();
+    ASSIGN_OR_RETURN(BudgetPlan plan, PlanBudget(in));
+    RETURN_IF_ERROR(run_->ApplyBudgetPlan(plan));
+    plan_ = plan;
+    LOG(INFO) << DescribePlan(plan, EndClock(plan.expected_seconds)) << " [" << timed << " steps timed]";
+    return absl::OkStatus();
+  }
+
   absl::Status RunEvaluation() {
     if (evaluated_at_step_ == step_) return absl::OkStatus();
     evaluated_at_step_ = step_;
@@ -242,7 +340,7 @@ class Trainer {
     // Plain data parallel: identical weights, rank 0 writes, every rank hands it its RNG state.
     // ZeRO, PowerSGD and DiLoCo: every rank writes its own part (optimizer shard, PowerSGD errors,
     // DiLoCo's inner state) into rank 0's directory (train_state.cc).
-    const LoopState loop{step_, result_.best_top1, TrainSeconds()};
+    const LoopState loop{step_, result_.best_top1, TrainSeconds(), plan_};
     ASSIGN_OR_RETURN(std::string dir, SaveTrainState(loop, is_best_, run_.get()));
     if (!dir.empty()) result_.checkpoint_dir = dir;
     is_best_ = false;
@@ -280,6 +378,7 @@ class Trainer {
     result_.params = models::CountParameters(run_->model());
     result_.gmacs_per_image = run_->model().ForwardMacs(o_.image_size) / 1e9;
     result_.train_seconds = TrainSeconds();
+    result_.budget_plan = plan_;
     result_.comm_bytes = run_->CommBytesByKind();
     run_->Close();
     if (run_->is_main()) {
@@ -309,6 +408,8 @@ class Trainer {
   bool is_best_ = false;
   absl::Time start_;
   double seconds_before_resume_ = 0;
+  std::optional<StepWindow> window_;  // --time_budget: timing the steps before the plan
+  std::optional<BudgetPlan> plan_;    // --time_budget: the plan, once made (or resumed)
 };
 
 absl::StatusOr<EvalResult> EvaluateCheckpoint(const TrainerOptions& options,

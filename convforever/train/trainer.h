@@ -26,6 +26,7 @@
 #include "convforever/optim/loss_scaler_options.h"
 #include "convforever/optim/optimizer_options.h"
 #include "convforever/optim/schedule.h"
+#include "convforever/train/time_budget.h"
 
 namespace cf::train {
 
@@ -76,6 +77,9 @@ struct TrainerOptions {
   int64_t gradient_accumulation_steps = 1;
   double epochs = 1;
   int64_t max_steps = 0;               // > 0 stops after this many optimizer steps
+  // > 0: the run's length is planned from the measured throughput to end within this many
+  // seconds of wall time over all resumes (time_budget.h); epochs / max_steps are then the cap.
+  double time_budget_s = 0;
   std::string optimizer = "adamw";     // adamw|sgd|lion|lamb
   double lr = 1e-3;
   double min_lr = 0.0;
@@ -185,6 +189,7 @@ struct TrainResult {
   int64_t params = 0;
   double gmacs_per_image = 0;   // forward, one image at the training image size
   double train_seconds = 0;     // loop wall time over all resumes (setup, evals, checkpoints)
+  std::optional<BudgetPlan> budget_plan;  // --time_budget: the plan the run followed
   // Bytes this rank's collectives moved in this process (not before a resume), by tensor kind
   // (convforever/distributed/byte_ledger.h); empty with one rank.
   struct CommBytes {

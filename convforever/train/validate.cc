@@ -1,5 +1,6 @@
 // ValidateOptions: every flag checked before any work, errors naming the flag.
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -77,6 +78,24 @@ absl::Status ValidateSchedule(const TrainerOptions& o) {
   if (absl::Status s = OneOf("precision", o.precision, {"fp32", "bf16", "fp16"}); !s.ok()) return s;
   if (o.precision == "fp16" && o.device != "cuda") {
     return Bad("precision", "fp16 needs --device=cuda (use bf16 on CPU)");
+  }
+  return absl::OkStatus();
+}
+
+// --time_budget (time_budget.h): the run's length comes from the throughput measured in its first
+// steps, which must then hold for the whole run, and the schedule must be one the plan can size.
+absl::Status ValidateTimeBudget(const TrainerOptions& o) {
+  if (o.time_budget_s == 0) return absl::OkStatus();
+  if (!(o.time_budget_s > 0) || !std::isfinite(o.time_budget_s)) return Bad("time_budget", "must be > 0");
+  if (!o.progressive_resize.empty()) {
+    return Bad("time_budget", "cannot be combined with --progressive_resize: each stage's image size "
+                              "and batch change the step time, so the first steps do not predict "
+                              "the run (set --epochs or --max_steps instead)");
+  }
+  if (o.schedule_override && o.schedule_override->total_steps > 0) {
+    return Bad("time_budget", absl::StrCat("the --deepspeed_config scheduler fixes the run at ",
+                                           o.schedule_override->total_steps,
+                                           " steps (total_num_steps); set it to \"auto\" to plan by time"));
   }
   return absl::OkStatus();
 }
@@ -163,6 +182,7 @@ absl::Status ValidateLoop(const TrainerOptions& o) {
 absl::Status ValidateOptions(const TrainerOptions& o) {
   if (absl::Status s = ValidateData(o); !s.ok()) return s;
   if (absl::Status s = ValidateSchedule(o); !s.ok()) return s;
+  if (absl::Status s = ValidateTimeBudget(o); !s.ok()) return s;
   return ValidateLoop(o);
 }
 
