@@ -32,6 +32,20 @@ TEST(IntraOpThreads, LocalRanksShareTheCores) {
   EXPECT_EQ(ChooseIntraOpThreads(Machine(16, 0, 1)).threads, 16);  // nonsense size: one rank
 }
 
+TEST(IntraOpThreads, LightDataGivesTheWorkersCoresToCompute) {
+  ThreadInputs in = Machine(2, 1, 1);
+  in.light_data = true;
+  const ThreadChoice two = ChooseIntraOpThreads(in);
+  EXPECT_EQ(two.threads, 2);
+  EXPECT_NE(two.why.find("in-memory data"), std::string::npos) << two.why;
+  in = Machine(16, 2, 4);
+  in.light_data = true;
+  EXPECT_EQ(ChooseIntraOpThreads(in).threads, 8);  // the rank's share, workers not subtracted
+  in = Machine(2, 2, 1);
+  in.light_data = true;
+  EXPECT_EQ(ChooseIntraOpThreads(in).threads, 1);  // 2 ranks on 2 cores: still one each
+}
+
 TEST(IntraOpThreads, ExplicitSettingsWin) {
   ThreadInputs in = Machine(16, 8, 2);
   in.omp_num_threads = "3";

@@ -6,6 +6,8 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 #include <thread>
 
 #include <ATen/Parallel.h>
@@ -35,6 +37,13 @@
 
 namespace cf::train {
 
+// In memory with nothing to decode (threads.h): the loader's workers only copy and flip.
+bool LightData(const TrainerOptions& o) {
+  static const std::set<std::string>* kinds =
+      new std::set<std::string>{"fashion_mnist", "idx", "cifar10", "cifar100", "synthetic"};
+  return kinds->count(o.data) > 0 && o.randaugment.empty() && o.progressive_resize.empty();
+}
+
 // The allocator, then threads: LibTorch's intra-op pool shares the machine's cores with the data
 // workers and with the other ranks launched on the same machine (threads.h).
 void ConfigureRuntime(const TrainerOptions& o) {
@@ -44,6 +53,7 @@ void ConfigureRuntime(const TrainerOptions& o) {
   ThreadInputs in;
   in.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   in.num_workers = o.num_workers;
+  in.light_data = LightData(o);
   in.threads_flag = o.threads;
   if (const char* omp = std::getenv("OMP_NUM_THREADS")) in.omp_num_threads = omp;
   // A malformed launch environment is reported when the run joins the job (RunSetup).
