@@ -28,9 +28,9 @@ using testing::TempDir;
 using testing::With;
 
 constexpr double kLr = 0.01, kMinLr = 1e-4;
-// Longer than the timing window (at most 65 steps): the plan comes during the warmup, as in the
+// Longer than the timing window (at most 155 steps): the plan comes during the warmup, as in the
 // recipe (200), so every step's lr is the planned schedule's.
-constexpr int64_t kWarmup = 80;
+constexpr int64_t kWarmup = 200;
 
 // Synthetic data, epochs of 256 steps, a cap (--max_steps=20000; --epochs=1000 is longer) far past
 // what the budget allows (a run that ignored its plan ends there, not after 1000 epochs); every
@@ -41,7 +41,7 @@ std::vector<std::string> BudgetRun(const std::string& run_dir, const std::string
           "--threads=1",             "--log_every_steps=1",      "--tensorboard=false",
           "--model=simple_cnn",      "--run_dir=" + run_dir,     "--seed=7",
           "--epochs=1000",           "--max_steps=20000",        "--optimizer=adamw",        "--lr=0.01",
-          "--min_lr=1e-4",           "--lr_scheduler_type=cosine", "--warmup_steps=80",
+          "--min_lr=1e-4",           "--lr_scheduler_type=cosine", "--warmup_steps=200",
           "--checkpoint_every_steps=200", "--keep_checkpoints=1000",
           "--time_budget=" + budget};
 }
@@ -147,14 +147,14 @@ TEST(TrainerTimeBudget, ResumeContinuesTheSamePlan) {
 // --max_steps shorter than the budget allows: the plan is capped, the run ends at --max_steps.
 TEST(TrainerTimeBudget, MaxStepsCapsThePlan) {
   const std::string dir = TempDir("budget_cap");
-  // Past the timing window (at most 65 steps), so the plan is made and capped.
-  Outcome r = RunTrainer(With(BudgetRun(dir + "/run", "1h"), {"--max_steps=120"}), dir);
+  // Past the timing window (at most 155 steps), so the plan is made and capped.
+  Outcome r = RunTrainer(With(BudgetRun(dir + "/run", "1h"), {"--max_steps=300"}), dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json s = ReadJson(dir + "/run/summary.json");
-  EXPECT_EQ(s.value("steps", 0), 120);
+  EXPECT_EQ(s.value("steps", 0), 300);
   EXPECT_TRUE(s["time_budget"].value("capped", false)) << s;
-  EXPECT_EQ(s["time_budget"].value("total_steps", 0), 120) << s;
-  EXPECT_NEAR(StepLrs(dir + "/run").at(120), CosineLr(119, 120, kWarmup), 1e-9);
+  EXPECT_EQ(s["time_budget"].value("total_steps", 0), 300) << s;
+  EXPECT_NEAR(StepLrs(dir + "/run").at(300), CosineLr(299, 300, kWarmup), 1e-9);
 }
 
 // Two ranks measure different step times; they plan from the slowest and run the same steps (a

@@ -3,6 +3,8 @@
 // batch, optimizer and threads, side by side in one run. Both are timed between step --warmup and
 // step --steps, so start-up, model build and evaluation are excluded. Run from the repo root:
 //   tools/cf bench train        (or bazel-bin/convforever/train/train_benchmark --threads=1)
+// Threads: by default what the trainer picks for the recipe on this machine (train/threads.h: every
+// core, the recipe's data being in memory), given to both sides.
 // With --profile_steps=N, one more run of each side profiles N steps after the warmup (our
 // trainer's --profile_steps, torch.profiler in the reference) and a per-op table of one step is
 // printed: wall, data wait, optimizer step, and the ops by self time on each side.
@@ -15,16 +17,18 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "convforever/train/threads.h"
 #include "gflags/gflags.h"
 #include "nlohmann/json.hpp"
 
 DEFINE_int32(steps, 300, "optimizer steps per run");
 DEFINE_int32(warmup, 50, "steps before the clock starts");
-DEFINE_int32(threads, 1, "LibTorch intra-op threads on both sides");
+DEFINE_int32(threads, 0, "LibTorch intra-op threads on both sides (0 = the trainer's choice for the recipe on this machine)");
 DEFINE_int32(rounds, 2, "alternating rounds; the best of each side is reported");
 DEFINE_int32(profile_steps, 0, "> 0: also print a per-op table of one step, profiled over this many steps after --warmup");
 DEFINE_int32(profile_rows, 18, "ops listed in the per-op table");
@@ -189,6 +193,13 @@ void PrintProfileTable(const std::string& trainer) {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  if (FLAGS_threads <= 0) {
+    cf::train::ThreadInputs in;
+    in.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    in.num_workers = 1;
+    in.light_data = true;  // Fashion-MNIST, in memory
+    FLAGS_threads = cf::train::ChooseIntraOpThreads(in).threads;
+  }
   if (!std::filesystem::exists("tools/bench/train_reference.py")) {
     std::fprintf(stderr, "run from the repository root (tools/cf bench train)\n");
     return 2;
