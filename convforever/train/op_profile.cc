@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -90,7 +89,10 @@ OpProfiler::OpProfiler(ProfileWindow window, std::string dir)
     : window_(window), dir_(std::move(dir)) {}
 
 OpProfiler::~OpProfiler() {
-  if (running_) (void)prof::disableProfiler();
+  if (!running_) return;
+  (void)prof::disableProfiler();
+  LOG(WARNING) << "--profile_steps=" << window_.first << ":" << window_.end
+               << ": the run ended inside the window, no profile written to " << dir_;
 }
 
 void OpProfiler::BeforeStep(int64_t step) {

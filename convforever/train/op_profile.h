@@ -53,6 +53,7 @@ std::vector<OpTime> AggregateOpTimes(std::vector<OpEvent> events);
 class OpProfiler {
  public:
   OpProfiler(ProfileWindow window, std::string dir);
+  // A run that ends inside the window logs that no profile was written.
   ~OpProfiler();
   OpProfiler(const OpProfiler&) = delete;
   OpProfiler& operator=(const OpProfiler&) = delete;

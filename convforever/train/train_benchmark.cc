@@ -50,7 +50,8 @@ double RunOurs(const std::string& trainer, int steps = FLAGS_steps, const std::s
   const std::string cmd = absl::StrCat(
       trainer, " --flagfile=", kRecipe, " --max_steps=", steps,
       " --log_every_steps=", FLAGS_warmup, " --threads=", FLAGS_threads, " --micro_batch_size=", kBatch,
-      " --warmup_steps=10 --tensorboard=false --run_dir=", dir, extra, " > ", dir, ".log 2>&1");
+      // Exactly --steps steps, no --time_budget planning (its eval timing would land in the window).
+      " --warmup_steps=10 --time_budget= --tensorboard=false --run_dir=", dir, extra, " > ", dir, ".log 2>&1");
   if (std::system(cmd.c_str()) != 0) {
     std::fprintf(stderr, "our trainer failed: see %s.log\n", dir.c_str());
     return 0;
@@ -143,7 +144,6 @@ void PrintProfileTable(const std::string& trainer) {
   const std::string torch_json = "/tmp/convforever_train_benchmark_torch_ops.json";
   std::filesystem::remove(torch_json);
   RunOurs(trainer, end, absl::StrCat(" --profile_steps=", first, ":", end));
-  // Read before the reference runs: RunOurs clears its directory on the next call only.
   StepProfile ours, torch;
   if (!ReadProfile(ours_dir + "/profile/ops.json", &ours)) return;
   RunPython(/*tuned_malloc=*/false, end,
