@@ -34,6 +34,22 @@ ImageFormat SniffFormat(std::string_view bytes);
 absl::StatusOr<Image> DecodeImage(std::string_view bytes, int channels, int min_side,
                                   const std::string& what);
 
+// The (h, w) DecodeImage(bytes, *, min_side, what) returns, read from the header alone (for JPEG
+// after the DCT reduction). Header errors are those DecodeImage gives.
+struct ImageSize { int h = 0, w = 0; };
+absl::StatusOr<ImageSize> DecodedImageSize(std::string_view bytes, int min_side, const std::string& what);
+
+// Crop(DecodeImage(bytes, channels, min_side, what), y, x, h, w), pixel for pixel, at a fraction of
+// the cost for a JPEG: libjpeg decodes only the columns around the region (its IDCT, upsampling and
+// color conversion) and stops after the region's last row; the rows above it are entropy-decoded
+// and skipped. A RandomResizedCrop decodes on average about half of each picture this way. PNG,
+// WebP, progressive JPEG, and JPEG data that does not end with the end-of-image marker (a cut
+// file, which must fail as the whole decode fails) are decoded whole and cropped. Corrupt entropy-coded data below the
+// region goes unnoticed, where the whole decode would reject the image. A region not inside the
+// decoded image is an InvalidArgument error.
+absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
+                                        int h, int w, const std::string& what);
+
 // The JPEG reduction (1, 2, 4 or 8) DecodeImage uses for a W x H image and `min_side` (<= 0: 1).
 int JpegReduction(int w, int h, int min_side);
 

@@ -3,12 +3,17 @@
 #include <fstream>
 #include <sstream>
 
+#include <turbojpeg.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <webp/encode.h>
 #include <zlib.h>
 
+#include "convforever/data/image_ops.h"
+#include "convforever/data/rng.h"
 #include "convforever/data/test_util.h"
+#include "convforever/data/transforms.h"
 
 namespace cf::data {
 namespace {
@@ -134,6 +139,138 @@ TEST(DecodeTest, CorruptAndTruncatedImagesAreErrorsNamingTheSource) {
     EXPECT_FALSE(DecodeImage(jpg.substr(0, jpg.size() / 2), 3, 0, "cut.jpg").ok());
     auto good = DecodeImage(jpg, 3, 0, "good.jpg");
     ASSERT_TRUE(good.ok()) << good.status();
+  }
+}
+
+// A photo-like picture: smooth gradients plus texture, so every DCT block and chroma sample
+// differs from its neighbours and an off-by-one column or row shows.
+Image Textured(int h, int w, int seed) {
+  Image img(h, w, 3);
+  Rng rng(seed);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      for (int c = 0; c < 3; ++c) {
+        const int v = (x * (3 + c) + y * (5 - c)) % 256 + static_cast<int>(rng.Below(40)) - 20;
+        img.at(y, x, c) = static_cast<uint8_t>(std::clamp(v, 0, 255));
+      }
+    }
+  }
+  return img;
+}
+
+// TurboJPEG's encoder with any chroma subsampling, baseline or progressive.
+std::string EncodeWith(const Image& img, int subsamp, bool progressive) {
+  tjhandle tj = tjInitCompress();
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  EXPECT_EQ(tjCompress2(tj, img.data(), img.w, 0, img.h, TJPF_RGB, &buf, &size, subsamp, 85,
+                        progressive ? TJFLAG_PROGRESSIVE : 0), 0) << tjGetErrorStr2(tj);
+  std::string out(reinterpret_cast<char*>(buf), size);
+  tjFree(buf);
+  tjDestroy(tj);
+  return out;
+}
+
+// The region decode equals cropping the whole decode, pixel for pixel: every chroma subsampling
+// (whose fancy upsampling reads neighbouring columns and rows), baseline and progressive, every DCT
+// reduction, gray and RGB output, regions touching each edge, single pixels and the whole image.
+TEST(DecodeTest, RegionEqualsTheCropOfTheWholeDecode) {
+  const std::vector<std::pair<const char*, int>> subsamplings = {
+      {"444", TJSAMP_444}, {"422", TJSAMP_422}, {"420", TJSAMP_420},
+      {"440", TJSAMP_440}, {"411", TJSAMP_411}, {"gray", TJSAMP_GRAY}};
+  int checked = 0;
+  for (const auto& [name, subsamp] : subsamplings) {
+    for (bool progressive : {false, true}) {
+      const Image src = Textured(237, 311, subsamp * 2 + progressive);
+      const std::string jpg = EncodeWith(src, subsamp, progressive);
+      for (int min_side : {0, 100, 60, 30}) {  // reductions 1, 2, 4, 8
+        for (int channels : {3, 1}) {
+          auto whole = DecodeImage(jpg, channels, min_side, "whole.jpg");
+          ASSERT_TRUE(whole.ok()) << whole.status();
+          auto size = DecodedImageSize(jpg, min_side, "whole.jpg");
+          ASSERT_TRUE(size.ok()) << size.status();
+          ASSERT_EQ(size->h, whole->h);
+          ASSERT_EQ(size->w, whole->w);
+          const int H = whole->h, W = whole->w;
+          std::vector<CropBox> boxes = {{0, 0, H, W}, {0, 0, 1, 1}, {H - 1, W - 1, 1, 1},
+                                        {0, W - 1, H, 1}, {H - 1, 0, 1, W}, {1, 1, H - 2, W - 2}};
+          Rng rng(checked + 7);
+          for (int i = 0; i < 12; ++i) {
+            const int h = static_cast<int>(rng.IntIn(1, H)), w = static_cast<int>(rng.IntIn(1, W));
+            boxes.push_back({static_cast<int>(rng.Below(H - h + 1)), static_cast<int>(rng.Below(W - w + 1)), h, w});
+          }
+          for (const CropBox& b : boxes) {
+            auto region = DecodeImageRegion(jpg, channels, min_side, b.y, b.x, b.h, b.w, "region.jpg");
+            ASSERT_TRUE(region.ok()) << region.status();
+            const Image want = Crop(*whole, b.y, b.x, b.h, b.w);
+            ASSERT_EQ(region->h, want.h);
+            ASSERT_EQ(region->w, want.w);
+            ASSERT_EQ(region->c, want.c);
+            int differing = 0;
+            for (size_t k = 0; k < want.pixels.size(); ++k) differing += region->pixels[k] != want.pixels[k];
+            EXPECT_EQ(differing, 0) << name << (progressive ? " progressive" : " baseline") << " min_side "
+                                    << min_side << " channels " << channels << " region " << b.w << "x" << b.h
+                                    << " at (" << b.x << ", " << b.y << ") of " << W << "x" << H;
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(checked, 6 * 2 * 4 * 2 * 18);
+}
+
+// Bad regions and bad data: errors naming the file; a file cut short fails even when the region
+// lies in the part that is there (it takes the whole-decode path), as DecodeImage fails.
+TEST(DecodeTest, RegionErrorsNameTheSource) {
+  const std::string jpg = *EncodeJpeg(Smooth(64, 48), 90);
+  for (const CropBox& b : std::vector<CropBox>{{-1, 0, 4, 4}, {0, 0, 65, 4}, {0, 45, 4, 4}, {0, 0, 0, 4}}) {
+    auto region = DecodeImageRegion(jpg, 3, 0, b.y, b.x, b.h, b.w, "small.jpg");
+    ASSERT_FALSE(region.ok());
+    EXPECT_EQ(region.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(region.status().message().find("small.jpg"), std::string::npos) << region.status();
+  }
+  const std::string cut = jpg.substr(0, jpg.size() * 3 / 4);
+  auto top = DecodeImageRegion(cut, 3, 0, 0, 0, 4, 4, "cut.jpg");
+  ASSERT_FALSE(top.ok());
+  EXPECT_NE(top.status().message().find("cut.jpg"), std::string::npos) << top.status();
+  // Corrupt entropy-coded data inside the region, with the end marker intact.
+  std::string corrupt = jpg;
+  const size_t sos = corrupt.find("\xFF\xDA");
+  ASSERT_NE(sos, std::string::npos);
+  for (size_t k = sos + 20; k < sos + 60; ++k) corrupt[k] = '\xFF';
+  auto bad = DecodeImageRegion(corrupt, 3, 0, 0, 0, 64, 48, "corrupt.jpg");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("corrupt.jpg"), std::string::npos) << bad.status();
+  EXPECT_FALSE(DecodeImageRegion("not an image", 3, 0, 0, 0, 1, 1, "junk.bin").ok());
+  // PNG takes the whole-decode path.
+  const Image img = testing::PatternImage(13, 17, 3, 4);
+  auto png = DecodeImageRegion(*EncodePng(img), 3, 0, 2, 3, 5, 7, "p.png");
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(png->pixels, Crop(img, 2, 3, 5, 7).pixels);
+}
+
+// A JPEG without its quantization tables fails, whatever the thread decoded before: a decoder
+// kept per thread would fill them in from the previous image (so the same file was skipped or
+// decoded with another file's tables, depending on which worker got it).
+TEST(DecodeTest, NoStateCarriesOverFromThePreviousImage) {
+  const std::string jpg = *EncodeJpeg(Smooth(40, 56), 90);
+  std::string no_tables;
+  for (size_t i = 0; i < jpg.size();) {
+    if (i + 3 < jpg.size() && jpg.compare(i, 2, "\xFF\xDB") == 0) {
+      i += 2 + ((static_cast<uint8_t>(jpg[i + 2]) << 8) | static_cast<uint8_t>(jpg[i + 3]));
+      continue;
+    }
+    no_tables += jpg[i++];
+  }
+  ASSERT_LT(no_tables.size(), jpg.size());
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(DecodeImage(jpg, 3, 0, "good.jpg").ok());
+    auto whole = DecodeImage(no_tables, 3, 0, "no_tables.jpg");
+    ASSERT_FALSE(whole.ok());
+    EXPECT_NE(whole.status().message().find("no_tables.jpg"), std::string::npos) << whole.status();
+    ASSERT_TRUE(DecodeImageRegion(jpg, 3, 0, 4, 4, 8, 8, "good.jpg").ok());
+    EXPECT_FALSE(DecodeImageRegion(no_tables, 3, 0, 4, 4, 8, 8, "no_tables.jpg").ok());
   }
 }
 

@@ -112,6 +112,33 @@ TEST(TransformsTest, OutputSizeAndDeterminism) {
   EXPECT_EQ(EvalTransform(small, 28, o).pixels, small.pixels);
 }
 
+// What the Loader does for an encoded image: draw the box from the size, cut it out (there: decode
+// only the box), finish with TrainTransformOfCrop. The same pixels and the same later draws as
+// TrainTransform on the whole image, for every interpolation (none may read outside the box).
+TEST(TransformsTest, TransformOfTheCutOutBoxEqualsTheWholeImagesTransform) {
+  const Image big = testing::PatternImage(150, 211, 3, 8);
+  for (const char* interp : {"bilinear", "bicubic", "area", "nearest"}) {
+    TransformOptions o;
+    o.interpolation = interp;
+    o.color_jitter = 0.4;
+    o.random_erasing = 0.5;
+    ASSERT_EQ(TrainCropMode(big.h, big.w, o), "rrc");
+    for (int seed = 0; seed < 30; ++seed) {
+      Rng whole_rng(seed), crop_rng(seed);
+      const Image whole = TrainTransform(big, 48, o, whole_rng);
+      const CropBox b = SampleRandomResizedCrop(big.h, big.w, o, crop_rng);
+      const Image cut = TrainTransformOfCrop(Crop(big, b.y, b.x, b.h, b.w), 48, o, crop_rng);
+      ASSERT_EQ(cut.pixels, whole.pixels) << interp << " seed " << seed;
+      EXPECT_EQ(crop_rng.Below(1u << 30), whole_rng.Below(1u << 30)) << interp << " seed " << seed;
+    }
+  }
+  TransformOptions o;
+  EXPECT_EQ(TrainCropMode(64, 40, o), "pad_crop");
+  EXPECT_EQ(TrainCropMode(65, 40, o), "rrc");
+  o.train_crop = "none";
+  EXPECT_EQ(TrainCropMode(500, 400, o), "none");
+}
+
 TEST(TransformsTest, EveryRandAugmentOpKeepsShape) {
   const Image img = testing::PatternImage(20, 30, 3, 9);
   for (const std::string& op : RandAugmentOps()) {

@@ -8,6 +8,7 @@
 #include "convforever/data/image_ops.h"
 #include "convforever/data/loader.h"
 #include "convforever/data/rng.h"
+#include "convforever/data/transforms.h"
 
 namespace cf::data {
 namespace {
@@ -32,14 +33,26 @@ Loader::Produced Loader::Produce(int64_t b, const Plan& plan, std::vector<FetchR
 
 absl::StatusOr<Image> Loader::PrepareImage(Record& r, const Plan& plan, uint64_t id) const {
   const int size = static_cast<int>(plan.image_size);
+  Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), id, 0x415547ull}));
   Image img;
   if (!r.encoded.empty()) {
-    ASSIGN_OR_RETURN(img, DecodeImage(r.encoded, channels_, DecodeMinSide(opts_.transforms, size, opts_.train), r.key));
+    const int min_side = DecodeMinSide(opts_.transforms, size, opts_.train);
+    if (opts_.train) {
+      // A RandomResizedCrop needs only its box: draw it from the header's size and decode just that
+      // (the same pixels and draws as decoding the whole image and cropping it).
+      ASSIGN_OR_RETURN(const ImageSize decoded, DecodedImageSize(r.encoded, min_side, r.key));
+      if (TrainCropMode(decoded.h, decoded.w, opts_.transforms) == "rrc") {
+        const CropBox b = SampleRandomResizedCrop(decoded.h, decoded.w, opts_.transforms, rng);
+        ASSIGN_OR_RETURN(const Image crop,
+                         DecodeImageRegion(r.encoded, channels_, min_side, b.y, b.x, b.h, b.w, r.key));
+        return TrainTransformOfCrop(crop, size, opts_.transforms, rng);
+      }
+    }
+    ASSIGN_OR_RETURN(img, DecodeImage(r.encoded, channels_, min_side, r.key));
   } else {
     img = ToChannels(r.image, channels_);
   }
   if (!opts_.train) return EvalTransform(img, size, opts_.transforms);
-  Rng rng(SeedFrom({opts_.seed, static_cast<uint64_t>(plan.epoch), id, 0x415547ull}));
   return TrainTransform(img, size, opts_.transforms, rng);
 }
 

@@ -206,6 +206,48 @@ TEST(LoaderTest, CorruptImagesAreSkippedAndCountedNeverReplaced) {
   EXPECT_EQ(c.images, 6);
 }
 
+// Training decodes only each JPEG's RandomResizedCrop box (decode.h's DecodeImageRegion): the
+// batches equal those of the same pixels stored losslessly (PNG, decoded whole), at full size and
+// with the draft reduction, and a cut JPEG is still skipped in training.
+TEST(LoaderTest, TrainingDecodesOnlyTheCropYetGivesTheWholeDecodesBatches) {
+  // The PNGs hold what DecodeImage gives: full size, and under "draft" the DCT-reduced size that
+  // a 32-pixel crop asks for (min side 32).
+  const std::string jpg_dir = TempDir("loader_region_jpg");
+  const std::string png_dirs[2] = {TempDir("loader_region_png_full"), TempDir("loader_region_png_draft")};
+  for (int i = 0; i < 12; ++i) {
+    const std::string jpg = *EncodeJpeg(PatternImage(90 + 7 * i, 140 - 5 * i, 3, i), 90);
+    const std::string name = absl::StrCat("/c", i % 3, "/img", i);
+    WriteFile(jpg_dir + name + ".jpg", jpg);
+    WriteFile(png_dirs[0] + name + ".png", *EncodePng(*DecodeImage(jpg, 3, 0, name)));
+    WriteFile(png_dirs[1] + name + ".png", *EncodePng(*DecodeImage(jpg, 3, 32, name)));
+  }
+  const std::string cut = *EncodeJpeg(PatternImage(100, 100, 3, 99), 90);
+  WriteFile(jpg_dir + "/c0/img_cut.jpg", cut.substr(0, cut.size() * 2 / 3));
+  for (const std::string& dir : png_dirs) WriteFile(dir + "/c0/img_cut.png", "not a png either");
+  for (const int draft : {0, 1}) {
+    const char* decode = draft ? "draft" : "full";
+    LoaderOptions o = TrainOptions(2);
+    o.transforms.train_decode = decode;
+    o.mix = {};
+    o.image_size = 32;
+    o.drop_last = false;
+    std::vector<std::vector<Batch>> runs;
+    for (const std::string& dir : {jpg_dir, png_dirs[draft]}) {
+      auto l = Loader::Create(DatasetSpec{"folder", dir}, o);
+      ASSERT_TRUE(l.ok()) << l.status();
+      ASSERT_TRUE((*l)->StartEpoch(3).ok());
+      runs.push_back(Drain(**l));
+      EXPECT_EQ((*l)->counters().skipped["decode_failed"], 1) << dir;
+      EXPECT_EQ((*l)->counters().images, 12) << dir;
+    }
+    ASSERT_EQ(runs[0].size(), runs[1].size());
+    for (size_t b = 0; b < runs[0].size(); ++b) {
+      EXPECT_TRUE(runs[0][b].images.equal(runs[1][b].images)) << decode << " batch " << b;
+      EXPECT_TRUE(runs[0][b].targets.equal(runs[1][b].targets)) << decode << " batch " << b;
+    }
+  }
+}
+
 TEST(LoaderTest, ProgressiveResizingByEpoch) {
   LoaderOptions o = TrainOptions(2);
   o.progressive = {{0, 16, 0}, {2, 24, 8}};

@@ -82,10 +82,14 @@ Image Photometric(Image img, const TransformOptions& o, Rng& rng) {
 
 }  // namespace
 
+std::string TrainCropMode(int img_h, int img_w, const TransformOptions& o) {
+  if (o.train_crop != "auto") return o.train_crop;
+  return std::max(img_h, img_w) <= 64 ? "pad_crop" : "rrc";
+}
+
 Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng& rng) {
   const Interp interp = ParseInterp(o.interpolation).value_or(Interp::kBilinear);
-  std::string mode = o.train_crop;
-  if (mode == "auto") mode = std::max(img.h, img.w) <= 64 ? "pad_crop" : "rrc";
+  const std::string mode = TrainCropMode(img.h, img.w, o);
   Image out;
   if (mode == "rrc") {
     const CropBox b = SampleRandomResizedCrop(img.h, img.w, o, rng);
@@ -99,6 +103,11 @@ Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng&
     out = (img.h == size && img.w == size) ? img : Resize(img, size, size, interp);
   }
   return Photometric(std::move(out), o, rng);
+}
+
+Image TrainTransformOfCrop(const Image& crop, int size, const TransformOptions& o, Rng& rng) {
+  const Interp interp = ParseInterp(o.interpolation).value_or(Interp::kBilinear);
+  return Photometric(ResizedCrop(crop, 0, 0, crop.h, crop.w, size, size, interp), o, rng);
 }
 
 Image EvalTransform(const Image& img, int size, const TransformOptions& o) {
