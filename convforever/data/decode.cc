@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "convforever/base/status_macros.h"
@@ -95,7 +96,8 @@ void JpegEmitMessage(j_common_ptr cinfo, int level) {
 enum class RowsResult { kDecoded, kFailed, kProgressive };  // kFailed: see `message`
 
 // Decodes rows [y, y + h) and columns [x, x + w) of the JPEG, whose decoded size at 1/denom scale
-// is full_h x full_w, into `out` (h * w * channels bytes). Only plain C data lives in this frame,
+// is full_h x full_w, into `band`: those rows, and the columns libjpeg decodes around the region
+// (the region starts at column *band_x of the band). Only plain C data lives in this frame,
 // so the longjmp from an error skips no destructor. kFailed comes with libjpeg's message in
 // `message`. A fresh libjpeg object per image: one kept per thread keeps the quantization tables
 // of the images it decoded before, so a file lacking a table would decode with a stale one or
@@ -113,7 +115,7 @@ enum class RowsResult { kDecoded, kFailed, kProgressive };  // kFailed: see `mes
 // away, which a cropped edge lacks. Their entropy decoding covers the whole image before the
 // first row anyway, so a region would save less.
 RowsResult DecodeJpegRows(const unsigned char* src, size_t size, int denom, int channels, int full_h,
-                          int full_w, int y, int x, int h, int w, unsigned char* out, char* message) {
+                          int full_w, int y, int x, int h, int w, Image* band, int* band_x, char* message) {
   constexpr int kMargin = 2;
   jpeg_decompress_struct cinfo;
   JpegErrors errors;
@@ -152,22 +154,22 @@ RowsResult DecodeJpegRows(const unsigned char* src, size_t size, int denom, int 
   JDIMENSION left = static_cast<JDIMENSION>(std::max(0, x - kMargin));
   JDIMENSION width = static_cast<JDIMENSION>(std::min(full_w, x + w + kMargin)) - left;
   if (width < cinfo.output_width) jpeg_crop_scanline(&cinfo, &left, &width);
+  // The rows go straight into the band, as wide as libjpeg decodes them (a copy into a region-wide
+  // image cost more than the columns it saved).
+  band->h = h;
+  band->w = static_cast<int>(width);
+  band->c = channels;
+  band->pixels.resize(static_cast<size_t>(h) * width * channels);
+  *band_x = x - static_cast<int>(left);
   if (y > 0) jpeg_skip_scanlines(&cinfo, static_cast<JDIMENSION>(y));
-  const size_t row_bytes = static_cast<size_t>(w) * channels;
-  // Rows as wide as the region go straight into `out`; wider ones through a scratch row.
-  const bool direct = static_cast<int>(left) == x && static_cast<int>(width) == w;
-  JSAMPARRAY scratch = direct ? nullptr
-                              : (*cinfo.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&cinfo), JPOOL_IMAGE,
-                                                           width * static_cast<JDIMENSION>(channels), 1);
-  const size_t from = static_cast<size_t>(x - static_cast<int>(left)) * channels;
+  const size_t row_bytes = static_cast<size_t>(width) * channels;
   for (int r = 0; r < h; ++r) {
-    JSAMPROW row = direct ? out + r * row_bytes : scratch[0];
+    JSAMPROW row = band->data() + r * row_bytes;
     if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {
       std::snprintf(message, JMSG_LENGTH_MAX, "no scanline %d", y + r);
       jpeg_destroy_decompress(&cinfo);
       return RowsResult::kFailed;
     }
-    if (!direct) std::memcpy(out + r * row_bytes, row + from, row_bytes);
   }
   // After the last row, read on to the end-of-image marker as a whole decode does (a problem in
   // what follows is an error); a region higher up stops here, leaving the rows below undecoded.
@@ -187,16 +189,16 @@ absl::StatusOr<Image> DecodeJpeg(std::string_view bytes, int channels, int min_s
                                  const std::string& what) {
   ASSIGN_OR_RETURN(const JpegHeader header, ReadJpegHeader(bytes, min_side, what));
   const int sw = header.scaled_w(), sh = header.scaled_h();
-  Image out(sh, sw, channels);
+  ImageBand band;
   char message[JMSG_LENGTH_MAX];
   if (DecodeJpegRows(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), header.denom, channels,
-                     sh, sw, 0, 0, sh, sw, out.data(), message) != RowsResult::kDecoded) {
+                     sh, sw, 0, 0, sh, sw, &band.image, &band.x, message) != RowsResult::kDecoded) {
     // libjpeg-turbo reports truncated data as a warning and fills the rest gray; any warning is a
     // failure here, so a half-gray picture never reaches training (and the decode stops at the
     // first one rather than decode the gray rest of a huge image).
     return absl::DataLossError(absl::StrCat("corrupt or truncated JPEG ", what, ": ", message));
   }
-  return out;
+  return std::move(band.image);
 }
 
 absl::StatusOr<Image> DecodePng(std::string_view bytes, int channels, const std::string& what) {
@@ -276,27 +278,38 @@ absl::StatusOr<ImageSize> DecodedImageSize(std::string_view bytes, int min_side,
   }
 }
 
-absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
-                                        int h, int w, const std::string& what) {
+absl::StatusOr<ImageBand> DecodeImageBand(std::string_view bytes, int channels, int min_side, int y, int x,
+                                          int h, int w, const std::string& what) {
   if (channels != 1 && channels != 3) {
     return absl::InvalidArgumentError(absl::StrCat("channels must be 1 or 3, got ", channels));
   }
   if (SniffFormat(bytes) == ImageFormat::kJpeg && EndsWithEoi(bytes)) {
     ASSIGN_OR_RETURN(const JpegHeader header, ReadJpegHeader(bytes, min_side, what));
     RETURN_IF_ERROR(CheckRegion(header.scaled_h(), header.scaled_w(), y, x, h, w, what));
-    Image out(h, w, channels);
+    ImageBand band;
     char message[JMSG_LENGTH_MAX];
     switch (DecodeJpegRows(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), header.denom,
-                           channels, header.scaled_h(), header.scaled_w(), y, x, h, w, out.data(), message)) {
-      case RowsResult::kDecoded: return out;
+                           channels, header.scaled_h(), header.scaled_w(), y, x, h, w, &band.image, &band.x,
+                           message)) {
+      case RowsResult::kDecoded: return band;
       case RowsResult::kFailed:
         return absl::DataLossError(absl::StrCat("corrupt or truncated JPEG ", what, ": ", message));
       case RowsResult::kProgressive: break;  // decoded whole below
     }
   }
-  ASSIGN_OR_RETURN(const Image whole, DecodeImage(bytes, channels, min_side, what));
-  RETURN_IF_ERROR(CheckRegion(whole.h, whole.w, y, x, h, w, what));
-  return (h == whole.h && w == whole.w) ? whole : Crop(whole, y, x, h, w);
+  ImageBand band;
+  ASSIGN_OR_RETURN(band.image, DecodeImage(bytes, channels, min_side, what));
+  RETURN_IF_ERROR(CheckRegion(band.image.h, band.image.w, y, x, h, w, what));
+  if (h != band.image.h) band.image = Crop(band.image, y, 0, h, band.image.w);
+  band.x = x;
+  return band;
+}
+
+absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
+                                        int h, int w, const std::string& what) {
+  ASSIGN_OR_RETURN(ImageBand band, DecodeImageBand(bytes, channels, min_side, y, x, h, w, what));
+  if (band.x == 0 && band.image.w == w) return std::move(band.image);
+  return Crop(band.image, 0, band.x, h, w);
 }
 
 ImageFormat SniffFormat(std::string_view b) {

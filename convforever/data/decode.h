@@ -50,6 +50,16 @@ absl::StatusOr<ImageSize> DecodedImageSize(std::string_view bytes, int min_side,
 absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
                                         int h, int w, const std::string& what);
 
+// DecodeImageRegion without its final copy: `image` holds the region's rows [y, y + h) and the
+// columns decoded around the region, which starts at column `x` of `image` (image.w >= x + w).
+// The Loader resamples the region straight from it.
+struct ImageBand {
+  Image image;
+  int x = 0;
+};
+absl::StatusOr<ImageBand> DecodeImageBand(std::string_view bytes, int channels, int min_side, int y, int x,
+                                          int h, int w, const std::string& what);
+
 // The JPEG reduction (1, 2, 4 or 8) DecodeImage uses for a W x H image and `min_side` (<= 0: 1).
 int JpegReduction(int w, int h, int min_side);
 

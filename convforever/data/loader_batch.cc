@@ -43,9 +43,9 @@ absl::StatusOr<Image> Loader::PrepareImage(Record& r, const Plan& plan, uint64_t
       ASSIGN_OR_RETURN(const ImageSize decoded, DecodedImageSize(r.encoded, min_side, r.key));
       if (TrainCropMode(decoded.h, decoded.w, opts_.transforms) == "rrc") {
         const CropBox b = SampleRandomResizedCrop(decoded.h, decoded.w, opts_.transforms, rng);
-        ASSIGN_OR_RETURN(const Image crop,
-                         DecodeImageRegion(r.encoded, channels_, min_side, b.y, b.x, b.h, b.w, r.key));
-        return TrainTransformOfCrop(crop, size, opts_.transforms, rng);
+        ASSIGN_OR_RETURN(const ImageBand band,
+                         DecodeImageBand(r.encoded, channels_, min_side, b.y, b.x, b.h, b.w, r.key));
+        return TrainTransformOfBox(band.image, CropBox{0, band.x, b.h, b.w}, size, opts_.transforms, rng);
       }
     }
     ASSIGN_OR_RETURN(img, DecodeImage(r.encoded, channels_, min_side, r.key));

@@ -187,42 +187,80 @@ CF_TARGET_X86_64_V3 CF_INLINE void VerticalRowsAvx2(const uint8_t* src, size_t s
   }
 }
 
+// Rounds, shifts and packs one pixel's [R G B 0 | R G B 0] sums to bytes R G B x.
+CF_TARGET_X86_64_V3 CF_INLINE uint32_t FinishRgb(__m256i acc) {
+  __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  sum = _mm_srai_epi32(_mm_add_epi32(sum, _mm_set1_epi32(1 << (kResampleBits - 1))), kResampleBits);
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packs_epi32(sum, sum), sum)));
+}
+
+// Writes R G B of output pixel ox; all but a row's last pixel write a fourth byte too, which the
+// next pixel overwrites.
+CF_INLINE void StoreRgb(uint8_t* d, int ox, int out_w, uint32_t rgbx) {
+  if (ox + 1 < out_w) {
+    std::memcpy(d + 3 * ox, &rgbx, 4);
+  } else {
+    d[3 * ox] = static_cast<uint8_t>(rgbx);
+    d[3 * ox + 1] = static_cast<uint8_t>(rgbx >> 8);
+    d[3 * ox + 2] = static_cast<uint8_t>(rgbx >> 16);
+  }
+}
+
 // Horizontal pass of RGB rows, two taps per step: 8 source bytes at pixel k hold pixels k and
 // k + 1 (and 2 bytes of k + 2), spread to [R G B 0 | R G B 0] int32 lanes and multiplied by
 // [w_k x4 | w_k+1 x4]. An odd count is padded with a zero weight. Reads up to 8 bytes past the
 // last pixel a weight covers: the caller keeps that inside memory it owns (PaddedLastRow).
+// The weight pairs are spread into vectors once per call, and two rows share them.
 CF_TARGET_X86_64_V3 CF_INLINE void HorizontalRgbAvx2(const uint8_t* src, size_t src_stride, int rows, const AxisWeights& a,
                                  uint8_t* dst, int out_w) {
   const __m128i spread = _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-  const __m256i pair_index = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
-  const int taps = a.taps;
-  for (int r = 0; r < rows; ++r) {
-    const uint8_t* s = src + r * src_stride;
-    uint8_t* d = dst + static_cast<size_t>(r) * out_w * 3;
+  // pairs[8 j ...]: pair j's [w_k x4 | w_k+1 x4] (a vector of __m256i would lose their alignment).
+  std::vector<int32_t> pairs;
+  std::vector<int> pair_begin(out_w + 1);
+  for (int ox = 0; ox < out_w; ++ox) {
+    pair_begin[ox] = static_cast<int>(pairs.size() / 8);
+    const int32_t* w = &a.weights[static_cast<size_t>(ox) * a.taps];
+    for (int k = 0; k < a.count[ox]; k += 2) {
+      const int32_t w1 = k + 1 < a.count[ox] ? w[k + 1] : 0;
+      pairs.insert(pairs.end(), {w[k], w[k], w[k], w[k], w1, w1, w1, w1});
+    }
+  }
+  pair_begin[out_w] = static_cast<int>(pairs.size() / 8);
+  const int32_t* pair_data = pairs.data();
+  int r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const uint8_t* s0 = src + r * src_stride;
+    const uint8_t* s1 = s0 + src_stride;
+    uint8_t* d0 = dst + static_cast<size_t>(r) * out_w * 3;
+    uint8_t* d1 = d0 + static_cast<size_t>(out_w) * 3;
     for (int ox = 0; ox < out_w; ++ox) {
-      const int32_t* w = &a.weights[static_cast<size_t>(ox) * taps];
-      const uint8_t* p = s + static_cast<size_t>(a.first[ox]) * 3;
-      const int n = a.count[ox];
-      __m256i acc = _mm256_setzero_si256();
-      int k = 0;
-      for (; k + 2 <= n; k += 2) {
-        const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)), spread);
-        const __m256i wk = _mm256_permutevar8x32_epi32(
-            _mm256_castsi128_si256(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k))), pair_index);
-        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), wk));
+      const size_t first = static_cast<size_t>(a.first[ox]) * 3;
+      const uint8_t* p0 = s0 + first;
+      const uint8_t* p1 = s1 + first;
+      __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+      for (int j = pair_begin[ox], k = 0; j < pair_begin[ox + 1]; ++j, k += 6) {
+        const __m256i wk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair_data + 8 * j));
+        const __m128i x0 = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p0 + k)), spread);
+        const __m128i x1 = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p1 + k)), spread);
+        acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(x0), wk));
+        acc1 = _mm256_add_epi32(acc1, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(x1), wk));
       }
-      if (k < n) {
-        const __m128i px = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 3 * k)), spread);
-        const __m256i wk = _mm256_setr_epi32(w[k], w[k], w[k], w[k], 0, 0, 0, 0);
-        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(px), wk));
+      StoreRgb(d0, ox, out_w, FinishRgb(acc0));
+      StoreRgb(d1, ox, out_w, FinishRgb(acc1));
+    }
+  }
+  for (; r < rows; ++r) {
+    const uint8_t* s0 = src + r * src_stride;
+    uint8_t* d0 = dst + static_cast<size_t>(r) * out_w * 3;
+    for (int ox = 0; ox < out_w; ++ox) {
+      const uint8_t* p0 = s0 + static_cast<size_t>(a.first[ox]) * 3;
+      __m256i acc0 = _mm256_setzero_si256();
+      for (int j = pair_begin[ox], k = 0; j < pair_begin[ox + 1]; ++j, k += 6) {
+        const __m128i x0 = _mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p0 + k)), spread);
+        const __m256i wk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair_data + 8 * j));
+        acc0 = _mm256_add_epi32(acc0, _mm256_mullo_epi32(_mm256_cvtepu8_epi32(x0), wk));
       }
-      __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-      sum = _mm_srai_epi32(_mm_add_epi32(sum, _mm_set1_epi32(1 << (kResampleBits - 1))), kResampleBits);
-      const __m128i packed = _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
-      const uint32_t rgbx = static_cast<uint32_t>(_mm_cvtsi128_si32(packed));
-      d[3 * ox] = static_cast<uint8_t>(rgbx);
-      d[3 * ox + 1] = static_cast<uint8_t>(rgbx >> 8);
-      d[3 * ox + 2] = static_cast<uint8_t>(rgbx >> 16);
+      StoreRgb(d0, ox, out_w, FinishRgb(acc0));
     }
   }
 }

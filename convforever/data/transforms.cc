@@ -93,8 +93,9 @@ Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng&
   Image out;
   if (mode == "rrc") {
     const CropBox b = SampleRandomResizedCrop(img.h, img.w, o, rng);
-    out = ResizedCrop(img, b.y, b.x, b.h, b.w, size, size, interp);
-  } else if (mode == "pad_crop") {
+    return TrainTransformOfBox(img, b, size, o, rng);
+  }
+  if (mode == "pad_crop") {
     const Image base = (img.h == size && img.w == size) ? img : Resize(img, size, size, interp);
     const int y = static_cast<int>(rng.Below(2 * o.pad + 1));
     const int x = static_cast<int>(rng.Below(2 * o.pad + 1));
@@ -105,9 +106,9 @@ Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng&
   return Photometric(std::move(out), o, rng);
 }
 
-Image TrainTransformOfCrop(const Image& crop, int size, const TransformOptions& o, Rng& rng) {
+Image TrainTransformOfBox(const Image& img, const CropBox& box, int size, const TransformOptions& o, Rng& rng) {
   const Interp interp = ParseInterp(o.interpolation).value_or(Interp::kBilinear);
-  return Photometric(ResizedCrop(crop, 0, 0, crop.h, crop.w, size, size, interp), o, rng);
+  return Photometric(ResizedCrop(img, box.y, box.x, box.h, box.w, size, size, interp), o, rng);
 }
 
 Image EvalTransform(const Image& img, int size, const TransformOptions& o) {

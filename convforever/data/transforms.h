@@ -62,11 +62,11 @@ Image TrainTransform(const Image& img, int size, const TransformOptions& o, Rng&
 // The crop TrainTransform applies to an img_h x img_w image: "rrc", "pad_crop" or "none".
 std::string TrainCropMode(int img_h, int img_w, const TransformOptions& o);
 
-// The rest of TrainTransform's RandomResizedCrop once its box is cut out: `crop` holds the pixels
-// of SampleRandomResizedCrop's box and `rng` has drawn the box. Returns exactly what
-// TrainTransform gives for the whole image, whose resampling never reads outside the box; so the
-// Loader can decode only the box of a JPEG (decode.h's DecodeImageRegion).
-Image TrainTransformOfCrop(const Image& crop, int size, const TransformOptions& o, Rng& rng);
+// The rest of TrainTransform's RandomResizedCrop once its box is drawn (`rng` has drawn it): `img`
+// holds the box's pixels at `box` (the whole image, or a part of it around the box, such as
+// decode.h's DecodeImageBand gives). Returns exactly what TrainTransform gives for the whole
+// image, whose resampling never reads outside the box; so the Loader decodes only the box.
+Image TrainTransformOfBox(const Image& img, const CropBox& box, int size, const TransformOptions& o, Rng& rng);
 Image EvalTransform(const Image& img, int size, const TransformOptions& o);
 
 // Mean/std actually used for `channels` (fills the defaults).
