@@ -39,14 +39,14 @@ absl::StatusOr<Image> DecodeImage(std::string_view bytes, int channels, int min_
 struct ImageSize { int h = 0, w = 0; };
 absl::StatusOr<ImageSize> DecodedImageSize(std::string_view bytes, int min_side, const std::string& what);
 
-// Crop(DecodeImage(bytes, channels, min_side, what), y, x, h, w), pixel for pixel, at a fraction of
-// the cost for a JPEG: libjpeg decodes only the columns around the region (its IDCT, upsampling and
-// color conversion) and stops after the region's last row; the rows above it are entropy-decoded
-// and skipped. A RandomResizedCrop decodes on average about half of each picture this way. PNG,
-// WebP, progressive JPEG, and JPEG data that does not end with the end-of-image marker (a cut
-// file, which must fail as the whole decode fails) are decoded whole and cropped. Corrupt entropy-coded data below the
-// region goes unnoticed, where the whole decode would reject the image. A region not inside the
-// decoded image is an InvalidArgument error.
+// Crop(DecodeImage(bytes, channels, min_side, what), y, x, h, w), pixel for pixel, for less for a
+// JPEG: libjpeg stops after the region's last row, skips the rows above it after entropy decoding
+// them (that part cannot be skipped), and transforms only the columns around it (IDCT, upsampling,
+// color conversion). On 500x375 photos, RandomResizedCrop(224)'s boxes took 19% less decode time
+// than whole pictures. PNG, WebP, progressive JPEG, and JPEG data that does not end with the
+// end-of-image marker (a cut file, which must fail as the whole decode fails) are decoded whole
+// and cropped. Corrupt entropy-coded data below the region goes unnoticed, where the whole decode
+// would reject the image. A region not inside the decoded image is an InvalidArgument error.
 absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
                                         int h, int w, const std::string& what);
 
