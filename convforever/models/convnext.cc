@@ -14,8 +14,14 @@ ConvNeXtMlpImpl::ConvNeXtMlpImpl(int64_t dim) {
   fc2 = register_module("fc2", nn::Linear(4 * dim, dim));
 }
 
+// at::linear, not nn::Linear's forward: the C++ frontend's torch::nn::functional::linear runs a
+// [B, H, W, C] input as matmul + a separate in-place bias add_ (one more pass over the 4C-wide
+// activation each way), where at::linear flattens a contiguous input to 2-D and runs one
+// addmm (the bias folded into the GEMM), as PyTorch's nn.Linear does. Same parameters, so
+// checkpoints and name maps are unchanged.
 at::Tensor ConvNeXtMlpImpl::forward(const at::Tensor& x) {
-  return fc2->forward(Gelu(fc1->forward(x)));  // exact GELU, our faster CPU kernel
+  const at::Tensor h = at::linear(x, fc1->weight, fc1->bias);
+  return at::linear(Gelu(h), fc2->weight, fc2->bias);  // exact GELU, our faster CPU kernel
 }
 
 ConvNeXtBlockImpl::ConvNeXtBlockImpl(int64_t dim, double drop_path, double layer_scale_init)

@@ -12,6 +12,13 @@
 #include "convforever/base/autocast.h"
 #include "convforever/base/cpu_isa.h"
 
+
+// at::parallel_for is an inline OpenMP region in a LibTorch built with AT_PARALLEL_OPENMP; compiled
+// without -fopenmp (BUILD's copts) it silently runs on one thread.
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "compile with -fopenmp: LibTorch's at::parallel_for would run these kernels on one thread"
+#endif
+
 namespace cf::models {
 namespace {
 

@@ -10,7 +10,9 @@
 //   - computes the bias gradient as a plain sum over [B, H, W],
 //   - computes the weight gradient with its own kernel: a zero-padded NHWC copy of each image and
 //     register-blocked accumulation over 16-, 8- or 4-channel groups, compiled for AVX-512,
-//     AVX2+FMA and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (base/cpu_isa.h).
+//     AVX2+FMA and baseline x86-64, the one run chosen by base::ActiveCpuIsa() (base/cpu_isa.h),
+//     the images split between LibTorch's intra-op threads (at::parallel_for, one partial sum per
+//     thread; the file is compiled with -fopenmp, without which at::parallel_for ran on one thread).
 // Results match torch.nn.functional.conv2d's to float32 rounding (depthwise_conv_test).
 //
 // Anything else (CUDA, non-float32, autocast on, a kernel size other than 3/5/7) goes straight to

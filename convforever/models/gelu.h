@@ -11,6 +11,12 @@
 // The backward shares the one exp(-x^2/2) between Phi and the normal density. Results match
 // at::gelu / at::gelu_backward to ~3e-7 absolute (gelu_test); NaN in gives NaN out.
 //
+// Threads: the elements are split between LibTorch's intra-op threads (at::parallel_for, 32K
+// elements a chunk). That needs gelu.cc compiled with -fopenmp (BUILD; a compile without it is an
+// error): at::parallel_for is an inline OpenMP region, and without -fopenmp it ran on one thread,
+// so at 2 threads this kernel lost to LibTorch's (as AVX2, in the default recipe's step:
+// cf::gelu_backward ~2x torch's aten::gelu_backward) although it wins at 1 thread.
+//
 // Fast path: float32, CPU, autocast off; anything else is at::gelu. Shapes are unchanged;
 // non-contiguous inputs are made contiguous first.
 #ifndef CONVFOREVER_MODELS_GELU_H_

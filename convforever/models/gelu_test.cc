@@ -1,7 +1,8 @@
 // Our GELU against LibTorch's (at::gelu / at::gelu_backward, what torch.nn.GELU() runs, computed in
 // float64 as the exact reference: LibTorch 2.11's own float32 kernels are up to 1e-6 off): over a
 // dense grid of the range where it matters, large magnitudes, every tail length, autograd, and
-// NaN propagation (the trainer's non-finite-loss check relies on it); fallbacks for other dtypes.
+// NaN propagation (the trainer's non-finite-loss check relies on it), 1 vs 2 threads; fallbacks
+// for other dtypes.
 // The kernel tests run once per CPU level (baseline, x86-64-v3, x86-64-v4), each forced; a level
 // this CPU cannot run is reported as skipped. A bad CF_CPU_ISA makes the kernels refuse to run.
 #include "convforever/models/gelu.h"
@@ -13,6 +14,7 @@
 #include <string>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -83,6 +85,24 @@ TEST_P(GeluAtLevel, AutogradMatchesLibTorch) {
   const at::Tensor ga = torch::autograd::grad({Gelu(a)}, {a}, {upstream})[0];
   const at::Tensor gb = torch::autograd::grad({RefGelu(b)}, {b}, {upstream})[0];
   ExpectClose(ga, gb, "autograd");
+}
+
+// The kernels split the elements between LibTorch's threads (at::parallel_for): each element's
+// value must not depend on the split, so one and two threads agree bit for bit, on a length that
+// is no multiple of the chunk or the vector.
+TEST_P(GeluAtLevel, TwoThreadsGiveTheSameValues) {
+  const at::Tensor x = Inputs();
+  const at::Tensor g = at::randn_like(x);
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor y1 = GeluForward(x), d1 = GeluBackward(g, x);
+  at::set_num_threads(2);
+  const at::Tensor y2 = GeluForward(x), d2 = GeluBackward(g, x);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(y1, y2));
+  EXPECT_TRUE(at::equal(d1, d2));
+  ExpectClose(y2, RefGelu(x), "forward, 2 threads");
+  ExpectClose(d2, RefGeluBackward(g, x), "backward, 2 threads");
 }
 
 TEST_P(GeluAtLevel, NanStaysNan) {

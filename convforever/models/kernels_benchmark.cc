@@ -7,7 +7,10 @@
 //  - ConvNeXt's MLP (Linear C->4C, GELU, Linear 4C->C) forward + backward on the CPU: on the
 //    [B, H, W, C] view (two matmuls, what ConvNeXtBlockImpl runs) vs as two oneDNN 1x1
 //    convolutions on channels_last (what it ran on LibTorch 1.13, where that was 2-10x faster),
-//    same weights, LibTorch's GELU on both; kept to re-check that choice on new LibTorch releases.
+//    same weights, LibTorch's GELU on both; kept to re-check that choice on new LibTorch releases;
+//    and the same matmuls through the C++ frontend's torch::nn::functional::linear (what
+//    nn::Linear's forward runs: on a 4-D input, matmul + a separate bias add_, where at::linear
+//    runs one addmm), the form ConvNeXtMlpImpl ran before.
 //
 //   tools/cf bench kernels      (or bazel-bin/convforever/models/kernels_benchmark --threads=1)
 // Our kernels run at the CPU's best level, or the one CF_CPU_ISA names (base/cpu_isa.h), printed
@@ -23,6 +26,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/nn/functional/linear.h>
 #include <gflags/gflags.h>
 
 #include "convforever/base/cpu_isa.h"
@@ -104,7 +108,8 @@ int main(int argc, char** argv) {
   }
   std::printf("\nConvNeXt MLP forward + backward (input, weight and bias gradients), %d thread(s)\n",
               FLAGS_threads);
-  std::printf("%-22s %16s %16s %8s\n", "[B, C, H, W]", "matmul (ours)", "1x1 conv", "ratio");
+  std::printf("%-22s %16s %16s %8s %18s %8s\n", "[B, C, H, W]", "at::linear (ours)", "1x1 conv", "ratio",
+              "matmul + add_", "ratio");
   for (const Shape& s : {Shape{128, 32, 14}, Shape{128, 64, 7}, Shape{128, 128, 4}, Shape{32, 96, 56},
                          Shape{32, 192, 28}}) {
     at::manual_seed(0);
@@ -129,9 +134,15 @@ int main(int argc, char** argv) {
       at::Tensor h = at::conv2d(x, w1.view({4 * s.c, s.c, 1, 1}), b1);
       return at::conv2d(at::gelu(h), w2.view({s.c, 4 * s.c, 1, 1}), b2);
     }));
+    const double frontend = MedianMs(step([&] {
+      namespace F = torch::nn::functional;
+      at::Tensor h = F::linear(x.permute({0, 2, 3, 1}), w1, b1);
+      return F::linear(at::gelu(h), w2, b2).permute({0, 3, 1, 2});
+    }));
     char name[64];
     std::snprintf(name, sizeof(name), "[%ld, %ld, %ld, %ld]", s.b, s.c, s.hw, s.hw);
-    std::printf("%-22s %13.2f ms %13.2f ms %7.2fx\n", name, matmul, conv, conv / matmul);
+    std::printf("%-22s %13.2f ms %13.2f ms %7.2fx %15.2f ms %7.2fx\n", name, matmul, conv,
+                conv / matmul, frontend, frontend / matmul);
   }
   return 0;
 }
