@@ -10,6 +10,12 @@
 #include <cstdint>
 #include <vector>
 
+// at::parallel_for is an inline OpenMP region in a LibTorch built with AT_PARALLEL_OPENMP; compiled
+// without -fopenmp (BUILD's copts) it silently runs on one thread.
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "compile with -fopenmp: LibTorch's at::parallel_for would run the fused loops on one thread"
+#endif
+
 namespace cf::optim::internal {
 
 template <typename Fn>
