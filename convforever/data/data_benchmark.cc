@@ -168,10 +168,10 @@ void ProfileCpp() {
     auto size = cf::data::DecodedImageSize(bytes[i], DraftMinSide(), files[i]);
     if (!size.ok()) { std::fprintf(stderr, "%s\n", size.status().ToString().c_str()); std::exit(1); }
     const cf::data::CropBox b = cf::data::SampleRandomResizedCrop(size->h, size->w, t, rng);
-    auto img = cf::data::DecodeImageRegion(bytes[i], 3, DraftMinSide(), b.y, b.x, b.h, b.w, files[i]);
-    if (!img.ok()) { std::fprintf(stderr, "%s\n", img.status().ToString().c_str()); std::exit(1); }
+    auto band = cf::data::DecodeImageBand(bytes[i], 3, DraftMinSide(), b.y, b.x, b.h, b.w, files[i]);
+    if (!band.ok()) { std::fprintf(stderr, "%s\n", band.status().ToString().c_str()); std::exit(1); }
     auto t1 = Clock::now();
-    Image out = cf::data::ResizedCrop(*img, 0, 0, img->h, img->w, 224, 224, cf::data::Interp::kBilinear);
+    Image out = cf::data::ResizedCrop(band->image, band->y, band->x, b.h, b.w, 224, 224, cf::data::Interp::kBilinear);
     auto t2 = Clock::now();
     if (rng.Bernoulli(0.5)) out = cf::data::HFlip(out);
     auto t3 = Clock::now();

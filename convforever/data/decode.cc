@@ -24,8 +24,10 @@ struct TjDeleter {
 };
 using TjHandle = std::unique_ptr<void, TjDeleter>;
 
-// One decompressor per thread: tjInitDecompress is not free and handles are not shareable. After
-// a failed decode the handle is replaced: libjpeg-turbo 2.x can leave it unusable.
+// One TurboJPEG handle per thread, for reading headers only (sizes do not depend on the tables a
+// handle keeps from earlier images; pixels are decoded by DecodeJpegRows with a fresh libjpeg
+// object): tjInitDecompress is not free. After a failure the handle is replaced: libjpeg-turbo
+// 2.x can leave it unusable.
 thread_local TjHandle tls_decompressor;
 tjhandle ThreadDecompressor() {
   if (!tls_decompressor) tls_decompressor.reset(tjInitDecompress());
@@ -300,7 +302,7 @@ absl::StatusOr<ImageBand> DecodeImageBand(std::string_view bytes, int channels, 
   ImageBand band;
   ASSIGN_OR_RETURN(band.image, DecodeImage(bytes, channels, min_side, what));
   RETURN_IF_ERROR(CheckRegion(band.image.h, band.image.w, y, x, h, w, what));
-  if (h != band.image.h) band.image = Crop(band.image, y, 0, h, band.image.w);
+  band.y = y;
   band.x = x;
   return band;
 }
@@ -308,8 +310,8 @@ absl::StatusOr<ImageBand> DecodeImageBand(std::string_view bytes, int channels, 
 absl::StatusOr<Image> DecodeImageRegion(std::string_view bytes, int channels, int min_side, int y, int x,
                                         int h, int w, const std::string& what) {
   ASSIGN_OR_RETURN(ImageBand band, DecodeImageBand(bytes, channels, min_side, y, x, h, w, what));
-  if (band.x == 0 && band.image.w == w) return std::move(band.image);
-  return Crop(band.image, 0, band.x, h, w);
+  if (band.y == 0 && band.x == 0 && band.image.h == h && band.image.w == w) return std::move(band.image);
+  return Crop(band.image, band.y, band.x, h, w);
 }
 
 ImageFormat SniffFormat(std::string_view b) {

@@ -45,7 +45,7 @@ absl::StatusOr<Image> Loader::PrepareImage(Record& r, const Plan& plan, uint64_t
         const CropBox b = SampleRandomResizedCrop(decoded.h, decoded.w, opts_.transforms, rng);
         ASSIGN_OR_RETURN(const ImageBand band,
                          DecodeImageBand(r.encoded, channels_, min_side, b.y, b.x, b.h, b.w, r.key));
-        return TrainTransformOfBox(band.image, CropBox{0, band.x, b.h, b.w}, size, opts_.transforms, rng);
+        return TrainTransformOfBox(band.image, CropBox{band.y, band.x, b.h, b.w}, size, opts_.transforms, rng);
       }
     }
     ASSIGN_OR_RETURN(img, DecodeImage(r.encoded, channels_, min_side, r.key));
